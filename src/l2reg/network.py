@@ -1,0 +1,234 @@
+"""The network: parameters, forward pass, costs and accuracy, for K models at once.
+
+A *stack* of K models is one pytree: a list with one dict per layer,
+
+    {"w": (n_in, K, n_out), "b": (K, n_out)}
+
+The model axis sits second-to-last in every leaf. Two reasons:
+
+* with one mini-batch shared by all K models, the first layer of all of them
+  is a single ``(m, n_in) @ (n_in, K*n_out)`` matrix multiply, which is what
+  makes training many λ at once cheap on a CPU (see docs/benchmarks.md);
+* a per-model hyperparameter stored as ``(K, 1)`` broadcasts against every
+  leaf, so plain optax transforms (``add_decayed_weights``, ``sgd``) take one
+  λ and one η per model without any vmap.
+
+Models in one stack are arranged as G groups of L members (K = G·L). The
+members of a group see the same mini-batches (a λ list with one seed); groups
+differ in data order or data (seeds, cross-validation folds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+COSTS = ("cross-entropy", "log-likelihood", "quadratic")
+INITS = ("default", "large")
+
+# The output layer that each cost goes with (quadratic is sigmoid for
+# classification, linear for regression).
+_OUTPUT = {"cross-entropy": "sigmoid", "log-likelihood": "softmax"}
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Static description of the network; hashable, so it can key a jit cache."""
+
+    sizes: tuple[int, ...]
+    activation: str = "sigmoid"
+    cost: str = "cross-entropy"
+    regression: bool = False
+
+    @property
+    def output(self) -> str:
+        if self.cost == "quadratic":
+            return "linear" if self.regression else "sigmoid"
+        return _OUTPUT[self.cost]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def init_params(spec: NetworkSpec, key: jax.Array, init: str = "default", dtype=jnp.float32):
+    """One model's parameters, as network2 initializes them.
+
+    ``default``: weights ~ N(0, 1/n_in) (network2's default_weight_initializer);
+    ``large``: weights ~ N(0, 1) (its large_weight_initializer).
+    Biases ~ N(0, 1) in both, as in network2.
+    Returns a list of ``{"w": (n_in, n_out), "b": (n_out,)}``.
+    """
+    params = []
+    for layer, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
+        kw, kb = jax.random.split(jax.random.fold_in(key, layer))
+        scale = 1.0 / np.sqrt(n_in) if init == "default" else 1.0
+        params.append(
+            {
+                "w": scale * jax.random.normal(kw, (n_in, n_out), dtype),
+                "b": jax.random.normal(kb, (n_out,), dtype),
+            }
+        )
+    return params
+
+
+def stack(models, repeats: int = 1):
+    """Stack a list of single-model parameter lists into one K-model stack.
+
+    Each model is repeated ``repeats`` times in a row (the L members of a group
+    start from the same weights).
+    """
+    models = [m for m in models for _ in range(repeats)]
+    return [
+        {
+            "w": jnp.stack([m[i]["w"] for m in models], axis=1),  # (n_in, K, n_out)
+            "b": jnp.stack([m[i]["b"] for m in models], axis=0),  # (K, n_out)
+        }
+        for i in range(len(models[0]))
+    ]
+
+
+def unstack(params, k: int):
+    """Model k of a stack, as a list of ``{"w": (n_in, n_out), "b": (n_out,)}``."""
+    return [{"w": layer["w"][:, k, :], "b": layer["b"][k]} for layer in params]
+
+
+def n_models(params) -> int:
+    return params[0]["b"].shape[0]
+
+
+# ---------------------------------------------------------------- forward
+
+
+def _act(name: str, z):
+    if name == "sigmoid":
+        return jax.nn.sigmoid(z)
+    if name == "tanh":
+        return jnp.tanh(z)
+    if name == "relu":
+        return jax.nn.relu(z)
+    raise ValueError(name)
+
+
+def logits(spec: NetworkSpec, params, x):
+    """Pre-activations of the output layer for every model: ``(m, K, n_out)``.
+
+    ``x`` is ``(m, n_in)`` when all K models see the same inputs, or
+    ``(G, m, n_in)`` with one batch per group of K/G models.
+    """
+    w0 = params[0]["w"]
+    n_in, K, n_out = w0.shape
+    if x.ndim == 2:
+        # One GEMM for all models: (m, n_in) @ (n_in, K*n_out).
+        z = (x @ w0.reshape(n_in, K * n_out)).reshape(x.shape[0], K, n_out)
+    else:
+        G = x.shape[0]
+        z = jnp.einsum("gmi,iglo->mglo", x, w0.reshape(n_in, G, K // G, n_out))
+        z = z.reshape(x.shape[1], K, n_out)
+    z = z + params[0]["b"]
+    for layer in params[1:]:
+        a = _act(spec.activation, z)
+        z = jnp.einsum("mki,iko->mko", a, layer["w"]) + layer["b"]
+    return z
+
+
+def outputs(spec: NetworkSpec, z):
+    """Network outputs from output pre-activations ``z``."""
+    if spec.output == "sigmoid":
+        return jax.nn.sigmoid(z)
+    if spec.output == "softmax":
+        return jax.nn.softmax(z, axis=-1)
+    return z
+
+
+def targets(spec: NetworkSpec, y, n_out: int):
+    """Targets as the cost wants them: one-hot vectors for classification."""
+    if spec.regression:
+        return y
+    return jax.nn.one_hot(y, n_out, dtype=jnp.float32)
+
+
+def cost_per_example(spec: NetworkSpec, z, t):
+    """C0 for each example and model, ``(m, K)``, from pre-activations ``z``.
+
+    * cross-entropy (sigmoid outputs): −Σ_j [t ln a + (1−t) ln(1−a)], written
+      with softplus so that saturated units give finite costs;
+    * log-likelihood (softmax outputs): −ln a_y;
+    * quadratic: ½‖a − t‖².
+    """
+    if spec.cost == "cross-entropy":
+        return jnp.sum(t * jax.nn.softplus(-z) + (1 - t) * jax.nn.softplus(z), axis=-1)
+    if spec.cost == "log-likelihood":
+        return -jnp.sum(t * jax.nn.log_softmax(z, axis=-1), axis=-1)
+    return 0.5 * jnp.sum((outputs(spec, z) - t) ** 2, axis=-1)
+
+
+def correct(spec: NetworkSpec, z, y):
+    """1.0 where the model's prediction is right, ``(m, K)``; zeros for regression."""
+    if spec.regression:
+        return jnp.zeros(z.shape[:2], z.dtype)
+    return (jnp.argmax(z, axis=-1) == y).astype(z.dtype)
+
+
+def predict(spec: NetworkSpec, params, x):
+    """Outputs of every model for inputs ``x`` (m, n_in): ``(K, m, n_out)``."""
+    return jnp.swapaxes(outputs(spec, logits(spec, params, x)), 0, 1)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _eval_chunks(spec: NetworkSpec, params, X, Y, member, chunk: int):
+    n = X.shape[0]
+    K = n_models(params)
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    valid = jnp.concatenate([jnp.ones(n, X.dtype), jnp.zeros(pad, X.dtype)])
+    Xp = jnp.concatenate([X, jnp.zeros((pad,) + X.shape[1:], X.dtype)])
+    Yp = jnp.concatenate([Y, jnp.zeros((pad,) + Y.shape[1:], Y.dtype)])
+    if member is None:
+        member = jnp.ones((n, K), X.dtype)
+    Mp = jnp.concatenate([member, jnp.zeros((pad, K), member.dtype)]) * valid[:, None]
+
+    def one(c):
+        x, y, w = c
+        z = logits(spec, params, x)
+        t = targets(spec, y, spec.sizes[-1])[:, None]
+        c0 = cost_per_example(spec, z, t)
+        ok = correct(spec, z, y[:, None] if y.ndim == 1 else y)
+        return jnp.sum(c0 * w, 0), jnp.sum(ok * w, 0), jnp.sum(w, 0)
+
+    parts = jax.lax.map(
+        one,
+        (
+            Xp.reshape(n_chunks, chunk, *X.shape[1:]),
+            Yp.reshape(n_chunks, chunk, *Y.shape[1:]),
+            Mp.reshape(n_chunks, chunk, K),
+        ),
+    )
+    cost_sum, ok_sum, count = (p.sum(0) for p in parts)
+    count = jnp.maximum(count, 1)
+    return cost_sum / count, ok_sum / count
+
+
+def evaluate(spec: NetworkSpec, params, X, Y, member=None, chunk: int = 2048):
+    """Mean C0 and accuracy of every model on ``(X, Y)``: two ``(K,)`` arrays.
+
+    ``member`` ``(n, K)`` optionally weights which examples count for which
+    model (cross-validation folds). The penalty is not included here; see
+    :func:`l2reg.penalties.l2_cost`.
+    """
+    chunk = max(1, min(chunk, X.shape[0]))
+    return _eval_chunks(spec, params, X, Y, member, chunk)
+
+
+def weight_sq_norms(params):
+    """Σw² of each layer for every model: ``(K, n_layers)``. Biases excluded."""
+    return jnp.stack([jnp.sum(layer["w"] ** 2, axis=(0, 2)) for layer in params], axis=1)

@@ -1,0 +1,70 @@
+"""Writing results so that no work is lost: atomic files, checked folders.
+
+Every file is written to a temporary name in the same folder, flushed to
+disk, then renamed over the final name, so a crash leaves the old file or the
+new one, never half of one. Arrays go to ``.npz`` without pickle.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def prepare_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json") -> Path:
+    """Create ``out`` (and parents) and check it is a writable folder.
+
+    Called before any training, so that a bad ``--out`` fails in a second,
+    not after an hour of work. A folder that already holds ``marker`` (a
+    previous run) is refused unless ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out must be a folder; {out} is a file.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"out folder {out} is not writable: {e.strerror or e}.") from None
+    if (out / marker).exists() and not overwrite:
+        raise ConfigError(f"{out} already holds a run ({marker}); pass --overwrite or choose another --out.")
+    return out
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Atomically replace ``path`` with ``data`` (temporary file, fsync, rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path, obj) -> Path:
+    return write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
+
+
+def write_npz(path, arrays: dict) -> Path:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return write_bytes(path, buf.getvalue())
+
+
+def write_text(path, text: str) -> Path:
+    return write_bytes(path, text.encode())

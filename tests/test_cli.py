@@ -1,0 +1,87 @@
+"""The command line: a real run, and one-line errors with exit code 2 for bad input."""
+
+import json
+import numpy as np
+import pytest
+
+from l2reg.cli import main
+
+SMALL = ["--epochs", "2", "--train-size", "200", "-q"]
+
+
+def test_train_writes_metrics_and_params(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--lmbda", "0,1", "--out", str(out), "--epochs", "2", "--train-size", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "λ" in captured.out and "validation acc" in captured.out
+    meta = json.loads((out / "metrics.json").read_text())
+    assert [r["lmbda"] for r in meta["runs"]] == [0.0, 1.0]
+    assert len(meta["runs"][0]["evaluation_accuracy"]) == 2
+    with np.load(out / "params.npz", allow_pickle=False) as z:
+        assert z["w0"].shape == (2, 64, 30)
+
+
+def test_refuses_to_overwrite_a_previous_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 0
+    assert main(["train", *SMALL, "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", *SMALL, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_help_lists_the_options(capsys):
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--lmbda" in text and "--eta" in text
+
+
+BAD = [
+    (["--lmbda", "-1"], "lmbda must be a finite number >= 0; got -1.0."),
+    (["--lmbda", "nan"], "lmbda must be a finite number >= 0; got nan."),
+    (["--lmbda", "0,,1"], "--lmbda must be a comma-separated list of numbers"),
+    (["--lmbda", "abc"], "--lmbda must be a comma-separated list of numbers"),
+    (["--eta", "0"], "eta must be a finite number > 0; got 0.0."),
+    (["--eta", "-0.5"], "eta must be a finite number > 0"),
+    (["--eta", "inf"], "eta must be a finite number > 0"),
+    (["--eta", "abc"], "'--eta'"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1; got 0."),
+    (["--batch-size", "100000"], "batch_size must be an integer between 1 and 200"),
+    (["--epochs", "0"], "epochs must be an integer >= 1"),
+    (["--sizes", "784,30,10"], "do not fit the data"),
+    (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+    (["--dataset", "missing.npz"], "missing.npz"),
+    (["--train-size", "0"], "train_size"),
+    (["--eval", "train"], "eval must be"),
+    (["--seeds", "0,x"], "--seeds must be a comma-separated list of integers"),
+    (["--cost", "hinge"], "cost must be one of"),
+    (["--monitor", "loss"], "monitor must be one of"),
+    (["--no-such-option"], "No such option"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    argv = ["train", "--epochs", "1", "--train-size", "200", "--out", str(out), *args]
+    if "--train-size" in args:
+        argv = ["train", "--epochs", "1", "--out", str(out), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert message in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["train", *SMALL, "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    # A folder below a file cannot be created, even by root (CI runs as root).
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["train", *SMALL, "--out", str(f / "sub")]) == 2
+    assert "is not writable" in capsys.readouterr().err
