@@ -1,0 +1,443 @@
+"""scikit-learn estimators over the l2reg engine.
+
+* :class:`L2MLPClassifier` and :class:`L2MLPRegressor`: one network trained
+  by mini-batch SGD on C = C0 + (λ/2n)·Σw² (coupled L2, weights only, n = the
+  number of samples passed to ``fit``), i.e. per mini-batch of m examples
+
+      w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w
+
+* :class:`L2MLPClassifierCV`: chooses λ by k-fold cross-validation with every
+  λ × fold trained at once (:func:`l2reg.sweep.cross_validate`), then refits,
+  in the manner of ``LogisticRegressionCV``.
+
+scikit-learn's ``MLPClassifier(solver="sgd")`` divides its penalty by the batch
+size instead of n: ``alpha = λ·m/n`` gives the same update.
+
+Parameters follow scikit-learn's names where one exists
+(``hidden_layer_sizes``, ``batch_size``, ``random_state``) and the CLI's
+otherwise (``lmbda``, ``eta``, ``epochs``). Constructors only store them;
+``fit`` validates.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import check_cv
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import validation as V
+from .errors import ConfigError, ConfigTypeError, DataError
+
+__all__ = ["L2MLPClassifier", "L2MLPClassifierCV", "L2MLPRegressor"]
+
+
+def _hidden(sizes) -> tuple[int, ...]:
+    if isinstance(sizes, (numbers.Integral, np.integer)) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    if isinstance(sizes, str) or not isinstance(sizes, (tuple, list, np.ndarray)):
+        raise ConfigTypeError(f"hidden_layer_sizes must be an integer or a tuple of integers; got {sizes!r}.")
+    return tuple(V.integer("hidden_layer_sizes", s, low=1) for s in sizes)
+
+
+def _seed(random_state) -> int:
+    """An int seed for the engine from scikit-learn's ``random_state`` (None: a fresh one)."""
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def _forward(spec, coefs, intercepts, X) -> np.ndarray:
+    """Network outputs ``(n, n_out)`` in float64 NumPy.
+
+    Prediction does not go through JAX so that each row's result does not
+    depend on the batch it came in (scikit-learn checks this to 1e-7) and
+    new input shapes cost no compilation. Same formulas as
+    :func:`l2reg.network.logits` and :func:`l2reg.network.outputs`.
+    """
+    a = np.asarray(X, np.float64)
+    for i, (w, b) in enumerate(zip(coefs, intercepts)):
+        z = a @ w.astype(np.float64) + b.astype(np.float64)
+        if i < len(coefs) - 1:
+            if spec.activation == "sigmoid":
+                a = 0.5 * (1.0 + np.tanh(0.5 * z))
+            elif spec.activation == "tanh":
+                a = np.tanh(z)
+            else:
+                a = np.maximum(z, 0.0)
+    if spec.output == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+    if spec.output == "softmax":
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+    return z
+
+
+class _L2MLP(BaseEstimator):
+    """Shared parameters, checks and the single-network fit."""
+
+    _regression = False
+
+    def _check_params(self, n: int):
+        from . import network
+
+        V.number("eta", self.eta, low=0, strict=True)
+        V.integer("epochs", self.epochs, low=1)
+        V.integer("batch_size", self.batch_size, low=1)
+        V.choice("activation", self.activation, network.ACTIVATIONS)
+        V.choice("cost", self.cost, network.COSTS)
+        V.choice("init", self.init, network.INITS)
+        if self._regression and self.cost != "quadratic":
+            raise ConfigError(f"L2MLPRegressor needs cost='quadratic' (linear outputs); got {self.cost!r}.")
+        return _hidden(self.hidden_layer_sizes), min(int(self.batch_size), n)
+
+    def _spec(self, hidden, n_in: int, n_out: int):
+        from .network import NetworkSpec
+
+        return NetworkSpec((n_in, *hidden, n_out), self.activation, self.cost, self._regression)
+
+    def _lmbda(self, lmbda):
+        """λ, defaulting to 1, or 0 under AdamW (whose decay is ``weight_decay``)."""
+        if lmbda is None:
+            return 0.0 if getattr(self, "optimizer", "sgd") == "adamw" else 1.0
+        return V.number("lmbda", lmbda, low=0)
+
+    def _fit_kwargs(self, lmbdas, early_stopping: bool = False) -> dict:
+        """The optimizer, penalty and schedule options, checked, as :func:`~l2reg.train.fit_stack` arguments."""
+        from .train import check_optimizer_options
+
+        kw = check_optimizer_options(
+            optimizer=self.optimizer, penalty=self.penalty, epochs=self.epochs, momentum=self.momentum,
+            weight_decay=self.weight_decay, decay_scaling=self.decay_scaling, l1_ratio=self.l1_ratio,
+            l1_update=self.l1_update, penalize_biases=self.penalize_biases, schedule=self.schedule,
+            warmup_epochs=self.warmup_epochs, early_stopping=early_stopping,
+            patience=getattr(self, "n_iter_no_change", 10), stop_on="cost" if self._regression else "accuracy",
+            lmbdas=list(lmbdas),
+        )
+        for key in ("momentum", "weight_decay"):
+            if kw[key] is not None:
+                if len(kw[key]) != 1:
+                    raise ConfigError(f"{key} must be one number; got {getattr(self, key)!r}.")
+                kw[key] = kw[key][0]
+        return kw
+
+    def _fit_network(self, X, Y, n_out: int, lmbda: float, seed: int):
+        from sklearn.model_selection import train_test_split
+
+        from .train import fit_stack
+
+        lmbda = self._lmbda(lmbda)
+        hidden, m = self._check_params(len(X))
+        spec = self._spec(hidden, X.shape[1], n_out)
+        early = bool(getattr(self, "early_stopping", False))
+        kw = self._fit_kwargs([lmbda], early_stopping=early)
+        train_idx, eval_sets = np.arange(len(X)), None
+        if early:
+            frac = V.number("validation_fraction", self.validation_fraction, low=0, strict=True)
+            if frac >= 1:
+                raise ConfigError(f"validation_fraction must be a number in (0, 1); got {frac!r}.")
+            train_idx, val_idx = train_test_split(train_idx, test_size=frac, random_state=seed,
+                                                  stratify=None if self._regression else Y)
+            train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+            eval_sets = {"evaluation": (X[val_idx], Y[val_idx], None)}
+            m = min(m, len(train_idx))
+        r = fit_stack(
+            spec, X, Y, groups=[train_idx], group_seeds=[seed], lmbda=np.array([float(lmbda)]),
+            eta=np.array([float(self.eta)]), epochs=int(self.epochs), batch_size=m, init=self.init, monitor=(),
+            eval_sets=eval_sets, penalty=self.penalty, **kw,
+        )
+        self.spec_ = spec
+        self.coefs_ = [np.asarray(layer["w"][:, 0, :]) for layer in r.params]
+        self.intercepts_ = [np.asarray(layer["b"][0]) for layer in r.params]
+        self.weight_sq_norm_curve_ = [float(v) for v in r.history["weight_sq_norm"][:, 0]]
+        self.zero_weight_fraction_ = float(r.history["zero_weight_fraction"][-1, 0])
+        self.n_iter_ = int(r.stopped_epoch[0])
+        if not np.all([np.isfinite(w).all() for w in self.coefs_]):
+            raise DataError(
+                f"training diverged (non-finite weights) with eta={self.eta!r}; use a smaller eta or scale X."
+            )
+        return self
+
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return _forward(self.spec_, self.coefs_, self.intercepts_, X)
+
+
+class _ClassifierMixin:
+    """fit / predict / predict_proba of the classifiers."""
+
+    def _encode(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        enc = LabelEncoder().fit(y)
+        self.classes_ = enc.classes_
+        if len(self.classes_) < 2:
+            raise DataError(
+                f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes."
+            )
+        return X, enc.transform(y).astype(np.int32)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)``: softmax outputs, or sigmoid outputs normalized to sum to 1."""
+        a = self._outputs(X)
+        if self.spec_.output == "softmax":
+            return a
+        s = a.sum(axis=1, keepdims=True)
+        return np.where(s > 0, a / np.where(s > 0, s, 1.0), 1.0 / a.shape[1])
+
+    def predict(self, X) -> np.ndarray:
+        a = self._outputs(X)
+        return self.classes_[np.argmax(a, axis=1)]
+
+
+class L2MLPClassifier(_ClassifierMixin, ClassifierMixin, _L2MLP):
+    """A feed-forward network classifier trained on C = C0 + (λ/2n)·Σw².
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (30,)
+        Hidden layer sizes; ``()`` gives no hidden layer.
+    lmbda : float or None, default None
+        λ ≥ 0 (None: 1.0, or 0 with optimizer "adamw"). The penalty is (λ/2n)·Σw² over the weights (not biases), n =
+        the number of samples given to ``fit``; coupled decay factor 1 − ηλ/n
+        per mini-batch. scikit-learn's MLP equivalent is ``alpha = λ·m/n``.
+    eta : float, default 0.5
+        Learning rate η.
+    batch_size : int, default 10
+        Mini-batch size m (capped at n).
+    epochs : int, default 30
+        Passes over the training data (at most, with ``early_stopping``).
+    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+    cost : {"cross-entropy", "log-likelihood", "quadratic"}, default "cross-entropy"
+        Cross-entropy and quadratic use sigmoid outputs, log-likelihood softmax.
+    init : {"default", "large"}, default "default"
+        Weights ~ N(0, 1/n_in) or N(0, 1); biases ~ N(0, 1).
+    random_state : int, RandomState or None
+        Initial weights and mini-batch order.
+    penalty : {"l2", "l1", "elastic-net", "none"}, default "l2"
+        l2 (λ/2n)·Σw², l1 (λ/n)·Σ|w|, elastic-net (λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²].
+    l1_ratio : float or None, default None
+        ρ of elastic-net (None: 0.5).
+    l1_update : {"subgradient", "prox"}, default "subgradient"
+        L1 step: subgradient (λ/n)·sgn(w), or the proximal soft threshold (exact zeros).
+    penalize_biases : bool, default False
+    optimizer : {"sgd", "momentum", "nesterov", "adam", "adamw"}, default "sgd"
+        adam: coupled L2 through Adam's moments; adamw: decoupled ``weight_decay``.
+    momentum : float or None, default None
+        μ of momentum/nesterov (None: 0.9).
+    weight_decay : float or None, default None
+        adamw's decoupled decay (None: 0.01); λ then defaults to 0.
+    decay_scaling : {"lr", "schedule"} or None, default None
+        adamw: decay × learning rate (PyTorch, default) or × schedule multiplier only (the paper).
+    schedule : {"constant", "step", "cosine"}, default "constant"
+    warmup_epochs : int, default 0
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` (stratified) and stop once its
+        accuracy (cost for the regressor) has not improved for
+        ``n_iter_no_change`` epochs; n is then the remaining training size.
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 10
+
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, n_features_in_, n_iter_ (epochs trained), weight_sq_norm_curve_ (Σw² per
+    epoch), zero_weight_fraction_ (weights exactly 0).
+    """
+
+    def __init__(self, hidden_layer_sizes=(30,), lmbda=None, eta=0.5, batch_size=10, epochs=30,
+                 activation="sigmoid", cost="cross-entropy", init="default", random_state=None,
+                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
+                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.lmbda = lmbda
+        self.eta = eta
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.activation = activation
+        self.cost = cost
+        self.init = init
+        self.random_state = random_state
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
+        self.l1_update = l1_update
+        self.penalize_biases = penalize_biases
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.decay_scaling = decay_scaling
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+
+    def fit(self, X, y):
+        X, Y = self._encode(X, y)
+        return self._fit_network(X, Y, len(self.classes_), self.lmbda, _seed(self.random_state))
+
+
+class L2MLPRegressor(RegressorMixin, _L2MLP):
+    """A feed-forward network regressor (linear outputs, quadratic cost) trained on C = C0 + (λ/2n)·Σw².
+
+    C0 = ½‖a − y‖² averaged over the mini-batch. Parameters as
+    :class:`L2MLPClassifier`, except ``cost`` (only ``"quadratic"``) and the
+    default ``eta = 0.1`` (linear outputs take smaller steps). ``y`` may be
+    ``(n,)`` or ``(n, t)``.
+    """
+
+    _regression = True
+
+    def __init__(self, hidden_layer_sizes=(30,), lmbda=None, eta=0.1, batch_size=10, epochs=30,
+                 activation="sigmoid", cost="quadratic", init="default", random_state=None,
+                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
+                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.lmbda = lmbda
+        self.eta = eta
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.activation = activation
+        self.cost = cost
+        self.init = init
+        self.random_state = random_state
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
+        self.l1_update = l1_update
+        self.penalize_biases = penalize_biases
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.decay_scaling = decay_scaling
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=True, multi_output=True)
+        Y = np.asarray(y, np.float32)
+        self._y_1d = Y.ndim == 1
+        Y = Y.reshape(len(Y), -1)
+        self.n_outputs_ = Y.shape[1]
+        return self._fit_network(X, Y, self.n_outputs_, self.lmbda, _seed(self.random_state))
+
+    def predict(self, X) -> np.ndarray:
+        a = self._outputs(X)
+        return a[:, 0] if self._y_1d else a
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
+    """:class:`L2MLPClassifier` with λ chosen by cross-validation, all λ × folds trained at once.
+
+    Like ``LogisticRegressionCV``: ``lmbdas`` is the grid (a list of λ ≥ 0, an
+    int for 0 plus that many log-spaced values with λ/n from 1e-5 to 3e-2, or
+    None for 12 of them), ``cv`` the folds (an int for ``StratifiedKFold``, a
+    splitter, or an iterable of splits, as in ``GridSearchCV``). Each fold
+    model uses n = its fold's training size; every fold starts from the same
+    seed, so the scores equal ``GridSearchCV(L2MLPClassifier(random_state=r),
+    {"lmbda": lmbdas}, cv=cv)``'s, with the whole grid in one vectorized run.
+    ``select`` is ``"min"`` (best mean accuracy) or ``"1se"`` (largest λ within
+    one standard error of it). The chosen λ is then refit on all of X.
+
+    Attributes
+    ----------
+    lmbda_ : the chosen λ.
+    lmbdas_ : the grid, ascending.
+    cv_results_ : dict of arrays as ``GridSearchCV``'s: ``param_lmbda``,
+        ``params``, ``split{i}_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``se_test_score``, ``rank_test_score``,
+        ``split{i}_train_score``, ``mean_train_score``.
+    best_index_, best_score_ : the chosen λ's index and mean CV accuracy.
+    classes_, coefs_, intercepts_, n_features_in_ : of the refit model.
+
+    ``penalty``, ``optimizer`` and the options after them are
+    :class:`L2MLPClassifier`'s (no early stopping); CV models and refit use them alike.
+    """
+
+    def __init__(self, lmbdas=None, cv=5, select="min", hidden_layer_sizes=(30,), eta=0.5, batch_size=10,
+                 epochs=30, activation="sigmoid", cost="cross-entropy", init="default", random_state=None,
+                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
+                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0):
+        self.lmbdas = lmbdas
+        self.cv = cv
+        self.select = select
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.eta = eta
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.activation = activation
+        self.cost = cost
+        self.init = init
+        self.random_state = random_state
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
+        self.l1_update = l1_update
+        self.penalize_biases = penalize_biases
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.decay_scaling = decay_scaling
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
+
+    def _grid(self, n: int) -> list[float]:
+        from .sweep import check_grid, default_grid
+
+        if self.lmbdas is None:
+            return default_grid(n)
+        if isinstance(self.lmbdas, (numbers.Integral, np.integer)) and not isinstance(self.lmbdas, bool):
+            return default_grid(n, V.integer("lmbdas", self.lmbdas, low=1))
+        return check_grid(self.lmbdas)
+
+    def fit(self, X, y):
+        from .sweep import SELECT, cross_validate, select_lmbda
+
+        X, Y = self._encode(X, y)
+        V.choice("select", self.select, SELECT)
+        grid = self._grid(len(X))
+        folds = [(np.asarray(tr), np.asarray(va)) for tr, va in check_cv(self.cv, Y, classifier=True).split(X, Y)]
+        if len(folds) < 2:
+            raise ConfigError(f"cv must give at least 2 folds; got {len(folds)}.")
+        hidden, _ = self._check_params(len(X))
+        m = min(int(self.batch_size), min(len(tr) for tr, _ in folds))
+        seed = _seed(self.random_state)
+        spec = self._spec(hidden, X.shape[1], len(self.classes_))
+        run = cross_validate(
+            spec, X, Y, grid, folds, group_seeds=[seed] * len(folds), eta=float(self.eta), epochs=int(self.epochs),
+            batch_size=m, init=self.init, monitor=(), penalty=self.penalty, **self._fit_kwargs(grid),
+        )
+        k = len(folds)
+        val = run.final["validation_accuracy"]  # (L, k)
+        mean, std = val.mean(axis=1), val.std(axis=1)
+        se = val.std(axis=1, ddof=1) / math.sqrt(k)
+        best = select_lmbda(mean, se, self.select)
+        res = {"param_lmbda": np.ma.MaskedArray(np.array(grid, dtype=object)), "params": [{"lmbda": v} for v in grid]}
+        for i in range(k):
+            res[f"split{i}_test_score"] = val[:, i]
+        res.update(mean_test_score=mean, std_test_score=std, se_test_score=se,
+                   rank_test_score=rankdata(-mean, method="min").astype(np.int32))
+        tr = run.final["training_accuracy"]
+        for i in range(k):
+            res[f"split{i}_train_score"] = tr[:, i]
+        res.update(mean_train_score=tr.mean(axis=1), std_train_score=tr.std(axis=1))
+        self.cv_results_ = res
+        self.lmbdas_ = grid
+        self.best_index_ = best
+        self.best_score_ = float(mean[best])
+        self.lmbda_ = grid[best]
+        return self._fit_network(X, Y, len(self.classes_), self.lmbda_, seed)

@@ -1,0 +1,293 @@
+"""The regularization path: folds, selection, the vectorized λ × fold run, the API and the CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from l2reg import sweep as S
+from l2reg import train as T
+from l2reg.cli import main
+from l2reg.data import Dataset, load_dataset
+from l2reg.errors import ConfigError, ConfigTypeError, DataError
+from l2reg.network import NetworkSpec
+
+from jax_cache import compilation_cache  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.usefixtures("compilation_cache")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    """One small sweep shared by the tests that only read its result."""
+    return S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 0.1, 1.0, 10.0], folds=3, select="1se", seed=1)
+
+
+# ---------------------------------------------------------------- folds
+
+
+@pytest.mark.parametrize("n,k,seed", [(60, 2, 0), (150, 5, 3), (97, 3, 1), (300, 10, 7)])
+def test_folds_partition_the_training_set_and_are_stratified(digits, n, k, seed):
+    y = digits.y_train[:n]
+    folds = S.make_folds(y, k, seed, classification=True)
+    assert len(folds) == k
+    held = np.concatenate([va for _, va in folds])
+    assert sorted(held) == list(range(n))  # every example validates exactly once
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        assert len(tr) + len(va) == n
+        # stratified: each class's share of the fold is within one example of its share overall
+        for c in np.unique(y):
+            assert abs(np.sum(y[va] == c) - np.sum(y == c) * len(va) / n) < 1 + 1e-9
+
+
+def test_no_validation_example_reaches_its_folds_training(monkeypatch, digits):
+    """Spy on the engine: each model's training group and its validation mask never overlap."""
+    seen = {}
+    real = T.fit_stack
+
+    def spy(spec, X, Y, **kw):
+        seen.update(kw)
+        return real(spec, X, Y, **kw)
+
+    monkeypatch.setattr(S, "fit_stack", spy)
+    X, y = digits.X_train[:90], digits.y_train[:90]
+    lmbdas = [0.0, 1.0]
+    folds = S.make_folds(y, 3, 0, True)
+    S.cross_validate(NetworkSpec((64, 5, 10)), X, y, lmbdas, folds, group_seeds=[0, 1, 2], eta=0.5, epochs=1,
+                     batch_size=10, monitor=())
+    member = np.asarray(seen["eval_sets"]["evaluation"][2])  # (n, K)
+    L = len(lmbdas)
+    for g, group in enumerate(seen["groups"]):
+        for k in range(g * L, (g + 1) * L):
+            assert member[group, k].sum() == 0  # no training example of model k is validated by it
+            assert set(np.flatnonzero(member[:, k])) == set(folds[g][1])
+            assert not set(group) & set(folds[g][1])
+
+
+# ---------------------------------------------------------------- selection
+
+SELECT_CASES = [
+    # mean, se, min, 1se
+    ([0.90, 0.92, 0.93, 0.925, 0.80], [0.01, 0.01, 0.01, 0.01, 0.02], 2, 3),
+    ([0.90, 0.93, 0.93, 0.80], [0.01, 0.0, 0.0, 0.01], 2, 2),  # tie: the larger λ
+    ([0.95, 0.90, 0.85], [0.02, 0.01, 0.01], 0, 0),
+    ([0.90, float("nan"), 0.95, 0.949], [0.01, 0.01, 0.0, 0.0], 2, 2),  # NaN (diverged) never wins
+    ([0.5, 0.6, 0.7], [float("nan"), 0.1, 0.2], 2, 2),
+]
+
+
+@pytest.mark.parametrize("mean,se,want_min,want_1se", SELECT_CASES)
+def test_select_min_and_1se(mean, se, want_min, want_1se):
+    assert S.select_lmbda(mean, se, "min") == want_min
+    assert S.select_lmbda(mean, se, "1se") == want_1se
+
+
+def test_select_for_costs_takes_the_lowest():
+    assert S.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "min", higher_is_better=False) == 1
+    assert S.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "1se", higher_is_better=False) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 0.2)), min_size=1, max_size=20))
+def test_1se_never_picks_a_smaller_lmbda_than_min(pairs):
+    mean, se = zip(*pairs)
+    assert S.select_lmbda(mean, se, "1se") >= S.select_lmbda(mean, se, "min")
+
+
+def test_1se_picks_at_least_mins_lmbda_on_a_real_sweep(small_sweep):
+    r = small_sweep
+    assert r.chosen_index >= r.min_index
+    assert r.chosen_lmbda >= r.rows[r.min_index]["lmbda"]
+
+
+# ---------------------------------------------------------------- the vectorized run
+
+
+def test_vectorized_lmbda_by_fold_run_equals_separate_runs(digits):
+    """All λ × folds in one fit_stack equal one fit_stack per fold on that fold's training set alone."""
+    # 9 images per class: every fold trains on 60, so the separate runs share one compiled shape
+    idx = np.concatenate([np.flatnonzero(digits.y_train == c)[:9] for c in range(10)])
+    X, y = digits.X_train[idx], digits.y_train[idx]
+    spec = NetworkSpec((64, 6, 10))
+    lmbdas = [0.0, 0.5, 5.0]
+    folds = S.make_folds(y, 3, 2, True)
+    assert {len(tr) for tr, _ in folds} == {60}
+    seeds = S.fold_seeds(2, 3)
+    kw = dict(eta=0.5, epochs=3, batch_size=7)
+    cv = S.cross_validate(spec, X, y, lmbdas, folds, group_seeds=seeds, monitor=("evaluation_accuracy",), **kw)
+    L = len(lmbdas)
+    for g, (tr, va) in enumerate(folds):
+        one = T.fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
+                          eta=np.full(L, kw["eta"]), epochs=kw["epochs"], batch_size=kw["batch_size"], monitor=())
+        for layer_cv, layer_one in zip(cv.params, one.params):
+            np.testing.assert_allclose(layer_cv["w"][:, g * L : (g + 1) * L], layer_one["w"], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(layer_cv["b"][g * L : (g + 1) * L], layer_one["b"], rtol=1e-4, atol=1e-5)
+        c0, acc = S.evaluate_stack(spec, one.params, {"v": (X[va], y[va], None)})["v"]
+        np.testing.assert_allclose(cv.final["validation_accuracy"][:, g], acc, atol=1e-6)
+        np.testing.assert_allclose(cv.final["validation_cost"][:, g], c0, rtol=1e-4)
+    # the monitored last epoch and the direct evaluation agree
+    np.testing.assert_allclose(cv.history["validation_accuracy"][-1], cv.final["validation_accuracy"], atol=1e-6)
+
+
+# ---------------------------------------------------------------- the API
+
+
+def test_sweep_result_rows_and_refit(small_sweep):
+    r = small_sweep
+    assert r.lmbdas == [0.0, 0.1, 1.0, 10.0]
+    assert r.config["models_cv"] == 12 and r.config["n_fold"] == [100, 100, 100]
+    for row in r.rows:
+        for key in ("lmbda", "cv_accuracy_mean", "cv_accuracy_se", "training_accuracy", "test_accuracy"):
+            assert row[key] is not None and math.isfinite(row[key])
+        assert row["refit"] == (row["lmbda"] in r.refit_lmbdas)
+    assert [row["chosen"] for row in r.rows].count(True) == 1
+    # the baseline (λ = 0), the chosen λ and its neighbours are refit on all n
+    assert 0.0 in r.refit_lmbdas and r.chosen_lmbda in r.refit_lmbdas
+    assert r.refit_history["test_accuracy"].shape == (3, len(r.refit_lmbdas))
+    se = np.std(r.cv.final["validation_accuracy"][1], ddof=1) / math.sqrt(3)
+    assert r.rows[1]["cv_accuracy_se"] == pytest.approx(se)
+    assert "test set was used only" in r.to_json()["test_set_use"]
+
+
+def test_default_grid_runs_from_lmbda_zero_to_underfitting():
+    grid = S.default_grid(300)
+    assert grid[0] == 0.0 and len(grid) == 1 + S.DEFAULT_GRID_SIZE
+    assert grid[1] == pytest.approx(1e-5 * 300, rel=0.05) and grid[-1] == pytest.approx(3e-2 * 300, rel=0.05)
+    assert grid == sorted(grid)
+
+
+@pytest.mark.parametrize("text,want", [("0.1:10:3", [0.0, 0.1, 1.0, 10.0]), ("2:2:1", [0.0, 2.0])])
+def test_lmbda_grid_is_zero_plus_log_spaced_values(text, want):
+    assert S.parse_grid(text) == pytest.approx(want)
+
+
+def test_grid_is_sorted_and_deduplicated():
+    assert S.check_grid([1.0, 0.0, 1.0, 0.5]) == [0.0, 0.5, 1.0]
+
+
+def _dataset(n=60, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    X = rng.normal(size=(n, 4)).astype(np.float32) + y[:, None]
+    return Dataset("toy", X, y.astype(np.int32), None, None, X[:20], y[:20].astype(np.int32), classes)
+
+
+BAD = [
+    (dict(lmbdas=[]), ConfigError, "lmbdas must not be empty."),
+    (dict(lmbdas=[0.0, -1.0]), ConfigError, "lmbdas must be a finite number >= 0; got -1.0."),
+    (dict(lmbdas=[0.0, float("nan")]), ConfigError, "lmbdas must be a finite number >= 0; got nan."),
+    (dict(lmbdas=[0.0, float("inf")]), ConfigError, "lmbdas must be a finite number >= 0; got inf."),
+    (dict(lmbdas="0,1"), ConfigTypeError, "lmbdas must be a number or a list of numbers"),
+    (dict(lmbda_grid="1:0.1:5"), ConfigError, "lmbda_grid must be LO:HI:K with 0 < LO <= HI"),
+    (dict(lmbda_grid="0:1:5"), ConfigError, "lmbda_grid must be LO:HI:K"),
+    (dict(lmbda_grid="0.1:1"), ConfigError, "lmbda_grid must be LO:HI:K"),
+    (dict(lmbda_grid="0.1:1:0"), ConfigError, "lmbda_grid must be LO:HI:K"),
+    (dict(lmbda_grid="a:b:c"), ConfigError, "lmbda_grid must be LO:HI:K"),
+    (dict(lmbdas=[0.0], lmbda_grid="0.1:1:2"), ConfigError, "give lmbdas or lmbda_grid, not both."),
+    (dict(folds=1), ConfigError, "folds must be an integer >= 2; got 1."),
+    (dict(folds=21), ConfigError, "folds must be an integer between 2 and 20 (class 0, the smallest, has 20"),
+    (dict(folds=2.5), ConfigTypeError, "folds must be an integer >= 2"),
+    (dict(select="best"), ConfigError, "select must be one of min, 1se; got 'best'."),
+    (dict(batch_size=41), ConfigError, "batch_size must be an integer between 1 and 40 (the smallest fold"),
+    (dict(eta=0.0), ConfigError, "eta must be a finite number > 0"),
+    (dict(seed=-1), ConfigError, "seed must be an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("kwargs,exc,message", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_sweeps_get_clear_errors(kwargs, exc, message):
+    opts = dict(epochs=1, folds=3, lmbdas=[0.0, 1.0])
+    opts.update(kwargs)
+    if "lmbda_grid" in kwargs and "lmbdas" not in kwargs:
+        opts.pop("lmbdas")
+    with pytest.raises(exc) as e:
+        S.sweep(_dataset(), **opts)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_class_with_one_example_cannot_be_stratified():
+    d = _dataset()
+    y = d.y_train.copy()
+    y[0] = 3  # class 3 has a single training example
+    d = Dataset("toy", d.X_train, y, None, None, d.X_test, d.y_test, 4)
+    with pytest.raises(ConfigError, match="class 3 has only 1 training example"):
+        S.sweep(d, epochs=1, folds=2, lmbdas=[0.0])
+
+
+def test_a_dataset_without_test_split_is_refused():
+    d = _dataset()
+    d = Dataset("toy", d.X_train, d.y_train, None, None, None, None, 3)
+    with pytest.raises(DataError, match="no test split"):
+        S.sweep(d, epochs=1, folds=2, lmbdas=[0.0])
+
+
+def test_regression_sweep_selects_by_lowest_cost(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)).astype(np.float32)
+    path = tmp_path / "reg.npz"
+    np.savez(path, X=X[:60], y=y[:60], X_test=X[60:], y_test=y[60:])
+    r = S.sweep(str(path), cost="quadratic", eta=0.05, epochs=3, folds=3, lmbdas=[0.0, 1.0, 100.0])
+    costs = [row["cv_cost_mean"] for row in r.rows]
+    assert r.chosen_index == int(np.argmin(costs))
+    assert r.rows[0]["cv_accuracy_mean"] is None and r.rows[0]["test_cost"] > 0
+    r.save(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["chosen_lmbda"] == r.chosen_lmbda
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_sweep_writes_json_report_and_params(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--train-size", "120", "--epochs", "2", "--folds", "3", "--lmbdas", "0,1,10", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "CV acc" in text and "test set was used only" in text and "▶min" in text
+    meta = json.loads((out / "sweep.json").read_text())
+    assert [r["lmbda"] for r in meta["rows"]] == [0.0, 1.0, 10.0]
+    for key in ("lmbda", "cv_accuracy_mean", "cv_accuracy_se", "training_accuracy", "test_accuracy"):
+        assert key in meta["rows"][0]
+    assert meta["chosen_lmbda"] in (0.0, 1.0, 10.0)
+    assert len(meta["histories"]) == 3 and len(meta["histories"][0]["folds"]) == 3
+    assert len(meta["histories"][0]["folds"][0]["validation_accuracy"]) == 2
+    assert (out / "report.html").stat().st_size > 10_000
+    with np.load(out / "params.npz", allow_pickle=False) as z:
+        assert z["w0"].shape[1:] == (64, 30)
+    assert main(argv) == 2  # a second run into the same folder is refused
+    assert "already holds a run (sweep.json)" in capsys.readouterr().err
+
+
+CLI_BAD = [
+    (["--lmbdas", ""], "--lmbdas must be a comma-separated list of numbers"),
+    (["--lmbdas", "0,-1"], "lmbdas must be a finite number >= 0; got -1.0."),
+    (["--lmbdas", "0,nan"], "lmbdas must be a finite number >= 0; got nan."),
+    (["--lmbdas", "0,x"], "--lmbdas must be a comma-separated list of numbers"),
+    (["--lmbda-grid", "1:2"], "lmbda_grid must be LO:HI:K"),
+    (["--lmbda-grid", "0.1:1:3", "--lmbdas", "0,1"], "give lmbdas or lmbda_grid, not both."),
+    (["--folds", "1"], "folds must be an integer >= 2; got 1."),
+    (["--folds", "50"], "folds must be an integer between 2 and"),
+    (["--select", "max"], "select must be one of min, 1se"),
+    (["--folds", "x"], "'--folds'"),
+    (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+]
+
+
+@pytest.mark.parametrize("args,message", CLI_BAD, ids=[" ".join(a) for a, _ in CLI_BAD])
+def test_cli_sweep_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["sweep", "--epochs", "1", "--train-size", "100", "--out", str(out), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert message in err
+    assert not (out / "sweep.json").exists()
