@@ -30,3 +30,12 @@ class ChecksumError(DataError):
 
 class DownloadError(DataError):
     """A download failed on every mirror."""
+
+
+class Interrupted(L2RegError):
+    """Training stopped on Ctrl-C after a complete epoch, whose checkpoint is saved."""
+
+    def __init__(self, message: str, *, epoch: int, checkpoint=None):
+        super().__init__(message)
+        self.epoch = epoch
+        self.checkpoint = checkpoint

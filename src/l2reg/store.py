@@ -17,13 +17,17 @@ import numpy as np
 
 from .errors import ConfigError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def prepare_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json") -> Path:
     """Create ``out`` (and parents) and check it is a writable folder.
 
     Called before any training, so that a bad ``--out`` fails in a second,
     not after an hour of work. A folder that already holds ``marker`` (a
-    previous run) is refused unless ``overwrite``.
+    previous run) is refused unless ``overwrite``. Temporary files of a write
+    that was killed half-way are removed.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -34,6 +38,9 @@ def prepare_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json
             pass
     except OSError as e:
         raise ConfigError(f"out folder {out} is not writable: {e.strerror or e}.") from None
+    for stale in out.glob(".*.tmp"):
+        # Left by a process killed mid-write (SIGKILL gives no chance to clean up).
+        stale.unlink(missing_ok=True)
     if (out / marker).exists() and not overwrite:
         raise ConfigError(f"{out} already holds a run ({marker}); pass --overwrite or choose another --out.")
     return out
@@ -44,6 +51,7 @@ def write_bytes(path, data: bytes) -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
