@@ -70,7 +70,11 @@ def write_json(path, obj) -> Path:
 
 def write_npz(path, arrays: dict) -> Path:
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in arrays.items():
+        if v.dtype.hasobject:
+            raise TypeError(f"refusing to write {k!r} to {path}: object arrays would need pickle.")
+    np.savez(buf, **arrays)
     return write_bytes(path, buf.getvalue())
 
 
