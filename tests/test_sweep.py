@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
+import signal
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -291,3 +294,168 @@ def test_cli_sweep_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args,
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert message in err
     assert not (out / "sweep.json").exists()
+
+
+# ---------------------------------------------------------------- η × λ (issue 5)
+
+
+def test_vectorized_eta_by_lmbda_cv_equals_separate_runs(digits):
+    """The pairs η × λ as members of every fold equal one fit_stack per (fold, η) over the λs."""
+    idx = np.concatenate([np.flatnonzero(digits.y_train == c)[:6] for c in range(10)])
+    X, y = digits.X_train[idx], digits.y_train[idx]
+    spec = NetworkSpec((64, 5, 10))
+    etas, lmbdas = [0.2, 1.0], [0.0, 3.0]
+    folds = S.make_folds(y, 2, 0, True)
+    seeds = S.fold_seeds(0, 2)
+    L = len(lmbdas)
+    cv = S.cross_validate(spec, X, y, lmbdas * len(etas), folds, group_seeds=seeds, eta=np.repeat(etas, L),
+                          epochs=2, batch_size=6, monitor=())
+    P = len(etas) * L
+    for g, (tr, _) in enumerate(folds):
+        for e, eta in enumerate(etas):
+            one = T.fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
+                              eta=np.full(L, eta), epochs=2, batch_size=6, monitor=())
+            cols = slice(g * P + e * L, g * P + (e + 1) * L)
+            for layer_cv, layer_one in zip(cv.params, one.params):
+                np.testing.assert_allclose(layer_cv["w"][:, cols], layer_one["w"], rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(layer_cv["b"][cols], layer_one["b"], rtol=1e-4, atol=1e-5)
+    assert cv.etas == [0.2, 0.2, 1.0, 1.0] and cv.diverged.shape == (P, 2)
+
+
+PAIR_CASES = [
+    # mean (E × L), se, min (e, l), 1se (e, l)
+    ([[0.80, 0.85, 0.84], [0.86, 0.90, 0.89]], [[0.01] * 3, [0.02] * 3], (1, 1), (1, 2)),
+    ([[0.91, 0.93, 0.70], [0.92, 0.90, 0.88]], [[0.01] * 3, [0.05] * 3], (0, 1), (0, 1)),  # 1se stays at η 0
+    ([[0.90, float("nan"), 0.85], [0.90, 0.80, float("nan")]], [[0.0] * 3] * 2, (1, 0), (1, 0)),  # tie: later pair
+    ([[0.5, 0.6], [float("nan"), float("nan")]], [[0.1, 0.1], [0.1, 0.1]], (0, 1), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("mean,se,want_min,want_1se", PAIR_CASES)
+def test_select_pair_min_and_1se(mean, se, want_min, want_1se):
+    assert S.select_pair(mean, se, "min") == want_min
+    assert S.select_pair(mean, se, "1se") == want_1se
+
+
+@pytest.fixture(scope="module")
+def eta_sweep():
+    # η·λ/n = 1·2000/100 = 20 > 2: λ = 2000 diverges at η = 1 (and at 0.3: 6).
+    return S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 1.0, 2000.0], etas=[1.0, 0.3], folds=3, seed=0)
+
+
+def test_eta_sweep_selects_the_best_non_diverged_pair(eta_sweep):
+    r = eta_sweep
+    assert r.etas == [0.3, 1.0] and [(row["eta"], row["lmbda"]) for row in r.rows] == [
+        (e, lm) for e in (0.3, 1.0) for lm in (0.0, 1.0, 2000.0)]
+    assert r.config["models_cv"] == 18
+    ok = [i for i, row in enumerate(r.rows) if not row["diverged"]]
+    assert [row["diverged"] for row in r.rows] == [False, False, True, False, False, True]
+    means = [r.rows[i]["cv_accuracy_mean"] for i in ok]
+    assert r.chosen_index == ok[max(range(len(ok)), key=lambda j: (means[j], j))]
+    assert r.config["eta"] == r.chosen_eta and set(r.refit_lmbdas) >= {0.0, r.chosen_lmbda}
+    assert all(row["refit"] == (row["eta"] == r.chosen_eta and row["lmbda"] in r.refit_lmbdas) for row in r.rows)
+    doc = r.to_json()
+    assert doc["etas"] == [0.3, 1.0] and doc["chosen_eta"] == r.chosen_eta
+    assert all("eta" in row for row in doc["rows"]) and doc["histories"][2]["folds"][0]["diverged"]
+
+
+def test_eta_sweep_report_has_the_heat_map_and_the_table_an_eta_column(eta_sweep, tmp_path):
+    from rich.console import Console
+
+    from l2reg import report
+
+    r = eta_sweep
+    r.save(tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="sweep-heatmap"' in html or "sweep-heatmap" in html
+    console = Console(record=True, width=160)
+    console.print(report.sweep_table(r))
+    text = console.export_text()
+    assert "η" in text and "diverged" in text
+    assert json.loads((tmp_path / "sweep.json").read_text())["rows"][5]["diverged"] is True
+
+
+def test_a_diverging_lmbda_is_marked_and_never_chosen(tmp_path):
+    # ηλ/n = 0.5·5000/100 = 25 > 2 on every fold; the largest λ would otherwise be a candidate.
+    r = S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 0.5, 5000.0], folds=3, select="1se")
+    assert r.rows[2]["diverged"] and not r.rows[0]["diverged"] and not r.rows[1]["diverged"]
+    assert r.chosen_lmbda != 5000.0 and r.rows[r.min_index]["lmbda"] != 5000.0
+    assert r.cv.diverged[2].all()
+
+
+@pytest.mark.parametrize("value,message", [
+    ("", "--etas must be a comma-separated list of numbers"),
+    ("0", "etas must be a finite number > 0; got 0.0."),
+    ("0.5,-1", "etas must be a finite number > 0; got -1.0."),
+    ("nan", "etas must be a finite number > 0; got nan."),
+    ("0.5,x", "--etas must be a comma-separated list of numbers"),
+])
+def test_cli_bad_etas_is_one_line_and_exit_code_2(tmp_path, capsys, value, message):
+    out = tmp_path / "out"
+    assert main(["sweep", "--epochs", "1", "--train-size", "100", "--out", str(out), "-q", "--etas", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and message in err
+    assert not (out / "sweep.json").exists()
+
+
+# ---------------------------------------------------------------- checkpoints and resume (issue 7)
+
+SWEEP_RUN = dict(train_size=300, epochs=200, lmbdas=[0.0, 1.0, 10.0], folds=3)
+SWEEP_ARGV = ["sweep", "--train-size", "300", "--epochs", "200", "--lmbdas", "0,1,10", "--folds", "3", "-q"]
+
+
+def _same_rows(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            if isinstance(ra[key], float):
+                assert ra[key] == pytest.approx(rb[key], rel=1e-6, abs=1e-9), key
+            else:
+                assert ra[key] == rb[key], key
+
+
+@pytest.fixture(scope="module")
+def sweep_reference():
+    return S.sweep(**SWEEP_RUN).to_json()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)], ids=["SIGKILL", "SIGINT"])
+def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep_reference, sig, code):
+    import subprocess
+
+    from l2reg import checkpoint
+    from test_reliability import _cli, _wait_for_epoch
+
+    out = tmp_path / "sweep"
+    # The subprocesses share this module's compilation cache: the resume then compiles nothing new.
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    proc = subprocess.Popen(_cli(*SWEEP_ARGV, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    _wait_for_epoch(out / S.CHECKPOINT_CV, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    err = proc.stderr.read()
+    assert proc.returncode == code, err
+    assert 3 <= checkpoint.read_meta(out / S.CHECKPOINT_CV)["epoch"] < 200  # it stopped mid-CV
+    assert not (out / S.CHECKPOINT_REFIT).exists() and not (out / "sweep.json").exists()
+    if code == 130:
+        assert f"l2reg sweep --resume {out}" in err and "Traceback" not in err
+    done = subprocess.run(_cli("sweep", "--resume", str(out), "-q"), capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    got = json.loads((out / "sweep.json").read_text())
+    assert got["chosen_lmbda"] == sweep_reference["chosen_lmbda"]
+    _same_rows(got["rows"], sweep_reference["rows"])
+
+
+def test_resume_after_a_finished_cv_stage_goes_to_the_refit(tmp_path):
+    opts = dict(train_size=120, epochs=3, lmbdas=[0.0, 1.0], folds=2)
+    first = S.sweep(**opts, checkpoint_dir=tmp_path)
+    (tmp_path / S.CHECKPOINT_REFIT).unlink()  # as if killed between the stages
+    calls = []
+    again = S.sweep(**opts, checkpoint_dir=tmp_path, resume=True, on_epoch=lambda e, m: calls.append(e))
+    assert [e for e in calls if e is not None] == [3, 4, 5]  # the CV ran no epoch, the refit all three
+    _same_rows(again.to_json()["rows"], first.to_json()["rows"])
+    with pytest.raises(ConfigError, match=r"option select differs \(checkpoint has 'min', this run has '1se'\)"):
+        S.sweep(**dict(opts, select="1se"), checkpoint_dir=tmp_path, resume=True)

@@ -171,6 +171,7 @@ def sweep(
     epochs: int = typer.Option(30, help="Training epochs (of every CV model and of the refit)."),
     batch_size: int = typer.Option(10, help="Mini-batch size m."),
     eta: float = typer.Option(0.5, help="Learning rate η."),
+    etas: Optional[str] = typer.Option(None, help="Several learning rates, e.g. 0.1,0.5,1 (replaces --eta): the grid η × λ in one run; the best (η, λ) pair is chosen."),
     lmbdas: Optional[str] = typer.Option(None, help="The λ grid, e.g. 0,0.01,0.1,1 (default: 0 plus 12 values, λ/n from 1e-5 to 3e-2)."),
     lmbda_grid: Optional[str] = typer.Option(None, help="λ = 0 plus K log-spaced values: LO:HI:K, e.g. 0.01:10:12."),
     folds: int = typer.Option(5, help="Number of stratified cross-validation folds of the training set."),
@@ -194,26 +195,39 @@ def sweep(
     seed: int = typer.Option(0, help="Seed of the folds, and of each fold's initial weights and data order."),
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else $L2REG_DATA, else download)."),
     monitor: str = typer.Option("evaluation_cost,evaluation_accuracy", help="What the CV models record each epoch (evaluation = their held-out fold; '' for nothing). Selection uses the last epoch either way; the refit always records training and test."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/sweep-TIMESTAMP)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/sweep-TIMESTAMP). Checkpoints of the CV run and the refit are saved there after every epoch."),
     overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous sweep."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the interrupted sweep in this folder from its last complete epoch; options default to the sweep's own."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    ctx: typer.Context = typer.Option(None, hidden=True),
 ) -> None:
     """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the choice is refit."""
     from . import report, store
+    from .sweep import resume_kwargs
     from .sweep import sweep as run_sweep
 
-    grid = V.parse_list("--lmbdas", lmbdas, float) if lmbdas is not None else None
-    monitor_list = [m.strip() for m in monitor.split(",") if m.strip()]
-    out = store.prepare_out_dir(out or _default_out("sweep"), overwrite=overwrite, marker="sweep.json")
-    with _progress(2 * epochs, quiet, what="sweep") as on_epoch:
-        result = run_sweep(
-            dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta, lmbdas=grid,
-            lmbda_grid=lmbda_grid, folds=folds, select=select, init=init, cost=cost, activation=activation,
-            penalty=penalty, train_size=train_size, seed=seed, data_dir=data_dir, monitor=monitor_list,
-            on_epoch=on_epoch, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-            decay_scaling=decay_scaling, l1_ratio=l1_ratio, l1_update=l1_update, penalize_biases=penalize_biases,
-            schedule=schedule, warmup_epochs=warmup_epochs, step_epochs=step_epochs, step_gamma=step_gamma,
-        )
+    kwargs = dict(
+        dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta,
+        etas=None if etas is None else V.parse_list("--etas", etas, float),
+        lmbdas=V.parse_list("--lmbdas", lmbdas, float) if lmbdas is not None else None,
+        lmbda_grid=lmbda_grid, folds=folds, select=select, init=init, cost=cost, activation=activation,
+        penalty=penalty, train_size=train_size, seed=seed, data_dir=data_dir,
+        monitor=[m.strip() for m in monitor.split(",") if m.strip()], optimizer=optimizer, momentum=momentum,
+        weight_decay=weight_decay, decay_scaling=decay_scaling, l1_ratio=l1_ratio, l1_update=l1_update,
+        penalize_biases=penalize_biases, schedule=schedule, warmup_epochs=warmup_epochs, step_epochs=step_epochs,
+        step_gamma=step_gamma,
+    )
+    if resume is not None:
+        explicit = {name for name in ctx.params if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+        kwargs = resume_kwargs(resume, kwargs, explicit)
+        out = store.prepare_out_dir(resume, overwrite=True)
+    else:
+        out = store.prepare_out_dir(out or _default_out("sweep"), overwrite=overwrite, marker="sweep.json")
+    with _progress(2 * kwargs["epochs"], quiet, what="sweep") as on_epoch:
+        try:
+            result = run_sweep(**kwargs, on_epoch=on_epoch, checkpoint_dir=out, resume=resume is not None)
+        except Interrupted as e:
+            raise Interrupted(f"{e} Resume with: l2reg sweep --resume {out}", epoch=e.epoch) from None
     result.save(out)
     if not quiet:
         for note in result.notes:

@@ -174,7 +174,8 @@ def _lmbda_label(x: float) -> str:
 def sweep_gap_sentence(result) -> str:
     """How much the chosen λ closed the train − test gap of the baseline (the smallest λ, normally 0)."""
     rows, c = result.rows, result.chosen_index
-    base, chosen = rows[0], rows[c]
+    b = getattr(result, "baseline_index", 0)  # the smallest λ at the chosen η
+    base, chosen = rows[b], rows[c]
     base_name = "λ = 0" if base["lmbda"] == 0 else f"the smallest λ in the grid ({_lmbda_label(base['lmbda'])})"
     rule = result.config["select"]
     if result.regression:
@@ -183,7 +184,7 @@ def sweep_gap_sentence(result) -> str:
     else:
         unit, fmt = " points", (lambda g: f"{100 * g:.1f}")
         what, score = "train − test gap", (lambda r: f"test accuracy {_pct(r['test_accuracy'])}")
-    if c == 0:
+    if c == b:
         return (f"Cross-validation ({rule}) chose {base_name} itself: regularization did not help here "
                 f"({what} {fmt(base['gap'])}{unit}, {score(base)}).")
     g0, g1 = base["gap"], chosen["gap"]
@@ -192,6 +193,9 @@ def sweep_gap_sentence(result) -> str:
     else:
         change = f"test accuracy {_pct(base['test_accuracy'])} → {_pct(chosen['test_accuracy'])}"
     head = f"λ = {_lmbda_label(chosen['lmbda'])} ({rule})"
+    if len(getattr(result, "etas", ())) > 1:
+        head = f"λ = {_lmbda_label(chosen['lmbda'])} at η = {chosen['eta']:g} ({rule})"
+        base_name += f" at η = {chosen['eta']:g}"
     if fmt(g0) == fmt(g1):
         return f"{head} left the {what} of {base_name} unchanged at {fmt(g0)}{unit}; {change}."
     if g1 < g0:
@@ -212,15 +216,22 @@ def _sweep_rows_text(result):
         headers = ["", "λ", "λ/n", "CV cost", "± SE", "train cost", "test cost", "test − train", "Σw²", "from"]
     else:
         headers = ["", "λ", "λ/n", "CV acc %", "± SE", "train %", "test %", "gap", "Σw²", "from"]
+    several = len(result.etas) > 1
+    if several:
+        headers.insert(1, "η")
     cells, dims = [], []
     for i, r in enumerate(result.rows):
-        if reg:
+        if r.get("diverged") and not r["refit"]:
+            cv, se, tr, te, gap = "diverged", "", "-", "-", "-"
+        elif reg:
             cv, se = f"{r['cv_cost_mean']:.4g}", f"{r['cv_cost_se']:.2g}"
             tr, te, gap = f"{r['training_cost']:.4g}", f"{r['test_cost']:.4g}", f"{r['gap']:.4g}"
         else:
             cv, se = f"{100 * r['cv_accuracy_mean']:.2f}", f"{100 * r['cv_accuracy_se']:.2f}"
             tr, te = f"{100 * r['training_accuracy']:.2f}", f"{100 * r['test_accuracy']:.2f}"
             gap = f"{100 * r['gap']:.2f}"
+        if r.get("diverged") and r["refit"]:
+            cv, se = "diverged", ""
         mark = ""
         if r["chosen"]:
             mark = f"▶{result.config['select']}"
@@ -228,6 +239,8 @@ def _sweep_rows_text(result):
             mark = "min"
         cells.append([mark, _lmbda_label(r["lmbda"]), f"{r['lmbda_over_n']:.2g}", cv, se, tr, te, gap,
                       f"{r['weight_sq_norm']:.4g}", "refit" if r["refit"] else "folds"])
+        if several:
+            cells[-1].insert(1, f"{r['eta']:g}")
         dims.append(not r["refit"])
     return headers, cells, dims
 
@@ -257,7 +270,8 @@ def sweep_table(result):
     for j in keep:
         table.add_column(headers[j], justify="left" if headers[j] in ("", "from") else "right", no_wrap=True)
     for row, dim, r in zip(cells, dims, result.rows):
-        out = [f"[dim]{x}[/dim]" if dim and not r["chosen"] and j >= 5 else x for j, x in enumerate(row)]
+        first = headers.index("± SE") + 1  # the train/test columns onward
+        out = [f"[dim]{x}[/dim]" if dim and not r["chosen"] and j >= first else x for j, x in enumerate(row)]
         table.add_row(*[out[j] for j in keep], style="bold" if r["chosen"] else None)
     return table
 
@@ -265,7 +279,10 @@ def sweep_table(result):
 def sweep_path_figure(result):
     """CV score ± SE against λ (log axis; λ = 0 on its own short axis), training and test, chosen λ marked."""
     plt = _pyplot()
-    rows = result.rows
+    at = result.rows_at_chosen_eta()  # the λ path at the chosen η
+    rows = [result.rows[i] for i in at]
+    min_index = at.index(result.min_index) if result.min_index in at else -1
+    chosen_index = at.index(result.chosen_index)
     reg = result.regression
     lm = np.array([r["lmbda"] for r in rows])
     key = "cost" if reg else "accuracy"
@@ -274,8 +291,8 @@ def sweep_path_figure(result):
     cv_se = scale * np.array([r[f"cv_{key}_se"] for r in rows])
     k = result.config["folds"]
     f = result.cv.final
-    train_folds = scale * f[f"training_{key}"].mean(axis=1)
-    test_folds = scale * f[f"test_{key}"].mean(axis=1)
+    train_folds = scale * f[f"training_{key}"][at].mean(axis=1)
+    test_folds = scale * f[f"test_{key}"][at].mean(axis=1)
     refit = [i for i, r in enumerate(rows) if r["refit"]]
     train_refit = scale * np.array([rows[i][f"training_{key}"] for i in refit])
     test_refit = scale * np.array([rows[i][f"test_{key}"] for i in refit])
@@ -297,7 +314,7 @@ def sweep_path_figure(result):
         xr = [x[list(idx).index(refit[j])] for j in sel]
         a.plot(xr, train_refit[sel], "s", color="C1", ms=6, label="training (refit on all n)")
         a.plot(xr, test_refit[sel], "D", color="C2", ms=6, label="test (refit on all n)")
-        for i, style, name in ((result.min_index, ":", "min"), (result.chosen_index, "-", result.config["select"])):
+        for i, style, name in ((min_index, ":", "min"), (chosen_index, "-", result.config["select"])):
             if i in set(idx):
                 a.axvline(x[list(idx).index(i)], color="C3", ls=style, lw=1.2)
 
@@ -326,8 +343,11 @@ def sweep_path_figure(result):
     ylab_ax.set_ylabel("mean C0" if reg else "accuracy (%)")
     chosen = result.chosen_lmbda
     title = f"Regularization path: chosen λ = {_lmbda_label(chosen)} ({result.config['select']}, solid red line"
-    if result.config["select"] != "min":
-        title += f"; min = {_lmbda_label(rows[result.min_index]['lmbda'])}, dotted"
+    if len(result.etas) > 1:
+        title = f"Regularization path at the chosen η = {result.chosen_eta:g}: λ = {_lmbda_label(chosen)} " \
+                f"({result.config['select']}, solid red line"
+    if result.config["select"] != "min" and min_index >= 0:
+        title += f"; min = {_lmbda_label(rows[min_index]['lmbda'])}, dotted"
     fig.suptitle(title + ")", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
     if not handles and ax0 is not None:
@@ -366,19 +386,22 @@ def sweep_weight_norm_figure(result):
     plt = _pyplot()
     import matplotlib as mpl
 
-    sq = result.cv.history["weight_sq_norm"].mean(axis=2)  # (epochs, L)
-    lm = result.lmbdas
+    at = result.rows_at_chosen_eta()
+    sq = result.cv.history["weight_sq_norm"][:, at].mean(axis=2)  # (epochs, L) at the chosen η
+    lm = [result.lmbdas[i] for i in at]
+    chosen = at.index(result.chosen_index)
     fig, ax = plt.subplots(figsize=(7, 4))
     cmap = mpl.colormaps["viridis"]
     epochs = np.arange(1, sq.shape[0] + 1)
     for l, x in enumerate(lm):
         ax.plot(epochs, sq[:, l], color=cmap(l / max(1, len(lm) - 1)),
-                lw=2.2 if l == result.chosen_index else 1.0,
-                label=f"λ = {_lmbda_label(x)}" + (" (chosen)" if l == result.chosen_index else ""))
+                lw=2.2 if l == chosen else 1.0,
+                label=f"λ = {_lmbda_label(x)}" + (" (chosen)" if l == chosen else ""))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Σw² (mean over folds)")
-    ax.set_title("Σw² per epoch: larger λ pulls the weights toward zero", fontsize=10)
+    ax.set_title("Σw² per epoch: larger λ pulls the weights toward zero"
+                 + (f" (η = {result.chosen_eta:g})" if len(result.etas) > 1 else ""), fontsize=10)
     ax.legend(fontsize=7, ncol=2 if len(lm) > 8 else 1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(True, alpha=0.3)
     return fig
@@ -404,6 +427,36 @@ def sweep_weight_histogram_figure(result):
     return fig
 
 
+def sweep_heatmap_figure(result):
+    """Mean CV accuracy (cost for regression) over (η, λ); diverged pairs blank, the chosen pair boxed."""
+    plt = _pyplot()
+    etas, reg = result.etas, result.regression
+    E = len(etas)
+    L = len(result.rows) // E
+    key = "cv_cost_mean" if reg else "cv_accuracy_mean"
+    scale = 1.0 if reg else 100.0
+    grid = np.array([np.nan if r.get("diverged") else scale * r[key] for r in result.rows]).reshape(E, L)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * L, 1.2 + 0.5 * E))
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis_r" if reg else "viridis", aspect="auto", origin="lower")
+    fig.colorbar(im, ax=ax, label="mean CV cost" if reg else "mean CV accuracy (%)")
+    for e in range(E):
+        for l in range(L):
+            v = grid[e, l]
+            ax.text(l, e, "div." if np.isnan(v) else (f"{v:.3g}" if reg else f"{v:.1f}"), ha="center", va="center",
+                    fontsize=7, color="k" if np.isnan(v) else "w")
+    ce, cl = divmod(result.chosen_index, L)
+    ax.add_patch(plt.Rectangle((cl - 0.5, ce - 0.5), 1, 1, fill=False, ec="C3", lw=2.5))
+    ax.set_xticks(range(L))
+    ax.set_xticklabels([_lmbda_label(result.rows[l]["lmbda"]) for l in range(L)], rotation=45, fontsize=8)
+    ax.set_yticks(range(E))
+    ax.set_yticklabels([f"{x:g}" for x in etas], fontsize=8)
+    ax.set_xlabel("λ")
+    ax.set_ylabel("η")
+    ax.set_title(f"Mean CV {'cost' if reg else 'accuracy'} over (η, λ); chosen pair boxed "
+                 f"({result.config['select']})", fontsize=10)
+    return fig
+
+
 def sweep_report_html(result) -> str:
     """The sweep's self-contained report: summary, table and the four plots."""
     import html
@@ -411,11 +464,12 @@ def sweep_report_html(result) -> str:
     c = result.config
     headers, cells, dims = _sweep_rows_text(result)
     row_classes = ["chosen" if r["chosen"] else "" for r in result.rows]
-    cell_classes = [["dim" if (d and 5 <= j) else "" for j in range(len(headers))] for d in dims]
+    first = headers.index("± SE") + 1
+    cell_classes = [["dim" if (d and first <= j) else "" for j in range(len(headers))] for d in dims]
     settings = (
         f"dataset <code>{html.escape(str(c['dataset']))}</code>, sizes {'-'.join(map(str, c['sizes']))}, "
         f"{html.escape(c['activation'])} hidden units, {html.escape(c['cost'])} cost, init {html.escape(c['init'])}, "
-        f"η = {c['eta']:g}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
+        f"η = {c['eta']:g}{' (chosen from ' + ', '.join(f'{x:g}' for x in result.etas) + ')' if len(result.etas) > 1 else ''}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
         f"{c['folds']}-fold stratified CV (n per fold = {', '.join(map(str, sorted(set(c['n_fold']))))}), "
         f"seed {c['seed']}, {c['models_cv']} CV models + {c['models_refit']} refit models, "
         f"{result.train_seconds:.1f} s training + {result.compile_seconds:.1f} s compiling."
@@ -431,7 +485,13 @@ def sweep_report_html(result) -> str:
     table = table_html(headers, cells, row_classes, cell_classes) + (
         f'<p class="note">train/test columns: the model refit on all n = {c["n"]} ("refit") or the mean of the '
         f'{c["folds"]} fold models (grey).</p>')
-    sections = [(None, summary), ("The path, one row per λ", table)]
+    sections = [(None, summary), ("The path, one row per λ" if len(result.etas) == 1 else
+                                  "The grid, one row per (η, λ)", table)]
+    if len(result.etas) > 1:
+        sections.append(("Learning rate × λ", figure_html(
+            sweep_heatmap_figure(result), "sweep-heatmap",
+            "Mean cross-validation score of every (η, λ) pair; blank cells diverged (ignored by the selection). "
+            "The plots below are at the chosen η.")))
     sections.append(("Cross-validation path", figure_html(
         sweep_path_figure(result), "sweep-path",
         "Mean validation score ± standard error over the folds against λ; training and test scores of the fold "

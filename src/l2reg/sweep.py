@@ -19,10 +19,25 @@ The chosen λ, its grid neighbours and the baseline (the smallest λ, normally
 0) are then refit on the whole training set (n = the training-set size) in a
 second vectorized run, evaluated on the test set. The test set is used only
 for that final report, never for selection.
+
+Learning rates (``etas``): the grid becomes the pairs η × λ (λ fastest), the
+E·L pairs being the members of every fold, K = k·E·L in the same single run.
+Selection is over pairs: ``min`` takes the pair with the best mean (ties go
+to the later pair in (η, λ) order); ``1se`` first takes the η of that best
+pair, then the largest λ at that η within one SE of the best mean, so the
+"one SE" rule trades λ only, never η. The refit uses the chosen η.
+
+Divergence: a pair whose model diverged (cost NaN/inf or past a bound) on
+any fold is marked ``"diverged": true`` and takes no part in selection.
+
+Checkpoints (``checkpoint_dir``): the CV run writes ``checkpoint-cv.npz`` and
+the refit ``checkpoint-refit.npz`` after every epoch; ``resume=True``
+continues from them (a finished CV stage goes straight to the refit).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -34,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import checkpoint as ckpt
 from . import network, store
 from . import validation as V
 from .data import Dataset, load_dataset
@@ -54,6 +70,8 @@ NEIGHBOURS = 1
 #: ("evaluation"). Each extra set costs a forward pass of all λ × folds
 #: models over the whole training set per epoch.
 CV_MONITOR = ("evaluation_cost", "evaluation_accuracy")
+CHECKPOINT_CV = "checkpoint-cv.npz"
+CHECKPOINT_REFIT = "checkpoint-refit.npz"
 
 
 # ---------------------------------------------------------------- the grid
@@ -147,6 +165,24 @@ def select_lmbda(mean, se, rule: str = "min", *, higher_is_better: bool = True) 
     return int(np.flatnonzero(score >= score[best] - s)[-1])
 
 
+def select_pair(mean, se, rule: str = "min", *, higher_is_better: bool = True) -> tuple[int, int]:
+    """``(e, l)``: the chosen (η, λ) pair of ``(E, L)`` means and SEs (λ ascending along axis 1).
+
+    ``min``: the best mean over every pair (ties: the later pair in row-major
+    (η, λ) order). ``1se``: the η of that best pair, then :func:`select_lmbda`'s
+    ``1se`` along λ at that η. NaN means (diverged) never win.
+    """
+    V.choice("select", rule, SELECT)
+    mean = np.asarray(mean, np.float64)
+    se = np.asarray(se, np.float64)
+    E, L = mean.shape
+    best = select_lmbda(mean.ravel(), se.ravel(), "min", higher_is_better=higher_is_better)
+    e = best // L
+    if rule == "min":
+        return e, best % L
+    return e, select_lmbda(mean[e], se[e], "1se", higher_is_better=higher_is_better)
+
+
 # ---------------------------------------------------------------- the CV run
 
 
@@ -215,6 +251,8 @@ class CVRun:
     params: list
     train_seconds: float
     compile_seconds: float
+    etas: list | None = None  # η of each of the L members
+    diverged: np.ndarray | None = None  # (L, k) True where the model diverged
 
 
 def cross_validate(
@@ -225,7 +263,7 @@ def cross_validate(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     group_seeds: Sequence[int],
-    eta: float,
+    eta,
     epochs: int,
     batch_size: int,
     init: str = "default",
@@ -238,13 +276,15 @@ def cross_validate(
 ) -> CVRun:
     """Train every λ on every fold in one :func:`fit_stack` call. Arguments are trusted.
 
-    Model k = g·L + l is fold g, λ_l; it trains on ``folds[g][0]`` with
-    n = its length. Validation goes through ``eval_sets`` as the training set
+    Model k = g·L + l is fold g, member l (λ_l, and η_l when ``eta`` is a
+    sequence of L values, one per member; else one η for all); it trains on
+    ``folds[g][0]`` with n = its length. Validation goes through ``eval_sets`` as the training set
     with a ``(n, K)`` mask marking each fold's held-out examples.
     ``fit_kwargs`` (optimizer, schedule, penalty options) go to :func:`fit_stack`.
     """
     L, k = len(lmbdas), len(folds)
     K = L * k
+    member_eta = np.broadcast_to(np.asarray(eta, np.float64), (L,))
     held_out = np.zeros((len(X), K), np.float32)  # (n, K)
     trained = np.zeros((len(X), K), np.float32)  # (n, K)
     for g, (tr, va) in enumerate(folds):
@@ -253,7 +293,7 @@ def cross_validate(
     result = fit_stack(
         spec, X, y,
         groups=[tr for tr, _ in folds], group_seeds=list(group_seeds),
-        lmbda=np.tile(np.asarray(lmbdas, np.float64), k), eta=np.full(K, float(eta)),
+        lmbda=np.tile(np.asarray(lmbdas, np.float64), k), eta=np.tile(member_eta, k),
         epochs=epochs, batch_size=batch_size, init=init, penalty=penalty,
         eval_sets={"evaluation": (X, y, held_out)}, monitor=monitor, on_epoch=on_epoch, **fit_kwargs,
     )
@@ -274,7 +314,8 @@ def cross_validate(
             h = h - pen  # report C0, comparable across λ
         history[name.replace("evaluation", "validation")] = by_fold(h)
     return CVRun(list(lmbdas), list(folds), final, history, result.params,
-                 result.train_seconds, result.compile_seconds)
+                 result.train_seconds, result.compile_seconds, [float(e) for e in member_eta],
+                 by_fold(result.diverged_epoch > 0))
 
 
 # ---------------------------------------------------------------- the result
@@ -284,14 +325,17 @@ def cross_validate(
 class SweepResult:
     """The result of :func:`sweep`.
 
-    ``rows``: one dict per λ (ascending) with ``lmbda``, ``cv_accuracy_mean``,
+    ``rows``: one dict per (η, λ) pair (η then λ ascending; one η unless
+    ``etas`` was given) with ``eta``, ``lmbda``, ``cv_accuracy_mean``,
     ``cv_accuracy_se``, ``cv_cost_mean``, ``cv_cost_se``, ``training_accuracy``,
     ``test_accuracy``, ``gap`` (training − test accuracy), ``weight_sq_norm``,
     ``refit`` (True: those numbers come from the model refit on the whole
-    training set; False: the mean of the k fold models) and ``chosen``.
-    ``cv`` is the :class:`CVRun`; ``refit_history[name]`` is ``(epochs, R)``
-    over ``refit_lmbdas`` (``test_*`` is the test set) and ``refit_params[r]``
-    the refit model r.
+    training set; False: the mean of the k fold models), ``diverged`` (on
+    some fold, or in the refit: no part in selection) and ``chosen``.
+    ``cv`` is the :class:`CVRun` (its members are the pairs, in row order);
+    ``refit_history[name]`` is ``(epochs, R)`` over ``refit_lmbdas``, all at
+    the chosen η (``test_*`` is the test set), and ``refit_params[r]`` the
+    refit model r.
     """
 
     config: dict
@@ -308,15 +352,33 @@ class SweepResult:
 
     @property
     def lmbdas(self) -> list:
+        """λ of every row (repeated per η when several)."""
         return [r["lmbda"] for r in self.rows]
+
+    @property
+    def etas(self) -> list:
+        return list(self.config.get("etas") or [self.config["eta"]])
 
     @property
     def chosen_lmbda(self) -> float:
         return self.rows[self.chosen_index]["lmbda"]
 
     @property
+    def chosen_eta(self) -> float:
+        return self.rows[self.chosen_index]["eta"]
+
+    def rows_at_chosen_eta(self) -> list[int]:
+        """Indices of the rows at the chosen η (the whole λ path there)."""
+        return [i for i, r in enumerate(self.rows) if r["eta"] == self.chosen_eta]
+
+    @property
+    def baseline_index(self) -> int:
+        """The row of the smallest λ (normally 0) at the chosen η."""
+        return self.rows_at_chosen_eta()[0]
+
+    @property
     def baseline_lmbda(self) -> float:
-        return self.rows[0]["lmbda"]
+        return self.rows[self.baseline_index]["lmbda"]
 
     @property
     def regression(self) -> bool:
@@ -334,26 +396,31 @@ class SweepResult:
     def to_json(self) -> dict:
         L = len(self.rows)
         histories = []
-        for l, lm in enumerate(self.lmbdas):
+        for l, row in enumerate(self.rows):
             folds = []
             for g, (tr, va) in enumerate(self.cv.folds):
-                f = {"fold": g, "n": int(len(tr)), "n_validation": int(len(va))}
+                f = {"fold": g, "n": int(len(tr)), "n_validation": int(len(va)),
+                     "diverged": bool(self.cv.diverged[l, g])}
                 for name, h in self.cv.history.items():
-                    f[name] = [float(v) for v in h[:, l, g]]
+                    if name != "diverged":
+                        f[name] = [float(v) for v in h[:, l, g]]
                 folds.append(f)
-            histories.append({"lmbda": lm, "folds": folds})
+            histories.append({"eta": row["eta"], "lmbda": row["lmbda"], "folds": folds})
         refit = []
         for r, lm in enumerate(self.refit_lmbdas):
-            run = {"lmbda": lm}
+            run = {"eta": self.chosen_eta, "lmbda": lm}
             for name, h in self.refit_history.items():
-                if name != "weight_sq_norm_per_layer":
+                if name not in ("weight_sq_norm_per_layer", "diverged"):
                     run[name] = [float(v) for v in h[:, r]]
             refit.append(run)
         return {
             "config": self.config,
             "rows": self.rows,
             "chosen_lmbda": self.chosen_lmbda,
+            "chosen_eta": self.chosen_eta,
+            "etas": self.etas,
             "min_lmbda": self.rows[self.min_index]["lmbda"],
+            "min_eta": self.rows[self.min_index]["eta"],
             "select": self.config["select"],
             "summary": self.gap_summary(),
             "test_set_use": "The test set was used only for this final report, never to choose λ.",
@@ -373,7 +440,7 @@ class SweepResult:
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        arrays = {"lmbda": np.array(self.refit_lmbdas)}
+        arrays = {"lmbda": np.array(self.refit_lmbdas), "eta": np.full(len(self.refit_lmbdas), self.chosen_eta)}
         for i in range(len(self.refit_params[0])):
             arrays[f"w{i}"] = np.stack([p[i]["w"] for p in self.refit_params])
             arrays[f"b{i}"] = np.stack([p[i]["b"] for p in self.refit_params])
@@ -385,20 +452,21 @@ class SweepResult:
 # ---------------------------------------------------------------- the API
 
 
-def _summary_rows(lmbdas, cv: CVRun, refit_lmbdas, refit_final, chosen, regression) -> list[dict]:
+def _summary_rows(cv: CVRun, refit_eta, refit_lmbdas, refit_final, refit_diverged, chosen, regression) -> list[dict]:
+    """One row per member (η, λ) of the CV run; refit numbers where the pair was refit."""
     k = len(cv.folds)
     f = cv.final
     rows = []
-    for l, lm in enumerate(lmbdas):
+    for l, (eta, lm) in enumerate(zip(cv.etas, cv.lmbdas)):
         se = lambda a: float(np.std(a, ddof=1) / math.sqrt(k))  # noqa: E731
-        row = {"lmbda": lm, "lmbda_over_n": None}
+        row = {"eta": eta, "lmbda": lm, "lmbda_over_n": None}
         if regression:
             row.update(cv_accuracy_mean=None, cv_accuracy_se=None)
         else:
             row.update(cv_accuracy_mean=float(np.mean(f["validation_accuracy"][l])),
                        cv_accuracy_se=se(f["validation_accuracy"][l]))
         row.update(cv_cost_mean=float(np.mean(f["validation_cost"][l])), cv_cost_se=se(f["validation_cost"][l]))
-        refit = lm in refit_lmbdas
+        refit = eta == refit_eta and lm in refit_lmbdas
         if refit:
             src = {name: v[refit_lmbdas.index(lm)] for name, v in refit_final.items()}
         else:
@@ -410,9 +478,32 @@ def _summary_rows(lmbdas, cv: CVRun, refit_lmbdas, refit_final, chosen, regressi
             row["training_accuracy"] - row["test_accuracy"])
         row["weight_sq_norm"] = float(src["weight_sq_norm"])
         row["refit"] = refit
+        row["diverged"] = bool(cv.diverged[l].any()) or (refit and bool(refit_diverged[refit_lmbdas.index(lm)]))
         row["chosen"] = l == chosen
         rows.append(row)
     return rows
+
+
+def _jsonable(obj):
+    """``obj`` as it reads back from JSON (tuples as lists, numpy scalars as Python), for config checks."""
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, (Path, np.ndarray)):
+            return str(o) if isinstance(o, Path) else o.tolist()
+        raise TypeError(type(o).__name__)
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def resume_kwargs(run_dir, given: dict, explicit: set) -> dict:
+    """Options to resume the sweep in ``run_dir``: the CV checkpoint's own, except those given explicitly.
+
+    An explicitly given option that differs from the checkpoint's is then
+    refused by :func:`sweep`, which names it.
+    """
+    saved = ckpt.read_meta(Path(run_dir) / CHECKPOINT_CV).get("config", {})
+    return {name: saved[name] if name not in explicit and name in saved else value for name, value in given.items()}
 
 
 def sweep(
@@ -435,6 +526,7 @@ def sweep(
     monitor: Sequence[str] = CV_MONITOR,
     on_epoch: Callable[[int | None, dict | None], None] | None = None,
     *,
+    etas: Sequence[float] | None = None,
     optimizer: str = "sgd",
     momentum: float | None = None,
     weight_decay: float | None = None,
@@ -446,15 +538,19 @@ def sweep(
     warmup_epochs: int = 0,
     step_epochs: int | None = None,
     step_gamma: float = 0.1,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> SweepResult:
-    """Choose λ by stratified k-fold cross-validation on the training set.
+    """Choose λ (and η) by stratified k-fold cross-validation on the training set.
 
     ``lmbdas`` (a list) or ``lmbda_grid`` (``"LO:HI:K"``: 0 plus K log-spaced
     values) give the grid; by default λ = 0 plus 12 values with λ/n from
-    1e-5 to 3e-2 (n = training-set size). All λ × ``folds`` models train in one
+    1e-5 to 3e-2 (n = training-set size). ``etas`` (a list of η > 0, in place
+    of ``eta``) makes the grid η × λ. All pairs × ``folds`` models train in one
     vectorized run (fold g: n = its training size, seed from
-    :func:`fold_seeds`), ``select`` picks λ (``min`` or ``1se``), then the
-    chosen λ, its neighbours and the smallest λ are refit on the whole
+    :func:`fold_seeds`), ``select`` picks the pair (``min`` or ``1se``, see the
+    module docstring; diverged pairs are ignored), then the chosen λ, its
+    neighbours and the smallest λ are refit at the chosen η on the whole
     training set (n = training-set size, seed ``seed``) and evaluated on the
     test set, which plays no part in the choice. ``monitor`` is what the CV
     models record per epoch ("evaluation" = each model's held-out fold);
@@ -462,7 +558,13 @@ def sweep(
     training and test (the learning curves). ``on_epoch`` sees 2·epochs
     epochs: the CV run, then the refit. ``optimizer`` and the options after
     it are :func:`l2reg.train.train`'s (one momentum, one weight decay); CV
-    models and refit use them alike.
+    models and refit use them alike; the decay is coupled except adamw's.
+
+    ``checkpoint_dir``: write ``checkpoint-cv.npz`` and ``checkpoint-refit.npz``
+    there after every epoch of each stage; ``resume=True`` continues from them
+    (the options must be the ones the checkpoint holds; the first that
+    differs is named). With checkpoints, Ctrl-C stops after the current epoch
+    and raises :class:`~l2reg.errors.Interrupted`.
     """
     if lmbdas is not None and lmbda_grid is not None:
         raise ConfigError("give lmbdas or lmbda_grid, not both.")
@@ -475,11 +577,13 @@ def sweep(
         grid = parse_grid(lmbda_grid)
     elif lmbdas is not None:
         grid = check_grid(lmbdas)
+    given_lmbdas = None if lmbdas is None else list(grid)
+    V.number("eta", eta, low=0, strict=True)
+    eta_list = [float(eta)] if etas is None else sorted(set(V.numbers_list("etas", etas, low=0, strict=True)))
     check_options(
-        epochs=epochs, batch_size=batch_size, eta=eta, lmbda=grid or [0.0], init=init, cost=cost,
+        epochs=epochs, batch_size=batch_size, eta=eta_list, lmbda=grid or [0.0], init=init, cost=cost,
         activation=activation, penalty=penalty, eval="test", seeds=seed, monitor=monitor,
     )
-    V.number("eta", eta, low=0, strict=True)
     fit_kw = check_optimizer_options(
         optimizer=optimizer, penalty=penalty, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
         decay_scaling=decay_scaling, l1_ratio=l1_ratio, l1_update=l1_update, penalize_biases=penalize_biases,
@@ -491,6 +595,8 @@ def sweep(
             if len(fit_kw[key]) != 1:
                 raise ConfigError(f"{key} must be one number in a sweep (the grid is λ); got {fit_kw[key]!r}.")
             fit_kw[key] = fit_kw[key][0]
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume needs checkpoint_dir (the folder of the interrupted sweep).")
     if isinstance(dataset, Dataset) and train_size is not None:
         raise ConfigError("train_size applies when loading by name; slice the Dataset instead.")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(
@@ -516,29 +622,55 @@ def sweep(
         if optimizer == "adamw" and penalty in ("l2", "elastic-net"):
             raise ConfigError("optimizer 'adamw' decays by weight_decay, not λ: give penalty 'l1' or 'none' with "
                               "lmbdas, or sweep optimizer 'adam' (coupled L2).")
-    L = len(grid)
+    L, E = len(grid), len(eta_list)
+    P = E * L  # pairs (η, λ), λ fastest: the members of every fold
     X, y, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
-    log.info("sweep: %d λ × %d folds = %d models, n = %d", L, k, L * k, n)
+    log.info("sweep: %d η × %d λ × %d folds = %d models, n = %d", E, L, k, P * k, n)
+    # The options as given (JSON-normalized): what a resume must match, and its defaults.
+    options = _jsonable({
+        "dataset": data.name if isinstance(dataset, Dataset) else str(dataset), "sizes": list(spec.sizes),
+        "epochs": epochs, "batch_size": batch_size, "eta": float(eta),
+        "etas": None if etas is None else eta_list, "lmbdas": given_lmbdas, "lmbda_grid": lmbda_grid, "folds": k,
+        "select": select, "init": init, "cost": cost, "activation": activation, "penalty": penalty,
+        "train_size": train_size, "seed": seed, "data_dir": None if data_dir is None else str(data_dir),
+        "monitor": list(monitor), "optimizer": optimizer, "momentum": momentum, "weight_decay": weight_decay,
+        "decay_scaling": decay_scaling, "l1_ratio": l1_ratio, "l1_update": l1_update,
+        "penalize_biases": bool(penalize_biases), "schedule": schedule, "warmup_epochs": warmup_epochs,
+        "step_epochs": step_epochs, "step_gamma": step_gamma,
+    })
+    ckdir = None if checkpoint_dir is None else Path(checkpoint_dir)
 
     cv = cross_validate(
-        spec, X, y, grid, cv_folds, group_seeds=fold_seeds(seed, k), eta=eta, epochs=epochs,
-        batch_size=batch_size, init=init, penalty=penalty, monitor=monitor, X_test=X_test, y_test=y_test,
-        on_epoch=on_epoch, **fit_kw,
+        spec, X, y, grid * E, cv_folds, group_seeds=fold_seeds(seed, k), eta=np.repeat(eta_list, L),
+        epochs=epochs, batch_size=batch_size, init=init, penalty=penalty, monitor=monitor, X_test=X_test,
+        y_test=y_test, on_epoch=on_epoch, **fit_kw,
+        checkpoint=None if ckdir is None else ckdir / CHECKPOINT_CV, checkpoint_config=options, resume=resume,
     )
     score = cv.final["validation_cost" if regression else "validation_accuracy"]
-    mean, se = score.mean(axis=1), score.std(axis=1, ddof=1) / math.sqrt(k)
-    chosen = select_lmbda(mean, se, select, higher_is_better=not regression)
-    best = select_lmbda(mean, se, "min", higher_is_better=not regression)
+    mean, se = score.mean(axis=1), score.std(axis=1, ddof=1) / math.sqrt(k)  # (P,)
+    diverged = cv.diverged.any(axis=1)  # (P,)
+    if diverged.all():
+        raise DataError("every configuration diverged in cross-validation; lower eta or the largest lmbdas.")
+    if diverged.any():
+        log.warning("%d of %d (η, λ) pairs diverged on some fold; selection ignores them", diverged.sum(), P)
+    usable = np.where(diverged, np.nan, mean)
+    e, l = select_pair(usable.reshape(E, L), se.reshape(E, L), select, higher_is_better=not regression)
+    be, bl = select_pair(usable.reshape(E, L), se.reshape(E, L), "min", higher_is_better=not regression)
+    chosen, best = e * L + l, be * L + bl
+    refit_eta = eta_list[e]
 
-    picks = {0, best, *range(max(0, chosen - NEIGHBOURS), min(L, chosen + NEIGHBOURS + 1))}
+    picks = {0, *range(max(0, l - NEIGHBOURS), min(L, l + NEIGHBOURS + 1))} | ({bl} if be == e else set())
     refit_lmbdas = [grid[i] for i in sorted(picks)]
     R = len(refit_lmbdas)
     stage2 = None if on_epoch is None else (
-        lambda e, m: on_epoch(None if e is None else epochs + e, m))  # noqa: E731
+        lambda ep, m: on_epoch(None if ep is None else epochs + ep, m))  # noqa: E731
+    refit_ckpt = None if ckdir is None else ckdir / CHECKPOINT_REFIT
     refit = fit_stack(
         spec, X, y, groups=[np.arange(n)], group_seeds=[seed], lmbda=np.asarray(refit_lmbdas),
-        eta=np.full(R, float(eta)), epochs=epochs, batch_size=batch_size, init=init, penalty=penalty,
+        eta=np.full(R, refit_eta), epochs=epochs, batch_size=batch_size, init=init, penalty=penalty,
         eval_sets={"evaluation": (X_test, y_test, None)}, monitor=MONITORS, on_epoch=stage2, **fit_kw,
+        checkpoint=refit_ckpt, resume=bool(resume and refit_ckpt.exists()),
+        checkpoint_config=dict(options, stage="refit", refit_eta=refit_eta, refit_lmbdas=refit_lmbdas),
     )
     pen = _penalty_history(refit.history, np.asarray(refit_lmbdas), np.full(R, n))  # (epochs, R)
     refit_final = _final_metrics(spec, refit.params, refit.history, pen[-1],
@@ -552,17 +684,17 @@ def sweep(
             h = h - pen
         refit_history[name.replace("evaluation", "test")] = h
 
-    rows = _summary_rows(grid, cv, refit_lmbdas, refit_final, chosen, regression)
+    rows = _summary_rows(cv, refit_eta, refit_lmbdas, refit_final, refit.diverged_epoch > 0, chosen, regression)
     for row in rows:
         row["lmbda_over_n"] = row["lmbda"] / n
     config = {
-        "dataset": data.name if isinstance(dataset, Dataset) else str(dataset),
-        "sizes": list(spec.sizes), "epochs": epochs, "batch_size": batch_size, "eta": float(eta),
+        "dataset": options["dataset"],
+        "sizes": list(spec.sizes), "epochs": epochs, "batch_size": batch_size, "eta": refit_eta, "etas": eta_list,
         "lmbdas": grid, "lmbda_grid": lmbda_grid, "folds": k, "select": select, "init": init, "cost": cost,
         "activation": activation, "penalty": penalty, "train_size": train_size, "seed": seed,
         "fold_seeds": fold_seeds(seed, k), "data_dir": None if data_dir is None else str(data_dir),
         "monitor": list(monitor), "n": n, "n_fold": [int(len(tr)) for tr, _ in cv_folds],
-        "n_test": int(len(X_test)), "regression": regression, "models_cv": L * k, "models_refit": R,
+        "n_test": int(len(X_test)), "regression": regression, "models_cv": P * k, "models_refit": R,
         "optimizer": optimizer,
     }
     config.update({key: v for key, v in fit_kw.items() if key != "optimizer" and v is not None
