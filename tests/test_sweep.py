@@ -409,10 +409,8 @@ def _same_rows(a, b):
     for ra, rb in zip(a, b):
         assert ra.keys() == rb.keys()
         for key in ra:
-            if isinstance(ra[key], float):
-                assert ra[key] == pytest.approx(rb[key], rel=1e-6, abs=1e-9), key
-            else:
-                assert ra[key] == rb[key], key
+            # Bit for bit: the resumed run computes exactly what the uninterrupted one did.
+            assert ra[key] == rb[key] or (ra[key] != ra[key] and rb[key] != rb[key]), key
 
 
 @pytest.fixture(scope="module")

@@ -476,7 +476,8 @@ def fit_stack(
         params = jax.tree.map(jnp.asarray, state["params"])
         opt_state = jax.tree.map(jnp.asarray, state["opt_state"])
         start, seconds_before = meta["epoch"], meta["train_seconds"]
-        history = {k: [np.asarray(v) for v in vs] for k, vs in meta["history"].items()}
+        # JSON keeps every float32 exactly as a double; the dtype brings the arrays back bit for bit.
+        history = {k: list(np.asarray(h["values"], h["dtype"])) for k, h in meta["history"].items()}
         epoch_seconds = meta["epoch_seconds"]
         active = np.asarray(meta["active"], bool)
         diverged_epoch = np.asarray(meta["diverged_epoch"], int)
@@ -507,7 +508,8 @@ def fit_stack(
                 ckpt.save(checkpoint, {"params": params, "opt_state": opt_state}, {
                     "config": checkpoint_config or {}, "epoch": epoch + 1, "epochs": epochs,
                     "train_seconds": time.perf_counter() - t_start,
-                    "history": {k: [np.asarray(v).tolist() for v in vs] for k, vs in history.items()},
+                    "history": {k: {"dtype": str(np.asarray(vs[0]).dtype), "values": np.stack(vs).tolist()}
+                                for k, vs in history.items()},
                     "epoch_seconds": epoch_seconds, "active": active.tolist(),
                     "diverged_epoch": diverged_epoch.tolist(),
                     "stopper": None if stopper is None else stopper.state(),
