@@ -57,19 +57,11 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores"
 
 
-def matmul_gflops(n: int = 2048, reps: int = 7) -> float:
-    import jax
-    import jax.numpy as jnp
+def matmul_gflops() -> float:
+    """The JAX float32 2048² matmul rate, as bench_train measures it."""
+    from bench_train import matmul_gflops as probe  # bench/ is on sys.path when run as a script
 
-    a = jnp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        ts.append(time.perf_counter() - t)
-    return 2 * n**3 / 1e9 / statistics.median(ts)
+    return probe()["jax"]
 
 
 def run_cli_sweep(args, grid, monitor: str | None) -> dict:
