@@ -40,7 +40,6 @@ import tempfile
 import time
 import warnings
 
-import numpy as np
 
 SIZES = (784, 30, 10)
 M, ETA, N, FOLDS, SEED = 10, 0.5, 1000, 5, 0

@@ -2,7 +2,6 @@
 never a traceback, and nothing is written half-way."""
 
 import gzip
-import io
 import struct
 
 import numpy as np

@@ -1,11 +1,8 @@
 """Checkpoint files: round trip, atomicity, refusal of foreign or crafted files."""
 
 import io
-import pickle
-import zipfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

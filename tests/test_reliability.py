@@ -1,12 +1,10 @@
 """Runs that survive interruption and divergence, and lose nothing (issue 7)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from hypothesis import strategies as st
 
 from l2reg import checkpoint, train as T
 from l2reg.data import Dataset, load_dataset
-from l2reg.errors import ConfigError, DataError
+from l2reg.errors import DataError
 
 # Long enough on digits that a kill lands mid-run (each epoch also evaluates).
 RUN = ["train", "--train-size", "300", "--epochs", "150", "--lmbda", "0,1", "--seeds", "0,1", "-q"]
