@@ -143,6 +143,58 @@ def logits(spec: NetworkSpec, params, x):
     return z
 
 
+def to_groups(tree, G: int):
+    """A stack (or any tree shaped like one) in group-major layout, for G data streams.
+
+    ``(n_in, K, n_out)`` leaves become ``(G, n_in, L, n_out)`` and ``(K, c)``
+    leaves (biases, ``(K, 1)`` hyperparameters) ``(G, 1, L, c)``, so that
+    per-model numbers still broadcast against every leaf, and each group's
+    first layer is one contiguous ``(n_in, L·n_out)`` matrix. Other leaves
+    (step counts) are unchanged. :func:`from_groups` undoes it.
+    """
+
+    def one(a):
+        if a.ndim == 3:
+            n_in, K, n_out = a.shape
+            return jnp.transpose(a.reshape(n_in, G, K // G, n_out), (1, 0, 2, 3))
+        if a.ndim == 2:
+            K, c = a.shape
+            return a.reshape(G, 1, K // G, c)
+        return a
+
+    return jax.tree.map(one, tree)
+
+
+def from_groups(tree, like):
+    """Undo :func:`to_groups`; ``like`` is a tree in the usual layout (only its shapes are read)."""
+
+    def one(a, ref):
+        if ref.ndim == 3:
+            G, n_in, L, n_out = a.shape
+            return jnp.transpose(a, (1, 0, 2, 3)).reshape(n_in, G * L, n_out)
+        if ref.ndim == 2:
+            return a.reshape(ref.shape)
+        return a
+
+    return jax.tree.map(one, tree, like)
+
+
+def logits_grouped(spec: NetworkSpec, params, x):
+    """Output pre-activations ``(G, m, L, n_out)`` of a group-major stack (:func:`to_groups`).
+
+    ``x`` is ``(G, m, n_in)``: group g's batch, seen by its L models. The first
+    layer is one batched GEMM ``(G, m, n_in) @ (G, n_in, L·n_out)``, which the
+    usual layout can only get by transposing W1 on every step.
+    """
+    w0 = params[0]["w"]
+    G, n_in, L, n_out = w0.shape
+    z = jnp.matmul(x, w0.reshape(G, n_in, L * n_out)).reshape(G, x.shape[1], L, n_out) + params[0]["b"]
+    for layer in params[1:]:
+        a = _act(spec.activation, z)
+        z = jnp.einsum("gmli,gilo->gmlo", a, layer["w"]) + layer["b"]
+    return z
+
+
 def outputs(spec: NetworkSpec, z):
     """Network outputs from output pre-activations ``z``."""
     if spec.output == "sigmoid":

@@ -234,12 +234,52 @@ def _shuffle(keys, epoch, idx, valid, m: int):
     )
 
 
+def _grouped_loss(params, x, y, w, spec: NetworkSpec):
+    """As :func:`_batch_loss`, for a group-major stack: ``x`` ``(G, m, n_in)``, ``w`` ``(G, m)``."""
+    z = network.logits_grouped(spec, params, x)  # (G, m, L, n_out)
+    t = network.targets(spec, y, spec.sizes[-1])[:, :, None]
+    c = network.cost_per_example(spec, z, t)  # (G, m, L)
+    wk = w[:, :, None]
+    return jnp.sum(jnp.sum(c * wk, axis=1) / jnp.maximum(jnp.sum(wk, axis=1), 1.0))
+
+
+def _epoch_grouped(params, opt_state, hyper, X, Y, batches, active, *, spec, opt, L):
+    """:func:`_epoch` for G > 1 data streams (seeds, folds), in group-major layout.
+
+    The stack, the optimizer state and the hyperparameters are put in
+    group-major layout once per epoch (:func:`network.to_groups`), so that
+    each step's first layer is a batched GEMM; the update is the same optax
+    chain, elementwise, so its result does not depend on the layout.
+    """
+    G = batches[0].shape[1]
+    like_p, like_s = params, opt_state
+    params, opt_state = network.to_groups(params, G), network.to_groups(opt_state, G)
+    optimizer = make_optimizer(opt, network.to_groups(hyper, G))
+    active = active.reshape(G, L)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        b_idx, b_valid = batch  # (G, m)
+        w = b_valid.astype(X.dtype)
+        grads = jax.grad(_grouped_loss)(params, X[b_idx], Y[b_idx], w, spec)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        live = (active & (w.sum(1) > 0)[:, None])[:, None, :, None]  # (G, 1, L, 1)
+        updates = jax.tree.map(lambda u: jnp.where(live, u, 0), updates)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), batches)
+    return network.from_groups(params, like_p), network.from_groups(opt_state, like_s)
+
+
 def _epoch(params, opt_state, hyper, X, Y, idx, valid, keys, epoch, active, *, spec, opt, m, L):
     """One epoch of mini-batch training for every model of the stack.
 
     ``active`` ``(K,)`` freezes models (diverged, stopped early) without
     stopping the others.
     """
+    if idx.shape[0] > 1:
+        batches = _shuffle(keys, epoch, idx, valid, m)
+        return _epoch_grouped(params, opt_state, hyper, X, Y, batches, active, spec=spec, opt=opt, L=L)
     optimizer = make_optimizer(opt, hyper)
     batches = _shuffle(keys, epoch, idx, valid, m)
 
