@@ -212,7 +212,8 @@ def test_run_folder_errors(tmp_path):
     with pytest.raises(ConfigError, match="explain needs a run trained with penalty l2"):
         E.explain_run(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps({"config": {"optimizer": "adam", "lmbda": [1.0]}}))
-    with pytest.raises(ConfigError, match="explain re-runs plain SGD .* used optimizer 'adam'."):
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": {"optimizer": "rmsprop", "lmbda": [1.0]}}))
+    with pytest.raises(ConfigError, match="explain re-runs a constant-η run .* used optimizer 'rmsprop'."):
         E.explain_run(tmp_path)
 
 
@@ -234,3 +235,42 @@ def test_cli_explains_a_train_run_and_writes_json(tmp_path, capsys):
     assert "--run takes the training options from the run; drop --eta." in capsys.readouterr().err
     assert main(["explain", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y")]) == 2
     assert "is not a finished l2reg train folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "adam"])
+def test_stateful_optimizers_lambda_zero_has_no_decay_term(optimizer):
+    data, sizes = _tiny(7), (3, 4, 2)
+    r = E.explain(data, sizes=list(sizes), epochs=2, batch_size=3, eta=0.1, lmbda=[2.0], record_every=1,
+                  snapshots=2, track=2, optimizer=optimizer)
+    assert r.lmbdas == [0.0, 2.0] and r.config["optimizer"] == optimizer
+    for layers in r.snapshots.values():
+        for layer in layers:
+            assert not np.any(layer["d"][:, 0]) and np.any(layer["d"][:, 1])
+    if optimizer == "momentum":  # d = −η(λ/n)·w: this step's penalty only
+        for layer in r.snapshots[1]:
+            np.testing.assert_allclose(layer["d"][:, 1], -0.1 * 2.0 / 7 * layer["w"][:, 1], rtol=1e-3, atol=1e-7)
+    # the recording does not change the trajectory
+    trained = T.train(data, sizes=list(sizes), epochs=2, batch_size=3, eta=0.1, lmbda=[0.0, 2.0], monitor=(),
+                      optimizer=optimizer)
+    for k in range(2):
+        for li, layer in enumerate(r.final_params):
+            np.testing.assert_allclose(layer["w"][:, k], trained.params[k][li]["w"], rtol=1e-5, atol=1e-6)
+    assert "cost" in E.answer(r, 1)[0]
+
+
+def test_adamw_decay_term_is_minus_eta_wd_w():
+    data, sizes = _tiny(4), (3, 2, 2)
+    model = _hand_set(sizes)
+    params0 = network.stack([[{k: jnp.asarray(v) for k, v in l.items()} for l in model]], repeats=2)
+    eta, wd = 0.05, 0.3
+    r = E.explain(data, sizes=list(sizes), epochs=2, batch_size=4, eta=eta, record_every=1, snapshots=2,
+                  track=2, params0=params0, optimizer="adamw", weight_decay=wd)
+    assert r.lmbdas == [0.0, 0.0] and r.weight_decays == [0.0, wd]
+    for layers in r.snapshots.values():
+        for layer in layers:
+            np.testing.assert_allclose(layer["d"][:, 1], -eta * wd * layer["w"][:, 1], rtol=1e-4, atol=1e-7)
+            assert not np.any(layer["d"][:, 0])
+    first = E.answer(r, 1)[0]
+    assert "decoupled, not in the cost" in first and f"{eta * wd:.4g}·w" in first
+    meta = r.to_json()
+    assert [m.get("weight_decay") for m in meta["models"]] == [0.0, wd] and "answer" in meta["models"][1]

@@ -69,6 +69,33 @@ def test_cv_estimator_attributes_and_1se(balanced):
     assert L2MLPClassifierCV(lmbdas=3, cv=3, **FAST).fit(X, y).lmbdas_[0] == 0.0
 
 
+def test_cv_estimator_eta_grid_chooses_the_best_pair_of_separate_runs(balanced):
+    X, y = balanced
+    etas, grid, cv = [0.05, 0.5], [0.0, 5.0], StratifiedKFold(3)
+    kw = dict(hidden_layer_sizes=(8,), epochs=4, random_state=0)
+    est = L2MLPClassifierCV(lmbdas=grid, etas=etas, cv=cv, **kw).fit(X, y)
+    # each (η, λ) pair scored by its own GridSearchCV-style run, one model per fold
+    pairs = [(e, lm) for e in etas for lm in grid]
+    separate = np.array([GridSearchCV(L2MLPClassifier(eta=e, lmbda=lm, **kw), {"lmbda": [lm]}, cv=cv)
+                         .fit(X, y).cv_results_["mean_test_score"][0] for e, lm in pairs])
+    np.testing.assert_allclose(est.cv_results_["mean_test_score"], separate, atol=1e-9)
+    assert [(p["eta"], p["lmbda"]) for p in est.cv_results_["params"]] == pairs
+    assert list(est.cv_results_["param_eta"]) == [e for e, _ in pairs]
+    # the chosen pair has the best mean (ties: the later pair, as sweep.select_pair)
+    best = max(i for i, s in enumerate(separate) if s == separate.max())
+    assert (est.eta_, est.lmbda_) == pairs[best] and est.best_index_ == best
+    assert est.etas_ == etas and est.best_score_ == pytest.approx(separate.max())
+    refit = L2MLPClassifier(eta=est.eta_, lmbda=est.lmbda_, **kw).fit(X, y)
+    np.testing.assert_allclose(est.predict_proba(X), refit.predict_proba(X), atol=1e-5)
+
+
+def test_cv_estimator_without_etas_uses_eta(balanced):
+    X, y = balanced
+    est = L2MLPClassifierCV(lmbdas=[0.0, 1.0], cv=3, eta=0.3, **FAST, random_state=0).fit(X, y)
+    assert est.eta_ == 0.3 and est.etas_ == [0.3] and est.cv_results_["params"] == [{"lmbda": 0.0}, {"lmbda": 1.0}]
+    assert list(est.cv_results_["param_eta"]) == [0.3, 0.3]
+
+
 @pytest.mark.parametrize("cost", ["cross-entropy", "log-likelihood", "quadratic"])
 def test_predict_proba_is_a_distribution_and_predict_its_argmax(balanced, cost):
     X, y = balanced
@@ -109,6 +136,7 @@ BAD = [
     (L2MLPClassifierCV(lmbdas=[0.0, -1.0]), ConfigError, "lmbdas must be a finite number >= 0; got -1.0."),
     (L2MLPClassifierCV(lmbdas=[0.0, np.nan]), ConfigError, "lmbdas must be a finite number >= 0; got nan."),
     (L2MLPClassifierCV(select="max"), ConfigError, "select must be one of min, 1se; got 'max'."),
+    (L2MLPClassifierCV(etas=[0.1, 0.0]), ConfigError, "etas must be a finite number > 0; got 0.0."),
     (L2MLPClassifierCV(cv=1), ValueError, "n_splits=2 or more"),
 ]
 

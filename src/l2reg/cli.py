@@ -241,7 +241,7 @@ def sweep(
 
 
 _EXPLAIN_TRAIN_OPTIONS = ("dataset", "sizes", "epochs", "batch_size", "eta", "lmbda", "init", "cost", "activation",
-                          "train_size", "eval", "seed", "data_dir")
+                          "train_size", "eval", "seed", "data_dir", "optimizer", "momentum", "weight_decay")
 
 
 @app.command()
@@ -253,7 +253,7 @@ def explain(
     epochs: int = typer.Option(30, help="Training epochs."),
     batch_size: int = typer.Option(10, help="Mini-batch size m."),
     eta: float = typer.Option(0.5, help="Learning rate η."),
-    lmbda: str = typer.Option("5.0", help="λ, or a comma-separated list; λ = 0 is always added as the companion."),
+    lmbda: Optional[str] = typer.Option(None, help="λ, or a comma-separated list; λ = 0 is always added as the companion (default 5, or 0 with --optimizer adamw)."),
     init: str = typer.Option("default", help="default: N(0,1/n_in) weights; large: N(0,1)."),
     cost: str = typer.Option("cross-entropy", help="cross-entropy, log-likelihood (softmax) or quadratic."),
     activation: str = typer.Option("sigmoid", help="Hidden activation: sigmoid, tanh or relu."),
@@ -268,6 +268,9 @@ def explain(
     overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous explain."),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON on stdout (no progress bar or text)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or text."),
+    optimizer: str = typer.Option("sgd", help="sgd, momentum, nesterov, adam (coupled L2) or adamw (decoupled weight decay)."),
+    momentum: Optional[float] = typer.Option(None, help="momentum/nesterov: μ (default 0.9)."),
+    weight_decay: Optional[str] = typer.Option(None, help="adamw only: decoupled weight decay wd (default 0.01), or a list; wd = 0 is added as the companion."),
 ) -> None:
     """Why is L2 an addition? Record the decay and data terms of every weight, with a λ = 0 companion."""
     import json
@@ -287,9 +290,11 @@ def explain(
             result = E.explain_run(run, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch)
         else:
             result = E.explain(
-                dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta, lmbda=_lmbdas(lmbda),
+                dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta, lmbda=None if lmbda is None else _lmbdas(lmbda),
                 init=init, cost=cost, activation=activation, train_size=train_size, eval=eval, seed=seed,
                 data_dir=data_dir, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch,
+                optimizer=optimizer, momentum=momentum,
+                weight_decay=None if weight_decay is None else V.parse_list("--weight-decay", weight_decay, float),
             )
     result.save(out)
     store.write_text(out / "report.html", report.explain_report_html(result))
@@ -301,8 +306,8 @@ def explain(
     for note in result.notes:
         err_console.print(note)
     for k, lm in enumerate(result.lmbdas):
-        if lm > 0:
-            console.print(f"[bold]λ = {lm:g}: is L2 regularization an addition?[/bold]")
+        if result.strength(k) > 0:
+            console.print(f"[bold]{result.label(k)}: is L2 regularization an addition?[/bold]")
             for line in E.answer(result, k):
                 console.print(f"• {line}", highlight=False)
             console.print("\n".join(E.derivation(result, k)), highlight=False, markup=False)

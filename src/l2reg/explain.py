@@ -19,6 +19,18 @@ optax chain computes into those two terms:
 * the step actually taken is the full chain applied to the data gradient; for
   plain SGD it equals d + g.
 
+Other optimizers (``momentum``, ``nesterov``, ``adam`` with coupled L2,
+``adamw`` with decoupled weight decay): the split is of the *actual* update
+u of the actual trajectory. g is the decay-free chain (the rule of
+:meth:`l2reg.train.OptimizerSpec.without_decay`, built as the same chain with
+λ/n = 0 and wd = 0 so that it reads the same optimizer state) applied to the
+data gradient with the current state (velocity, Adam moments), and d = u − g.
+So for momentum d = −η(λ/n)·w (nesterov: −η(1+μ)(λ/n)·w), the decay that
+earlier steps put into the velocity counting as data term; for Adam (coupled)
+d is the change the penalty makes through the moments; for AdamW
+d = −η·wd·w exactly (decoupled: outside the moments, not in the cost). With
+AdamW the models differ by ``weight_decay`` (with a wd = 0 companion) and λ = 0.
+
 Every λ trains at once in one stack, always with a λ = 0 companion, from the
 same initial weights and through the same mini-batches, so their weights and
 Σw² compare directly. One epoch is one jit-compiled ``lax.scan``: an outer scan
@@ -27,7 +39,6 @@ over chunks of ``record_every`` steps whose last step is the recorded one.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -58,19 +69,37 @@ RECORDS_PER_EPOCH = 50
 # ---------------------------------------------------------------- one recorded step
 
 
-def step_terms(optimizer, data_only, grads, opt_state, params):
+def step_terms(optimizer, data_only, grads, opt_state, params, *, linear: bool = True, decays=None):
     """Split one optax step into its decay and data terms.
 
     Returns ``(u, d, g, new_opt_state)``: ``u`` the update the chain applies,
-    ``d`` the chain's update for a zero gradient (the decay term,
-    −(ηλ/n)·w for weights and 0 for biases under coupled L2 and SGD), ``g``
-    the penalty-free chain's update for ``grads`` (the data term,
-    −η·∂C0/∂w with ∂C0/∂w the batch mean). Each has the layout of ``params``.
+    ``g`` the decay-free chain's update for ``grads`` from the same state
+    ``opt_state`` (the data term; −η·∂C0/∂w with ∂C0/∂w the batch mean under
+    SGD), ``d`` the decay term. ``linear`` (stateless, linear rules: SGD):
+    d is the chain's update for a zero gradient, −(ηλ/n)·w for weights and 0
+    for biases under coupled L2, which equals u − g without float
+    cancellation; else d = u − g, and where ``decays`` ``(K, 1)`` is False
+    (λ = 0 and wd = 0) d = 0 and g = u exactly. Each has the layout of ``params``.
     """
     u, new_state = optimizer.update(grads, opt_state, params)
-    g, _ = data_only.update(grads, data_only.init(params), params)
-    d, _ = optimizer.update(jax.tree.map(jnp.zeros_like, grads), opt_state, params)
+    g, _ = data_only.update(grads, opt_state, params)
+    if linear:
+        d, _ = optimizer.update(jax.tree.map(jnp.zeros_like, grads), opt_state, params)
+    else:
+        d = jax.tree.map(jnp.subtract, u, g)
+        if decays is not None:  # a model with no decay: its update is all data term, exactly
+            d = jax.tree.map(lambda a: jnp.where(decays, a, 0), d)
+            g = jax.tree.map(lambda a, b: jnp.where(decays, a, b), g, u)
     return u, d, g, new_state
+
+
+def decay_free_hyper(hyper: dict) -> dict:
+    """``hyper`` with λ/n = 0 and weight decay 0: the chain of ``OptimizerSpec.without_decay()``, same state layout."""
+    out = dict(hyper)
+    out["lmbda_over_n"] = jax.tree.map(jnp.zeros_like, hyper["lmbda_over_n"])
+    if "weight_decay" in out:
+        out["weight_decay"] = jnp.zeros_like(hyper["weight_decay"])
+    return out
 
 
 def layer_stats(w, d, g, u):
@@ -110,7 +139,7 @@ def _explain_epoch(params, opt_state, hyper, X, Y, idx, valid, keys, epoch, trac
     the epoch's last recorded step.
     """
     optimizer = train.make_optimizer(opt, hyper)
-    data_only = train.make_optimizer(dataclasses.replace(opt, penalty="none"), hyper)
+    data_only = train.make_optimizer(opt, decay_free_hyper(hyper))
     b_idx, b_valid = train._shuffle(keys, epoch, idx, valid, m)  # (n_batches, G, m)
     n_batches = b_idx.shape[0]
     n_rec = n_batches // every
@@ -128,7 +157,8 @@ def _explain_epoch(params, opt_state, hyper, X, Y, idx, valid, keys, epoch, trac
     def recorded_chunk(params, opt_state, batch):
         (params, opt_state), _ = jax.lax.scan(plain, (params, opt_state), jax.tree.map(lambda a: a[:-1], batch))
         grads = grads_of(params, *jax.tree.map(lambda a: a[-1], batch))
-        u, d, g, new_state = step_terms(optimizer, data_only, grads, opt_state, params)
+        u, d, g, new_state = step_terms(optimizer, data_only, grads, opt_state, params, linear=opt.name == "sgd",
+                                        decays=(hyper["lmbda_over_n"] > 0) | (hyper.get("weight_decay", 0) > 0))
         per_layer = [layer_stats(p["w"], dl["w"], gl["w"], ul["w"]) for p, dl, gl, ul in zip(params, d, g, u)]
         stats = {k: jnp.stack([s[k] for s in per_layer]) for k in STAT_NAMES}  # (n_layers, K)
         tracked = jnp.concatenate([p["w"][i, :, o] for p, (i, o) in zip(params, track)])  # (T, K)
@@ -187,6 +217,14 @@ class ExplainResult:
     notes: list = field(default_factory=list)
     reproduced: dict | None = None
     final_params: list | None = None  # the stack after the last epoch, (n_in, K, n_out) weights
+    weight_decays: list | None = None  # adamw: the decoupled wd of each model (lmbdas all 0)
+
+    def strength(self, k: int) -> float:
+        """Model k's decay setting: its weight decay under AdamW, else its λ."""
+        return self.weight_decays[k] if self.weight_decays is not None else self.lmbdas[k]
+
+    def label(self, k: int) -> str:
+        return f"wd = {self.weight_decays[k]:g}" if self.weight_decays is not None else f"λ = {self.lmbdas[k]:g}"
 
     # -- derived numbers
 
@@ -240,13 +278,15 @@ class ExplainResult:
         models = []
         for k, lmbda in enumerate(self.lmbdas):
             model = {"lmbda": lmbda}
+            if self.weight_decays is not None:
+                model["weight_decay"] = self.weight_decays[k]
             for name, v in summary.items():
                 model[name] = [float(x) for x in v[:, k]]
             for name in ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy"):
                 if name in self.history:
                     model[name] = [float(x) for x in self.history[name][:, k]]
             model["last_epoch_per_layer"] = {name: [float(x) for x in v[:, k]] for name, v in layers.items()}
-            if lmbda > 0:
+            if self.strength(k) > 0:
                 model["answer"] = answer(self, k)
                 model["derivation"] = derivation(self, k)
             models.append(model)
@@ -303,18 +343,18 @@ def answer(result: ExplainResult, k: int) -> list[str]:
     lmbda, n = result.lmbdas[k], c["n"]
     s = result.epoch_summary()
     f, fe, steps = _shrink(result, k)
-    lines = [
-        f"The penalty is added to the cost, not to the weights: C = C0 + (λ/2n)·Σw² = C0 + {lmbda / (2 * n):.4g}·Σw². "
-        f"Its gradient, (λ/n)·w = {lmbda / n:.4g}·w, has the sign of w, and gradient descent subtracts it, "
-        f"so it shrinks |w| by the factor (1 − ηλ/n) = {f:.6g} per step, about {fe:.4g} per epoch ({steps} steps).",
+    name, eta = c.get("optimizer", "sgd"), c["eta"]
+    me, base = result.label(k), result.label(0)
+    lines = [_first_bullet(result, k)]
+    lines += [
         f"At the last epoch the data term pushed {_pct(s['frac_away'][-1, k])} of the weights away from zero "
         f"(sign(g) = sign(w)); the decay term pulled every weight toward zero, with mean |d| = "
         f"{s['mean_abs_decay'][-1, k]:.3g} against mean |g| = {s['mean_abs_data'][-1, k]:.3g} "
         f"(ratio {s['decay_to_data'][-1, k]:.3g}).",
         f"{_pct(s['frac_grow'][-1, k])} of the weights grew in magnitude on net (their data term outweighed the decay), "
         f"and they carry {_pct(s['grow_sq_share'][-1, k])} of Σw².",
-        f"After {result.epochs} epochs Σw² is {s['weight_sq_norm'][-1, k]:.4g} with λ = {lmbda:g} against "
-        f"{s['weight_sq_norm'][-1, 0]:.4g} with λ = 0 ({s['weight_sq_ratio'][-1, k]:.3g}×), "
+        f"After {result.epochs} epochs Σw² is {s['weight_sq_norm'][-1, k]:.4g} with {me} against "
+        f"{s['weight_sq_norm'][-1, 0]:.4g} with {base} ({s['weight_sq_ratio'][-1, k]:.3g}×), "
         f"from the same initial weights and mini-batches.",
     ]
     if s["frac_zero_data"][-1, k] > 0:
@@ -322,13 +362,47 @@ def answer(result: ExplainResult, k: int) -> list[str]:
                         f"input that is 0 in the whole mini-batch), so only the decay moved them, straight toward zero.")
     if "evaluation_accuracy" in result.history and not c.get("regression"):
         acc = result.history["evaluation_accuracy"][-1]
-        lines.append(f"{c['eval'].capitalize()} accuracy: {_pct(acc[k])} with λ = {lmbda:g}, {_pct(acc[0])} with λ = 0.")
-    lines.append(
-        f"For comparison, with λ = 0 the data term pushed {_pct(s['frac_away'][-1, 0])} away from zero and "
-        f"{_pct(s['frac_grow'][-1, 0])} of the weights grew. So the 'addition' is to the cost; "
-        f"on the weight it is a subtraction of (ηλ/n)·w, a multiplication by {f:.6g}."
-    )
+        lines.append(f"{c['eval'].capitalize()} accuracy: {_pct(acc[k])} with {me}, {_pct(acc[0])} with {base}.")
+    if name == "sgd":
+        tail = f"So the 'addition' is to the cost; on the weight it is a subtraction of (ηλ/n)·w, a multiplication by {f:.6g}."
+    elif name == "adamw":
+        wd = result.weight_decays[k]
+        tail = (f"So nothing is added to the cost; the decay is a subtraction of η·wd·w = {eta * wd:.4g}·w, "
+                f"a multiplication by {1 - eta * wd:.6g}.")
+    else:
+        tail = "So the 'addition' is to the cost; on the weight it is the decay term d, part of the actual update."
+    lines.append(f"For comparison, with {base} the data term pushed {_pct(s['frac_away'][-1, 0])} away from zero and "
+                 f"{_pct(s['frac_grow'][-1, 0])} of the weights grew. {tail}")
     return lines
+
+
+def _first_bullet(result: ExplainResult, k: int) -> str:
+    """Where the decay lives for this optimizer, and what it does per step."""
+    c = result.config
+    name, eta, n, lmbda = c.get("optimizer", "sgd"), c["eta"], c["n"], result.lmbdas[k]
+    f, fe, steps = _shrink(result, k)
+    cost = (f"The penalty is added to the cost, not to the weights: C = C0 + (λ/2n)·Σw² = C0 + {lmbda / (2 * n):.4g}·Σw². "
+            f"Its gradient, (λ/n)·w = {lmbda / n:.4g}·w, has the sign of w")
+    split = ("d is the split of the actual update u: d = u − g, g being what the same optimizer state "
+             "would do with the data gradient alone")
+    if name == "sgd":
+        return (f"{cost}, and gradient descent subtracts it, so it shrinks |w| by the factor (1 − ηλ/n) = {f:.6g} "
+                f"per step, about {fe:.4g} per epoch ({steps} steps).")
+    if name in ("momentum", "nesterov"):
+        mu = c["momentum"]
+        now = (1 + mu) if name == "nesterov" else 1.0
+        return (f"{cost}, and it enters the velocity v ← μ·v + ∂C/∂w (μ = {mu:g}): this step's decay term is "
+                f"d = −{now:g}·η(λ/n)·w = {-now * eta * lmbda / n:.4g}·w, and what earlier steps put in v keeps "
+                f"acting, in the long run about η(λ/n)/(1 − μ) = {eta * lmbda / n / (1 - mu):.4g} of w per step. "
+                f"For {name}, {split}.")
+    if name == "adam":
+        return (f"{cost}, and it goes through Adam's moments (coupled L2): it is divided by √v̂ like the data "
+                f"gradient, so weights with large gradients are decayed less. For Adam, {split}.")
+    wd = result.weight_decays[k]
+    return (f"AdamW's decay is decoupled, not in the cost: C = C0 (λ = 0), and each step subtracts "
+            f"η·wd·w = {eta * wd:.4g}·w outside Adam's moments (wd = {wd:g}), a multiplication by "
+            f"(1 − η·wd) = {1 - eta * wd:.6g} per step, about {(1 - eta * wd) ** steps:.4g} per epoch ({steps} steps). "
+            f"Here d = −η·wd·w exactly and g = u − d is Adam's step on the data gradient.")
 
 
 def derivation(result: ExplainResult, k: int) -> list[str]:
@@ -336,6 +410,24 @@ def derivation(result: ExplainResult, k: int) -> list[str]:
     c = result.config
     lmbda, n, m, eta = result.lmbdas[k], c["n"], c["batch_size"], c["eta"]
     f, fe, steps = _shrink(result, k)
+    name = c.get("optimizer", "sgd")
+    if name == "adamw":
+        wd = result.weight_decays[k]
+        return [
+            "C = C0                                              (AdamW: no penalty in the cost)",
+            f"w ← w − η·(m̂/(√v̂ + ε) + wd·w)                    η = {eta:g}, wd = {wd:g}",
+            f"  = w + d + g,  d = −η·wd·w = −{eta * wd:.6g}·w,  g = −η·m̂/(√v̂ + ε) (moments of ∂C0/∂w only)",
+        ]
+    if name != "sgd":
+        rule = {"momentum": "v ← μ·v + ∂C/∂w;  w ← w − η·v",
+                "nesterov": "v ← μ·v + ∂C/∂w;  w ← w − η·(∂C/∂w + μ·v)",
+                "adam": "w ← w − η·m̂/(√v̂ + ε),  m̂, v̂ the moments of ∂C/∂w (coupled)"}[name]
+        return [
+            f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
+            f"∂C/∂w = ∂C0/∂w + (λ/n)·w = ∂C0/∂w + {lmbda / n:.6g}·w",
+            f"{name}: {rule}                  η = {eta:g}, m = {m}",
+            "u = the actual update;  g = the same rule and state with ∂C0/∂w alone;  d = u − g",
+        ]
     return [
         f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
         f"  = C0 + {lmbda / (2 * n):.6g}·Σ_w w²",
@@ -375,7 +467,7 @@ def explain(
     epochs: int = 30,
     batch_size: int = 10,
     eta: float = 0.5,
-    lmbda: float | Sequence[float] = 5.0,
+    lmbda: float | Sequence[float] | None = None,
     init: str = "default",
     cost: str = "cross-entropy",
     activation: str = "sigmoid",
@@ -389,8 +481,17 @@ def explain(
     snapshots: int = 4,
     params0: list | None = None,
     on_epoch: Callable[[int | None, dict | None], None] | None = None,
+    optimizer: str = "sgd",
+    momentum: float | None = None,
+    weight_decay: float | Sequence[float] | None = None,
 ) -> ExplainResult:
-    """Train on C = C0 + (λ/2n)·Σw² (coupled L2, plain SGD) and record what each term does.
+    """Train on C = C0 + (λ/2n)·Σw² (coupled L2; SGD unless ``optimizer``) and record what each term does.
+
+    ``lmbda`` None: 5.0, or 0 with ``optimizer="adamw"``, whose decay is the
+    decoupled ``weight_decay`` (a list: one model each, plus a wd = 0
+    companion). ``optimizer``, ``momentum`` (one μ) and ``weight_decay`` are
+    :func:`l2reg.train.train`'s; see the module docstring for how d and g
+    split the update of a stateful optimizer.
 
     The options are :func:`l2reg.train.train`'s (one seed). λ = 0 is added to
     ``lmbda`` if absent, so that every λ compares with an unpenalized run
@@ -404,12 +505,18 @@ def explain(
     * ``params0``: optional initial stack (K models, in the order of
       ``result.lmbdas``) instead of the seed's initial weights.
     """
+    if lmbda is None:
+        lmbda = 0.0 if optimizer == "adamw" else 5.0
     lmbdas, seeds = train.check_options(
         epochs=epochs, batch_size=batch_size, eta=eta, lmbda=lmbda, init=init, cost=cost,
         activation=activation, penalty="l2", eval=eval, seeds=seed, monitor=train.MONITORS,
     )
     if len(seeds) != 1:
         raise ConfigError(f"explain takes one seed; got {len(seeds)}.")
+    opts = train.check_optimizer_options(optimizer=optimizer, penalty="l2", momentum=momentum,
+                                         weight_decay=weight_decay, lmbdas=lmbdas)
+    if opts["momentum"] is not None and len(opts["momentum"]) != 1:
+        raise ConfigError(f"explain takes one momentum; got {len(opts['momentum'])}.")
     eta = V.number("eta", eta, low=0, strict=True)
     if record_every is not None:
         V.integer("record_every", record_every, low=1)
@@ -424,8 +531,14 @@ def explain(
     spec = NetworkSpec(train._resolve_sizes(sizes, data, regression), activation, cost, regression)
     n = data.n_train
     m = V.integer("batch_size", batch_size, low=1, high=n)
-    lmbdas = [0.0] + [x for x in dict.fromkeys(lmbdas) if x != 0.0]
+    weight_decays = None
+    if optimizer == "adamw":
+        weight_decays = [0.0] + [x for x in dict.fromkeys(opts["weight_decay"]) if x != 0.0]
+        lmbdas = [0.0] * len(weight_decays)
+    else:
+        lmbdas = [0.0] + [x for x in dict.fromkeys(lmbdas) if x != 0.0]
     K = len(lmbdas)
+    mu = None if opts["momentum"] is None else opts["momentum"][0]
     steps_per_epoch = -(-n // m)
     every = record_every if record_every is not None else max(1, steps_per_epoch // RECORDS_PER_EPOCH)
     every = min(every, steps_per_epoch)
@@ -441,9 +554,9 @@ def explain(
     else:
         params = jax.tree.map(lambda a: jnp.array(a, dtype), params0)
     keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1)])
-    col = lambda a: jnp.asarray(np.asarray(a, np.float64)[:, None], dtype)  # noqa: E731  (K, 1)
-    hyper = {"eta": col(np.full(K, float(eta))), "lmbda_over_n": col(np.asarray(lmbdas) / n)}
-    opt = train.OptimizerSpec(penalty="l2")
+    hyper = train.make_hyper(np.full(K, float(eta)), np.asarray(lmbdas), np.full(K, float(n)), dtype, optimizer=optimizer,
+                             momentum=mu, weight_decay=weight_decays)
+    opt = train.OptimizerSpec(penalty="l2", name=optimizer)
     opt_state = train.make_optimizer(opt, hyper).init(params)
     idx = jnp.arange(n, dtype=jnp.int32)[None]
     valid = jnp.ones((1, n), bool)
@@ -487,7 +600,12 @@ def explain(
         "init": init, "cost": cost, "activation": activation, "penalty": "l2", "train_size": train_size,
         "eval": eval, "seed": s, "data_dir": None if data_dir is None else str(data_dir), "n": n,
         "regression": regression, "record_every": every, "track": track, "snapshots": sorted(snap_epochs),
+        "optimizer": optimizer,
     }
+    if mu is not None:
+        config["momentum"] = mu
+    if weight_decays is not None:
+        config["weight_decay"] = weight_decays
     result = ExplainResult(
         config=config, lmbdas=lmbdas, steps_per_epoch=steps_per_epoch, record_every=every, steps=steps,
         stats={k: np.concatenate([st[k] for st in stats_all]) for k in STAT_NAMES},
@@ -495,7 +613,7 @@ def explain(
         tracked=np.concatenate(tracked_all), tracked_index=track_rows,
         history={k: np.stack(v) for k, v in history.items()}, snapshots=snaps,
         train_seconds=train_seconds, compile_seconds=compile_seconds, notes=list(data.notes),
-        final_params=jax.tree.map(np.asarray, params),
+        final_params=jax.tree.map(np.asarray, params), weight_decays=weight_decays,
     )
     return result
 
@@ -526,7 +644,9 @@ def explain_run(run, *, record_every: int | None = None, track: int = 4, snapsho
         raise ConfigError(f"explain needs a run trained with penalty l2; {run} used penalty {c.get('penalty')!r}.")
     unsupported = [
         what for what, bad in (
-            (f"optimizer {c.get('optimizer')!r}", c.get("optimizer", "sgd") != "sgd"),
+            (f"optimizer {c.get('optimizer')!r}", c.get("optimizer", "sgd") not in train.OPTIMIZERS),
+            ("several momenta", len(np.atleast_1d(c.get("momentum") or [0])) > 1),
+            (f"decay_scaling {c.get('decay_scaling')!r}", c.get("decay_scaling", "lr") not in (None, "lr")),
             (f"schedule {c.get('schedule')!r}", c.get("schedule", "constant") != "constant"),
             ("warm-up", bool(c.get("warmup_epochs", 0))),
             ("one λ per layer", c.get("lmbda") is None or "lmbda_per_layer" in c),
@@ -536,7 +656,7 @@ def explain_run(run, *, record_every: int | None = None, track: int = 4, snapsho
         ) if bad
     ]
     if unsupported:
-        raise ConfigError(f"explain re-runs plain SGD with one λ list and L2 on the weights only; "
+        raise ConfigError(f"explain re-runs a constant-η run with one λ list and L2 on the weights only; "
                           f"{run} used {', '.join(unsupported)}.")
     seeds = c.get("seed", 0)
     seeds = seeds if isinstance(seeds, list) else [seeds]
@@ -546,7 +666,8 @@ def explain_run(run, *, record_every: int | None = None, track: int = 4, snapsho
             lmbda=c["lmbda"], init=c.get("init", "default"), cost=c.get("cost", "cross-entropy"),
             activation=c.get("activation", "sigmoid"), train_size=c.get("train_size"), eval=c.get("eval", "validation"),
             seed=seeds[0], data_dir=c.get("data_dir"), record_every=record_every, track=track, snapshots=snapshots,
-            on_epoch=on_epoch,
+            on_epoch=on_epoch, optimizer=c.get("optimizer", "sgd"), momentum=c.get("momentum"),
+            weight_decay=c.get("weight_decay"),
         )
     except KeyError as e:
         raise DataError(f"{Path(run) / 'metrics.json'} lacks the option {e.args[0]!r}.") from None
@@ -569,10 +690,15 @@ def _compare_stored(run, result: ExplainResult, seed: int) -> dict | None:
     with np.load(path, allow_pickle=False) as z:
         stored = {k: z[k] for k in z.files}
     diffs, matched = [], []
+    keys = result.lmbdas
+    if result.weight_decays is not None:  # adamw: the models differ by wd
+        if "weight_decay" not in stored:
+            return None
+        stored["lmbda"], keys = stored["weight_decay"], result.weight_decays
     for r, (lm, sd) in enumerate(zip(stored["lmbda"], stored["seed"])):
-        if int(sd) != seed or float(lm) not in result.lmbdas:
+        if int(sd) != seed or float(lm) not in keys:
             continue
-        k = result.lmbdas.index(float(lm))
+        k = keys.index(float(lm))
         d = max(float(np.max(np.abs(stored[f"w{li}"][r] - layer["w"][:, k, :])))
                 for li, layer in enumerate(result.final_params))
         diffs.append(d)

@@ -6,8 +6,8 @@
 
       w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w
 
-* :class:`L2MLPClassifierCV`: chooses λ by k-fold cross-validation with every
-  λ × fold trained at once (:func:`l2reg.sweep.cross_validate`), then refits,
+* :class:`L2MLPClassifierCV`: chooses λ (or the pair (η, λ) with ``etas``) by
+  k-fold cross-validation with every pair × fold trained at once (:func:`l2reg.sweep.cross_validate`), then refits,
   in the manner of ``LogisticRegressionCV``.
 
 scikit-learn's ``MLPClassifier(solver="sgd")`` divides its penalty by the batch
@@ -127,11 +127,12 @@ class _L2MLP(BaseEstimator):
                 kw[key] = kw[key][0]
         return kw
 
-    def _fit_network(self, X, Y, n_out: int, lmbda: float, seed: int):
+    def _fit_network(self, X, Y, n_out: int, lmbda: float, seed: int, eta: float | None = None):
         from sklearn.model_selection import train_test_split
 
         from .train import fit_stack
 
+        eta = self.eta if eta is None else eta
         lmbda = self._lmbda(lmbda)
         hidden, m = self._check_params(len(X))
         spec = self._spec(hidden, X.shape[1], n_out)
@@ -149,7 +150,7 @@ class _L2MLP(BaseEstimator):
             m = min(m, len(train_idx))
         r = fit_stack(
             spec, X, Y, groups=[train_idx], group_seeds=[seed], lmbda=np.array([float(lmbda)]),
-            eta=np.array([float(self.eta)]), epochs=int(self.epochs), batch_size=m, init=self.init, monitor=(),
+            eta=np.array([float(eta)]), epochs=int(self.epochs), batch_size=m, init=self.init, monitor=(),
             eval_sets=eval_sets, penalty=self.penalty, **kw,
         )
         self.spec_ = spec
@@ -160,7 +161,7 @@ class _L2MLP(BaseEstimator):
         self.n_iter_ = int(r.stopped_epoch[0])
         if not np.all([np.isfinite(w).all() for w in self.coefs_]):
             raise DataError(
-                f"training diverged (non-finite weights) with eta={self.eta!r}; use a smaller eta or scale X."
+                f"training diverged (non-finite weights) with eta={eta!r}; use a smaller eta or scale X."
             )
         return self
 
@@ -354,12 +355,19 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     ``select`` is ``"min"`` (best mean accuracy) or ``"1se"`` (largest λ within
     one standard error of it). The chosen λ is then refit on all of X.
 
+    ``etas`` (a list of η > 0; None: just ``eta``) makes the grid the pairs
+    η × λ (η then λ ascending, λ fastest), all trained in the same run; the
+    choice is :func:`l2reg.sweep.select_pair`'s (``min``: best mean over every
+    pair; ``1se``: that pair's η, then the ``1se`` rule along λ), and the
+    scores equal ``GridSearchCV`` over ``{"eta": etas, "lmbda": lmbdas}``'s.
+    A pair whose model diverged on some fold is never chosen.
+
     Attributes
     ----------
-    lmbda_ : the chosen λ.
-    lmbdas_ : the grid, ascending.
-    cv_results_ : dict of arrays as ``GridSearchCV``'s: ``param_lmbda``,
-        ``params``, ``split{i}_test_score``, ``mean_test_score``,
+    lmbda_, eta_ : the chosen λ and η.
+    lmbdas_, etas_ : the grids, ascending.
+    cv_results_ : dict of arrays as ``GridSearchCV``'s, one entry per pair: ``param_eta``, ``param_lmbda``,
+        ``params`` (``{"lmbda": λ}``, or ``{"eta": η, "lmbda": λ}`` with ``etas``), ``split{i}_test_score``, ``mean_test_score``,
         ``std_test_score``, ``se_test_score``, ``rank_test_score``,
         ``split{i}_train_score``, ``mean_train_score``.
     best_index_, best_score_ : the chosen λ's index and mean CV accuracy.
@@ -372,8 +380,10 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     def __init__(self, lmbdas=None, cv=5, select="min", hidden_layer_sizes=(30,), eta=0.5, batch_size=10,
                  epochs=30, activation="sigmoid", cost="cross-entropy", init="default", random_state=None,
                  penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
-                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0):
+                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
+                 etas=None):
         self.lmbdas = lmbdas
+        self.etas = etas
         self.cv = cv
         self.select = select
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -405,11 +415,16 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
         return check_grid(self.lmbdas)
 
     def fit(self, X, y):
-        from .sweep import SELECT, cross_validate, select_lmbda
+        from .sweep import SELECT, cross_validate, select_pair
 
         X, Y = self._encode(X, y)
         V.choice("select", self.select, SELECT)
         grid = self._grid(len(X))
+        etas = ([float(V.number("eta", self.eta, low=0, strict=True))] if self.etas is None
+                else sorted(set(V.numbers_list("etas", self.etas, low=0, strict=True))))
+        E, L = len(etas), len(grid)
+        pair_eta = np.repeat(np.asarray(etas, np.float64), L)  # (E·L,) η then λ, λ fastest
+        pair_lmbda = list(grid) * E
         folds = [(np.asarray(tr), np.asarray(va)) for tr, va in check_cv(self.cv, Y, classifier=True).split(X, Y)]
         if len(folds) < 2:
             raise ConfigError(f"cv must give at least 2 folds; got {len(folds)}.")
@@ -418,15 +433,22 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
         seed = _seed(self.random_state)
         spec = self._spec(hidden, X.shape[1], len(self.classes_))
         run = cross_validate(
-            spec, X, Y, grid, folds, group_seeds=[seed] * len(folds), eta=float(self.eta), epochs=int(self.epochs),
-            batch_size=m, init=self.init, monitor=(), penalty=self.penalty, **self._fit_kwargs(grid),
+            spec, X, Y, pair_lmbda, folds, group_seeds=[seed] * len(folds), eta=pair_eta, epochs=int(self.epochs),
+            batch_size=m, init=self.init, monitor=(), penalty=self.penalty, **self._fit_kwargs(pair_lmbda),
         )
         k = len(folds)
-        val = run.final["validation_accuracy"]  # (L, k)
+        val = run.final["validation_accuracy"]  # (E·L, k)
         mean, std = val.mean(axis=1), val.std(axis=1)
         se = val.std(axis=1, ddof=1) / math.sqrt(k)
-        best = select_lmbda(mean, se, self.select)
-        res = {"param_lmbda": np.ma.MaskedArray(np.array(grid, dtype=object)), "params": [{"lmbda": v} for v in grid]}
+        diverged = run.diverged.any(axis=1)  # (E·L,)
+        if diverged.all():
+            raise DataError("every configuration diverged in cross-validation; lower eta or the largest lmbdas.")
+        e, l = select_pair(np.where(diverged, np.nan, mean).reshape(E, L), se.reshape(E, L), self.select)
+        best = e * L + l
+        params = ([{"lmbda": v} for v in pair_lmbda] if self.etas is None
+                  else [{"eta": float(a), "lmbda": v} for a, v in zip(pair_eta, pair_lmbda)])
+        res = {"param_eta": np.ma.MaskedArray(np.array([float(a) for a in pair_eta], dtype=object)),
+               "param_lmbda": np.ma.MaskedArray(np.array(pair_lmbda, dtype=object)), "params": params}
         for i in range(k):
             res[f"split{i}_test_score"] = val[:, i]
         res.update(mean_test_score=mean, std_test_score=std, se_test_score=se,
@@ -437,7 +459,9 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
         res.update(mean_train_score=tr.mean(axis=1), std_train_score=tr.std(axis=1))
         self.cv_results_ = res
         self.lmbdas_ = grid
+        self.etas_ = etas
         self.best_index_ = best
         self.best_score_ = float(mean[best])
-        self.lmbda_ = grid[best]
-        return self._fit_network(X, Y, len(self.classes_), self.lmbda_, seed)
+        self.lmbda_ = grid[l]
+        self.eta_ = etas[e]
+        return self._fit_network(X, Y, len(self.classes_), self.lmbda_, seed, eta=self.eta_)
