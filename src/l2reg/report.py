@@ -522,13 +522,13 @@ def explain_table(result) -> Table:
     table.box = box.SIMPLE_HEAD
     table.pad_edge = False
     table.padding = (0, 1, 0, 0)
-    for name in ("λ", "g\naway", "|w|\ngrew", "grew's\nΣw²", "mean\n|d|", "mean\n|g|", "|d|/\n|g|", "Σw²",
+    for name in ("model", "g\naway", "|w|\ngrew", "grew's\nΣw²", "mean\n|d|", "mean\n|g|", "|d|/\n|g|", "Σw²",
                  "vs\nλ=0"):
         table.add_column(name, justify="right", no_wrap=True)
     if not regression and "evaluation_accuracy" in result.history:
         table.add_column(f"{result.config['eval'][:3]}\nacc", justify="right", no_wrap=True)
     for k, lmbda in enumerate(result.lmbdas):
-        row = [f"{lmbda:g}", f"{100 * s['frac_away'][-1, k]:.1f}%", f"{100 * s['frac_grow'][-1, k]:.1f}%",
+        row = [result.label(k), f"{100 * s['frac_away'][-1, k]:.1f}%", f"{100 * s['frac_grow'][-1, k]:.1f}%",
                f"{100 * s['grow_sq_share'][-1, k]:.1f}%", f"{s['mean_abs_decay'][-1, k]:.2g}",
                f"{s['mean_abs_data'][-1, k]:.2g}", f"{s['decay_to_data'][-1, k]:.2g}",
                f"{s['weight_sq_norm'][-1, k]:.4g}", f"{s['weight_sq_ratio'][-1, k]:.2f}"]
@@ -572,7 +572,7 @@ def explain_terms_figure(result, k: int, max_points: int = 4000):
         a.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("term of one SGD step")
     axes[0][-1].legend(fontsize=7, loc="upper right", markerscale=3)
-    fig.suptitle(f"λ = {result.lmbdas[k]:g}: the decay term always points toward 0, the data term either way",
+    fig.suptitle(f"{result.label(k)}: the decay term always points toward 0, the data term either way",
                  fontsize=10)
     fig.tight_layout()
     return fig
@@ -592,7 +592,7 @@ def explain_trajectories_figure(result, k: int):
             a.plot(x, result.tracked[:, t, k], "-", color=f"C{c}", lw=1.4, label=f"w[{i},{o}]")
         a.axhline(0, color="k", lw=0.5)
         a.set_xlabel("epoch")
-        a.set_title(f"layer {layer + 1}: solid λ = {result.lmbdas[k]:g}, dashed λ = 0", fontsize=9)
+        a.set_title(f"layer {layer + 1}: solid {result.label(k)}, dashed no decay", fontsize=9)
         a.grid(True, alpha=0.3)
         a.legend(fontsize=7)
     axes[0][0].set_ylabel("weight")
@@ -607,8 +607,8 @@ def explain_fractions_figure(result):
     x = np.arange(1, result.epochs + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for k, lmbda in enumerate(result.lmbdas):
-        ax.plot(x, 100 * s["frac_away"][:, k], "-", color=f"C{k}", marker="o", ms=3, label=f"λ = {lmbda:g}: g away from 0")
-        ax.plot(x, 100 * s["frac_grow"][:, k], "--", color=f"C{k}", label=f"λ = {lmbda:g}: |w| grew on net")
+        ax.plot(x, 100 * s["frac_away"][:, k], "-", color=f"C{k}", marker="o", ms=3, label=f"{result.label(k)}: g away from 0")
+        ax.plot(x, 100 * s["frac_grow"][:, k], "--", color=f"C{k}", label=f"{result.label(k)}: |w| grew on net")
     ax.set_xlabel("epoch")
     ax.set_ylabel("% of weights (mean over recorded steps)")
     ax.grid(True, alpha=0.3)
@@ -624,7 +624,7 @@ def explain_histograms_figure(result, k: int):
     w = [np.concatenate([layer["w"][:, j, :].ravel() for layer in result.final_params]) for j in (0, k)]
     bins = np.linspace(min(x.min() for x in w), max(x.max() for x in w), 60)
     a1.hist(w[0], bins=bins, alpha=0.55, color="C0", label="λ = 0")
-    a1.hist(w[1], bins=bins, alpha=0.55, color="C3", label=f"λ = {result.lmbdas[k]:g}")
+    a1.hist(w[1], bins=bins, alpha=0.55, color="C3", label=result.label(k))
     a1.set_yscale("log")
     a1.set_xlabel("final weight")
     a1.set_ylabel("count")
@@ -654,7 +654,7 @@ def explain_norm_figure(result):
     x = np.arange(1, result.epochs + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for k, lmbda in enumerate(result.lmbdas):
-        ax.plot(x, sq[:, k], color=f"C{k}", label=f"λ = {lmbda:g}")
+        ax.plot(x, sq[:, k], color=f"C{k}", label=result.label(k))
     ax.set_xlabel("epoch")
     ax.set_ylabel("Σw² (end of epoch)")
     ax.grid(True, alpha=0.3)
@@ -682,14 +682,14 @@ def explain_report_html(result) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
     sections.append((None, f'<p class="note">{settings}</p>{notes}'))
     for k, lmbda in enumerate(result.lmbdas):
-        if lmbda == 0:
+        if result.strength(k) == 0:
             continue
         body = "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in answer(result, k)) + "</ul>"
         body += "<pre>" + html.escape("\n".join(derivation(result, k))) + "</pre>"
-        sections.append((f"λ = {lmbda:g}: is L2 regularization an addition?", body))
-    headers = ["λ", "g away from 0", "|w| grew", "their share of Σw²", "mean |d|", "mean |g|", "|d| / |g|",
+        sections.append((f"{result.label(k)}: is L2 regularization an addition?", body))
+    headers = ["model", "g away from 0", "|w| grew", "their share of Σw²", "mean |d|", "mean |g|", "|d| / |g|",
                "Σw²", "Σw² / Σw²(λ=0)"]
-    rows = [[f"{lm:g}", f"{100 * s['frac_away'][-1, k]:.1f}%", f"{100 * s['frac_grow'][-1, k]:.1f}%",
+    rows = [[result.label(k), f"{100 * s['frac_away'][-1, k]:.1f}%", f"{100 * s['frac_grow'][-1, k]:.1f}%",
              f"{100 * s['grow_sq_share'][-1, k]:.1f}%", f"{s['mean_abs_decay'][-1, k]:.3g}",
              f"{s['mean_abs_data'][-1, k]:.3g}", f"{s['decay_to_data'][-1, k]:.3g}",
              f"{s['weight_sq_norm'][-1, k]:.4g}", f"{s['weight_sq_ratio'][-1, k]:.3g}"]
