@@ -606,7 +606,7 @@ def explain_fractions_figure(result):
     s = result.epoch_summary()
     x = np.arange(1, result.epochs + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for k, lmbda in enumerate(result.lmbdas):
+    for k in range(len(result.lmbdas)):
         ax.plot(x, 100 * s["frac_away"][:, k], "-", color=f"C{k}", marker="o", ms=3, label=f"{result.label(k)}: g away from 0")
         ax.plot(x, 100 * s["frac_grow"][:, k], "--", color=f"C{k}", label=f"{result.label(k)}: |w| grew on net")
     ax.set_xlabel("epoch")
@@ -623,7 +623,7 @@ def explain_histograms_figure(result, k: int):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.2, 3.4))
     w = [np.concatenate([layer["w"][:, j, :].ravel() for layer in result.final_params]) for j in (0, k)]
     bins = np.linspace(min(x.min() for x in w), max(x.max() for x in w), 60)
-    a1.hist(w[0], bins=bins, alpha=0.55, color="C0", label="λ = 0")
+    a1.hist(w[0], bins=bins, alpha=0.55, color="C0", label=result.label(0))
     a1.hist(w[1], bins=bins, alpha=0.55, color="C3", label=result.label(k))
     a1.set_yscale("log")
     a1.set_xlabel("final weight")
@@ -653,7 +653,7 @@ def explain_norm_figure(result):
     sq = result.history["weight_sq_norm"]
     x = np.arange(1, result.epochs + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for k, lmbda in enumerate(result.lmbdas):
+    for k in range(len(result.lmbdas)):
         ax.plot(x, sq[:, k], color=f"C{k}", label=result.label(k))
     ax.set_xlabel("epoch")
     ax.set_ylabel("Σw² (end of epoch)")
