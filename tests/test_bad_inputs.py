@@ -87,7 +87,7 @@ CASES = [
     (TRAIN + ["--seeds", "0,-1"], "seed must be an integer >= 0"),
     (["train", "--epochs", "1", "-q", "--train-size", "0"], "train_size"),
     # sweep
-    (SWEEP + ["--lmbdas", ""], "--lmbdas"),
+    (SWEEP + ["--lmbdas", ""], "--lmbda must be a comma-separated list"),
     (SWEEP + ["--lmbdas", "0,-0.1"], ">= 0"),
     (SWEEP + ["--lmbdas", "0,nan"], "nan"),
     (SWEEP + ["--folds", "1"], "folds"),

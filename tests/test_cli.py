@@ -56,7 +56,7 @@ BAD = [
     (["--dataset", "missing.npz"], "missing.npz"),
     (["--train-size", "0"], "train_size"),
     (["--eval", "train"], "eval must be"),
-    (["--seeds", "0,x"], "--seeds must be a comma-separated list of integers"),
+    (["--seeds", "0,x"], "--seed must be a comma-separated list of integers"),
     (["--cost", "hinge"], "cost must be one of"),
     (["--monitor", "loss"], "monitor must be one of"),
     (["--no-such-option"], "No such option"),

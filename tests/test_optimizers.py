@@ -1,5 +1,6 @@
 """Optimizers beyond plain SGD: L1 steps, momentum, Adam (coupled L2) vs AdamW, schedules, early stopping."""
 
+import importlib
 import dataclasses
 
 import jax
@@ -8,12 +9,18 @@ import numpy as np
 import optax
 import pytest
 
-from l2reg import network, penalties, train as T
+from l2reg import engine, network, penalties
+from l2reg import update as U
+from l2reg.options import MONITORS
+from stacks import fit_stack
+
 from l2reg.data import load_dataset
 from l2reg.errors import ConfigError
 from l2reg.network import NetworkSpec
 
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
+
+T = importlib.import_module("l2reg.train")
 
 # Separate runs recompile shapes that the stacked runs and other tests already compiled.
 pytestmark = pytest.mark.usefixtures("compilation_cache")
@@ -90,8 +97,8 @@ def test_prox_training_gives_exact_zeros_and_subgradient_does_not(digits):
     X, y = digits.X_train[:200], digits.y_train[:200]
     common = dict(groups=[np.arange(200)], group_seeds=[0], lmbda=np.array([0.0, 3.0]), eta=np.full(2, 0.5),
                   epochs=3, batch_size=10, monitor=(), penalty="l1")
-    prox = T.fit_stack(NetworkSpec((64, 8, 10)), X, y, l1_update="prox", **common)
-    sub = T.fit_stack(NetworkSpec((64, 8, 10)), X, y, **common)
+    prox = fit_stack(NetworkSpec((64, 8, 10)), X, y, l1_update="prox", **common)
+    sub = fit_stack(NetworkSpec((64, 8, 10)), X, y, **common)
     zeros_prox = prox.history["zero_weight_fraction"][-1]
     assert zeros_prox[0] == 0 and zeros_prox[1] > 0.2
     assert np.all(sub.history["zero_weight_fraction"][-1] < 0.01)
@@ -115,8 +122,8 @@ def test_adamw_lr_scaling_equals_optax_adamw(penalize_biases):
     params = _stack(K=2)
     grads = [_grads(params, s) for s in range(4)]
     eta, wd = [1e-2, 3e-3], [0.1, 0.5]
-    opt = T.OptimizerSpec(name="adamw", decay_scaling="lr", penalty="none", penalize_biases=penalize_biases)
-    ours = _steps(T.make_optimizer(opt, _hyper(2, eta, wd)), params, grads)
+    opt = U.OptimizerSpec(name="adamw", decay_scaling="lr", penalty="none", penalize_biases=penalize_biases)
+    ours = _steps(U.make_optimizer(opt, _hyper(2, eta, wd)), params, grads)
     mask = lambda p: [{"w": True, "b": penalize_biases} for _ in p]  # noqa: E731
     for k in range(2):
         ref = _steps(optax.adamw(eta[k], weight_decay=wd[k], mask=mask), _model(params, k),
@@ -130,10 +137,10 @@ def test_decoupled_decay_is_wd_times_lr_or_times_schedule(scaling, depends_on_et
     params = _stack(K=2)
     zero = jax.tree.map(jnp.zeros_like, params)
     eta, wd = jnp.array([[0.5], [0.05]]), 0.2
-    opt = T.OptimizerSpec(name="adamw", decay_scaling=scaling, penalty="none", schedule="cosine", decay_steps=4)
-    s = T.lr_multiplier(opt)
+    opt = U.OptimizerSpec(name="adamw", decay_scaling=scaling, penalty="none", schedule="cosine", decay_steps=4)
+    s = U.lr_multiplier(opt)
     state_params = params
-    tx = T.make_optimizer(opt, _hyper(2, eta[:, 0], wd))
+    tx = U.make_optimizer(opt, _hyper(2, eta[:, 0], wd))
     state = tx.init(params)
     for t in range(3):
         u, state = tx.update(zero, state, state_params)
@@ -151,8 +158,8 @@ def test_coupled_adam_l2_and_adamw_differ_where_they_must():
     params = _stack(K=2)
     zero = jax.tree.map(jnp.zeros_like, params)
     eta, c = 1e-3, jnp.array([[1e-3], [1.0]])  # λ/n and wd, 1000× apart
-    adam = T.make_optimizer(T.OptimizerSpec(name="adam"), _hyper(2, eta, lmbda_over_n=c))
-    adamw = T.make_optimizer(T.OptimizerSpec(name="adamw", penalty="none"), _hyper(2, eta, wd=c))
+    adam = U.make_optimizer(U.OptimizerSpec(name="adam"), _hyper(2, eta, lmbda_over_n=c))
+    adamw = U.make_optimizer(U.OptimizerSpec(name="adamw", penalty="none"), _hyper(2, eta, wd=c))
     pa, pw = _steps(adam, params, [zero]), _steps(adamw, params, [zero])
     for old, a, w in zip(params, pa, pw):
         np.testing.assert_allclose(a["w"], old["w"] - eta * jnp.sign(old["w"]), rtol=0, atol=3e-6)  # both λ
@@ -164,7 +171,7 @@ def test_adam_with_coupled_l2_is_penalty_then_optax_adam():
     params = _stack(K=1)
     grads = [_grads(params, s) for s in range(3)]
     c = 0.05
-    ours = _steps(T.make_optimizer(T.OptimizerSpec(name="adam"), _hyper(1, 1e-2, lmbda_over_n=c)), params, grads)
+    ours = _steps(U.make_optimizer(U.OptimizerSpec(name="adam"), _hyper(1, 1e-2, lmbda_over_n=c)), params, grads)
     ref = _steps(optax.chain(optax.add_decayed_weights(c, penalties.weights_only), optax.adam(1e-2)), params, grads)
     _close(ours, ref, rtol=1e-6, atol=1e-8)
 
@@ -177,8 +184,8 @@ def test_lambda_zero_equals_no_penalty(digits, optimizer):
     X, y = digits.X_train[:150], digits.y_train[:150]
     common = dict(groups=[np.arange(150)], group_seeds=[0], lmbda=np.zeros(1), eta=np.full(1, 0.05), epochs=2,
                   batch_size=10, monitor=(), optimizer=optimizer)
-    a = T.fit_stack(NetworkSpec((64, 8, 10)), X, y, penalty="l2", **common)
-    b = T.fit_stack(NetworkSpec((64, 8, 10)), X, y, penalty="none", **common)
+    a = fit_stack(NetworkSpec((64, 8, 10)), X, y, penalty="l2", **common)
+    b = fit_stack(NetworkSpec((64, 8, 10)), X, y, penalty="none", **common)
     for la, lb in zip(a.params, b.params):  # equal up to float32 rounding (XLA may fuse g + 0·w differently)
         np.testing.assert_allclose(la["w"], lb["w"], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(la["b"], lb["b"], rtol=1e-5, atol=1e-7)
@@ -191,7 +198,7 @@ def test_momentum_step_matches_the_closed_form(nesterov):
     grads = [_grads(params, s) for s in range(2)]
     eta, mu, c = jnp.array([[0.1], [0.3]]), jnp.array([[0.9], [0.5]]), jnp.array([[0.01], [0.2]])
     hyper = {"eta": eta, "lmbda_over_n": c, "momentum": mu}
-    ours = _steps(T.make_optimizer(T.OptimizerSpec(name="nesterov" if nesterov else "momentum"), hyper), params, grads)
+    ours = _steps(U.make_optimizer(U.OptimizerSpec(name="nesterov" if nesterov else "momentum"), hyper), params, grads)
     w = [l["w"] for l in params]
     v = [jnp.zeros_like(x) for x in w]
     for g in grads:
@@ -211,7 +218,7 @@ def test_momentum_step_matches_the_closed_form(nesterov):
     ("cosine", 2, 4, [0.5, 1, 1, 0.5 * (1 + np.cos(np.pi / 4)), 0.5, 0.5 * (1 + np.cos(3 * np.pi / 4))]),
 ])
 def test_schedule_multiplier(schedule, warmup, decay_steps, want):
-    s = T.lr_multiplier(T.OptimizerSpec(schedule=schedule, warmup_steps=warmup, decay_steps=decay_steps))
+    s = U.lr_multiplier(U.OptimizerSpec(schedule=schedule, warmup_steps=warmup, decay_steps=decay_steps))
     np.testing.assert_allclose([float(s(t)) for t in range(6)], want, rtol=1e-6, atol=1e-7)
 
 
@@ -230,10 +237,10 @@ def test_vectorized_optimizers_equal_separate_runs(digits, kw):
     spec = NetworkSpec((64, 6, 10))
     kw = dict(dict(eta=np.array([0.5, 0.2]), lmbda=np.array([1.0, 3.0])), **kw)
     common = dict(groups=[np.arange(120)], group_seeds=[0], epochs=3, batch_size=10, monitor=("training_cost",))
-    stacked = T.fit_stack(spec, X, y, **common, **kw)
+    stacked = fit_stack(spec, X, y, **common, **kw)
     for k in range(2):
         kw_k = {key: (v[k : k + 1] if isinstance(v, np.ndarray) else v) for key, v in kw.items()}
-        single = T.fit_stack(spec, X, y, **common, **kw_k)
+        single = fit_stack(spec, X, y, **common, **kw_k)
         for a, b in zip(stacked.params, single.params):
             np.testing.assert_allclose(a["w"][:, k], b["w"][:, 0], rtol=2e-5, atol=2e-6)
             np.testing.assert_allclose(a["b"][k], b["b"][0], rtol=2e-5, atol=2e-6)
@@ -246,9 +253,9 @@ def test_per_layer_lambda_stack_equals_separate_runs(digits):
     X, y = digits.X_train[:120], digits.y_train[:120]
     spec = NetworkSpec((64, 6, 10))
     common = dict(groups=[np.arange(120)], group_seeds=[0], epochs=2, batch_size=10, monitor=("training_cost",))
-    stacked = T.fit_stack(spec, X, y, lmbda=np.array([[5.0, 0.5], [2.0, 2.0]]), eta=np.full(2, 0.5), **common)
-    single = T.fit_stack(spec, X, y, lmbda=np.array([[5.0, 0.5]]), eta=np.full(1, 0.5), **common)
-    plain = T.fit_stack(spec, X, y, lmbda=np.array([2.0]), eta=np.full(1, 0.5), **common)
+    stacked = fit_stack(spec, X, y, lmbda=np.array([[5.0, 0.5], [2.0, 2.0]]), eta=np.full(2, 0.5), **common)
+    single = fit_stack(spec, X, y, lmbda=np.array([[5.0, 0.5]]), eta=np.full(1, 0.5), **common)
+    plain = fit_stack(spec, X, y, lmbda=np.array([2.0]), eta=np.full(1, 0.5), **common)
     for k, ref in enumerate((single, plain)):
         for a, b in zip(stacked.params, ref.params):
             np.testing.assert_allclose(a["w"][:, k], b["w"][:, 0], rtol=2e-5, atol=2e-6)
@@ -269,7 +276,7 @@ def test_per_layer_lambda_stack_equals_separate_runs(digits):
 def test_early_stopping_masks_the_right_models(values, patience, higher, want_stop, want_best):
     values = np.array(values)
     K = values.shape[1]
-    es = T.EarlyStopping(K, patience, higher_is_better=higher, key="evaluation_accuracy")
+    es = engine.EarlyStopping(K, patience, higher_is_better=higher, key="evaluation_accuracy")
     active = np.ones(K, bool)
     for epoch, v in enumerate(values):
         before = active.copy()
@@ -288,11 +295,11 @@ def test_early_stopped_models_are_frozen_at_their_stopping_epoch(digits):
     lmbda = np.array([0.0, 40.0, 400.0])
     common = dict(groups=[np.arange(200)], group_seeds=[0], eta=np.full(3, 0.5), batch_size=10, monitor=(),
                   eval_sets={"evaluation": (digits.X_val, digits.y_val, None)})
-    r = T.fit_stack(spec, X, y, lmbda=lmbda, epochs=12, early_stopping=True, patience=2, **common)
+    r = fit_stack(spec, X, y, lmbda=lmbda, epochs=12, early_stopping=True, patience=2, **common)
     assert r.stopped_epoch.min() < 12 and len(set(r.stopped_epoch)) > 1
     assert r.history["evaluation_accuracy"].shape[0] == r.stopped_epoch.max()
     for e in sorted(set(r.stopped_epoch.tolist())):
-        plain = T.fit_stack(spec, X, y, lmbda=lmbda, epochs=e, **common)  # no early stopping, e epochs
+        plain = fit_stack(spec, X, y, lmbda=lmbda, epochs=e, **common)  # no early stopping, e epochs
         for k in np.flatnonzero(r.stopped_epoch == e):
             for a, b in zip(r.params, plain.params):
                 np.testing.assert_allclose(a["w"][:, k], b["w"][:, k], rtol=1e-5, atol=1e-6)
@@ -347,8 +354,8 @@ def test_train_records_zero_fraction_and_stopping_epochs():
 
 
 def test_without_decay_removes_penalty_and_decoupled_decay():
-    opt = T.OptimizerSpec(name="adamw", penalty="l1", l1_update="prox")
-    assert dataclasses.replace(opt.without_decay(), l1_update="prox") == T.OptimizerSpec(
+    opt = U.OptimizerSpec(name="adamw", penalty="l1", l1_update="prox")
+    assert dataclasses.replace(opt.without_decay(), l1_update="prox") == U.OptimizerSpec(
         name="adam", penalty="none", l1_update="prox")
 
 
@@ -377,7 +384,7 @@ def test_one_step_matches_torch_adamw(lr, wd):
     params = _stack(K=1)
     g = _grads(params)
     want = _torch_step(torch.optim.AdamW, params, g, lr=lr, weight_decay=wd)
-    ours = _steps(T.make_optimizer(T.OptimizerSpec(name="adamw", penalty="none"), _hyper(1, lr, wd)), params, [g])
+    ours = _steps(U.make_optimizer(U.OptimizerSpec(name="adamw", penalty="none"), _hyper(1, lr, wd)), params, [g])
     _close(_model(ours, 0), want, rtol=1e-5, atol=1e-7)
 
 
@@ -388,7 +395,7 @@ def test_one_step_matches_torch_adam_with_coupled_weight_decay(lr, wd):
     params = _stack(K=1)
     g = _grads(params)
     want = _torch_step(torch.optim.Adam, params, g, lr=lr, weight_decay=wd)
-    ours = _steps(T.make_optimizer(T.OptimizerSpec(name="adam"), _hyper(1, lr, lmbda_over_n=wd)), params, [g])
+    ours = _steps(U.make_optimizer(U.OptimizerSpec(name="adam"), _hyper(1, lr, lmbda_over_n=wd)), params, [g])
     _close(_model(ours, 0), want, rtol=1e-5, atol=1e-7)
 
 
@@ -406,7 +413,7 @@ def test_two_steps_match_torch_sgd_momentum_with_weight_decay():
                 l[k].grad = torch.tensor(np.asarray(gl[k], np.float64))
         opt.step()
     hyper = {"eta": jnp.full((1, 1), 0.1), "lmbda_over_n": jnp.full((1, 1), 0.1), "momentum": jnp.full((1, 1), 0.9)}
-    ours = _steps(T.make_optimizer(T.OptimizerSpec(name="momentum"), hyper), params, grads)
+    ours = _steps(U.make_optimizer(U.OptimizerSpec(name="momentum"), hyper), params, grads)
     _close(_model(ours, 0), [{k: v.detach().numpy() for k, v in l.items()} for l in tensors], rtol=1e-5, atol=1e-7)
 
 
@@ -419,7 +426,7 @@ def test_estimator_takes_the_optimizer_options(digits):
     X, y = digits.X_train[:120], digits.y_train[:120]
     kw = dict(optimizer="adamw", weight_decay=0.3, decay_scaling="schedule", schedule="cosine", penalize_biases=True)
     est = L2MLPClassifier(hidden_layer_sizes=(6,), epochs=2, eta=0.01, random_state=0, **kw).fit(X, y)
-    r = T.fit_stack(NetworkSpec((64, 6, 10)), X, y, groups=[np.arange(120)], group_seeds=[_seed(0)],
+    r = fit_stack(NetworkSpec((64, 6, 10)), X, y, groups=[np.arange(120)], group_seeds=[_seed(0)],
                     lmbda=np.zeros(1), eta=np.full(1, 0.01), epochs=2, batch_size=10, monitor=(), **kw)
     for w, layer in zip(est.coefs_, r.params):
         np.testing.assert_allclose(w, layer["w"][:, 0], rtol=1e-6, atol=1e-7)
@@ -432,7 +439,7 @@ def test_sweep_passes_the_penalty_and_optimizer_on(digits):
 
     small = Dataset("digits-small", digits.X_train[:150], digits.y_train[:150], digits.X_val, digits.y_val,
                     digits.X_test, digits.y_test, 10)
-    r = sweep(small, sizes=(64, 6, 10), epochs=2, lmbdas=[0.0, 3.0], folds=3, penalty="l1", l1_update="prox",
+    r = sweep(small, sizes=(64, 6, 10), epochs=2, lmbda=[0.0, 3.0], folds=3, penalty="l1", l1_update="prox",
               optimizer="momentum", momentum=0.5, eta=0.1, monitor=())
     assert r.config["optimizer"] == "momentum" and r.config["momentum"] == 0.5 and r.config["l1_update"] == "prox"
     zeros = [np.mean(np.concatenate([np.ravel(l["w"]) == 0 for l in p])) for p in r.refit_params]

@@ -1,5 +1,6 @@
 """Runs that survive interruption and divergence, and lose nothing (issue 7)."""
 
+import importlib
 import json
 import signal
 import subprocess
@@ -11,9 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l2reg import checkpoint, train as T
+from l2reg import checkpoint
+
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import DataError
+
+T = importlib.import_module("l2reg.train")
 
 # Long enough on digits that a kill lands mid-run (each epoch also evaluates).
 RUN = ["train", "--train-size", "300", "--epochs", "150", "--lmbda", "0,1", "--seeds", "0,1", "-q"]

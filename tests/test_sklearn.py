@@ -21,7 +21,7 @@ FAST = dict(hidden_layer_sizes=(8,), epochs=5)
 # Every check passes: none is xfailed. The only skips are scikit-learn's own,
 # with its reasons (pandas not installed; SCIPY_ARRAY_API not set).
 @parametrize_with_checks(
-    [L2MLPClassifier(**FAST), L2MLPRegressor(**FAST), L2MLPClassifierCV(lmbdas=[0.0, 1.0], cv=3, **FAST)]
+    [L2MLPClassifier(**FAST), L2MLPRegressor(**FAST), L2MLPClassifierCV(lmbda=[0.0, 1.0], cv=3, **FAST)]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -41,7 +41,7 @@ def test_grid_search_over_lmbda_works_and_the_cv_estimator_matches_it(balanced):
     cv = StratifiedKFold(3)
     base = L2MLPClassifier(hidden_layer_sizes=(10,), epochs=8, random_state=0)
     gs = GridSearchCV(base, {"lmbda": grid}, cv=cv).fit(X, y)
-    est = L2MLPClassifierCV(lmbdas=grid, cv=cv, hidden_layer_sizes=(10,), epochs=8, random_state=0).fit(X, y)
+    est = L2MLPClassifierCV(lmbda=grid, cv=cv, hidden_layer_sizes=(10,), epochs=8, random_state=0).fit(X, y)
     # every fold model of the vectorized run is the model GridSearchCV fits for that (λ, fold)
     for i in range(3):
         np.testing.assert_allclose(est.cv_results_[f"split{i}_test_score"], gs.cv_results_[f"split{i}_test_score"],
@@ -60,20 +60,20 @@ def test_grid_search_over_lmbda_works_and_the_cv_estimator_matches_it(balanced):
 def test_cv_estimator_attributes_and_1se(balanced):
     X, y = balanced
     grid = [0.0, 0.5, 5.0, 50.0]
-    fitted = {s: L2MLPClassifierCV(lmbdas=grid, cv=3, select=s, **FAST, random_state=1).fit(X, y)
+    fitted = {s: L2MLPClassifierCV(lmbda=grid, cv=3, select=s, **FAST, random_state=1).fit(X, y)
               for s in ("min", "1se")}
     m, s = fitted["min"], fitted["1se"]
     assert m.lmbdas_ == grid and m.lmbda_ in grid and m.best_score_ == m.cv_results_["mean_test_score"][m.best_index_]
     assert s.lmbda_ >= m.lmbda_
     assert m.n_features_in_ == 64 and list(m.classes_) == list(range(10))
-    assert L2MLPClassifierCV(lmbdas=3, cv=3, **FAST).fit(X, y).lmbdas_[0] == 0.0
+    assert L2MLPClassifierCV(lmbda=3, cv=3, **FAST).fit(X, y).lmbdas_[0] == 0.0
 
 
 def test_cv_estimator_eta_grid_chooses_the_best_pair_of_separate_runs(balanced):
     X, y = balanced
     etas, grid, cv = [0.05, 0.5], [0.0, 5.0], StratifiedKFold(3)
     kw = dict(hidden_layer_sizes=(8,), epochs=4, random_state=0)
-    est = L2MLPClassifierCV(lmbdas=grid, etas=etas, cv=cv, **kw).fit(X, y)
+    est = L2MLPClassifierCV(lmbda=grid, eta=etas, cv=cv, **kw).fit(X, y)
     # each (η, λ) pair scored by its own GridSearchCV-style run, one model per fold
     pairs = [(e, lm) for e in etas for lm in grid]
     separate = np.array([GridSearchCV(L2MLPClassifier(eta=e, lmbda=lm, **kw), {"lmbda": [lm]}, cv=cv)
@@ -91,7 +91,7 @@ def test_cv_estimator_eta_grid_chooses_the_best_pair_of_separate_runs(balanced):
 
 def test_cv_estimator_without_etas_uses_eta(balanced):
     X, y = balanced
-    est = L2MLPClassifierCV(lmbdas=[0.0, 1.0], cv=3, eta=0.3, **FAST, random_state=0).fit(X, y)
+    est = L2MLPClassifierCV(lmbda=[0.0, 1.0], cv=3, eta=0.3, **FAST, random_state=0).fit(X, y)
     assert est.eta_ == 0.3 and est.etas_ == [0.3] and est.cv_results_["params"] == [{"lmbda": 0.0}, {"lmbda": 1.0}]
     assert list(est.cv_results_["param_eta"]) == [0.3, 0.3]
 
@@ -132,11 +132,11 @@ BAD = [
     (L2MLPClassifier(activation="softplus"), ConfigError, "activation must be one of sigmoid, tanh, relu"),
     (L2MLPClassifier(epochs=0), ConfigError, "epochs must be an integer >= 1; got 0."),
     (L2MLPRegressor(cost="cross-entropy"), ConfigError, "L2MLPRegressor needs cost='quadratic'"),
-    (L2MLPClassifierCV(lmbdas=[]), ConfigError, "lmbdas must not be empty."),
-    (L2MLPClassifierCV(lmbdas=[0.0, -1.0]), ConfigError, "lmbdas must be a finite number >= 0; got -1.0."),
-    (L2MLPClassifierCV(lmbdas=[0.0, np.nan]), ConfigError, "lmbdas must be a finite number >= 0; got nan."),
+    (L2MLPClassifierCV(lmbda=[]), ConfigError, "lmbda must not be empty."),
+    (L2MLPClassifierCV(lmbda=[0.0, -1.0]), ConfigError, "lmbda must be a finite number >= 0; got -1.0."),
+    (L2MLPClassifierCV(lmbda=[0.0, np.nan]), ConfigError, "lmbda must be a finite number >= 0; got nan."),
     (L2MLPClassifierCV(select="max"), ConfigError, "select must be one of min, 1se; got 'max'."),
-    (L2MLPClassifierCV(etas=[0.1, 0.0]), ConfigError, "etas must be a finite number > 0; got 0.0."),
+    (L2MLPClassifierCV(eta=[0.1, 0.0]), ConfigError, "eta must be a finite number > 0; got 0.0."),
     (L2MLPClassifierCV(cv=1), ValueError, "n_splits=2 or more"),
 ]
 

@@ -1,5 +1,6 @@
 """The regularization path: folds, selection, the vectorized λ × fold run, the API and the CLI."""
 
+import importlib
 import json
 import math
 import os
@@ -11,14 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2reg import sweep as S
-from l2reg import train as T
+from l2reg import engine
+from stacks import cross_validate, fit_stack
+
 from l2reg.cli import main
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import ConfigError, ConfigTypeError, DataError
 from l2reg.network import NetworkSpec
+from l2reg.options import parse_grid
 
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
+
+S = importlib.import_module("l2reg.sweep")
+T = importlib.import_module("l2reg.train")
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 
@@ -31,7 +37,7 @@ def digits():
 @pytest.fixture(scope="module")
 def small_sweep():
     """One small sweep shared by the tests that only read its result."""
-    return S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 0.1, 1.0, 10.0], folds=3, select="1se", seed=1)
+    return S.sweep(train_size=150, epochs=3, lmbda=[0.0, 0.1, 1.0, 10.0], folds=3, select="1se", seed=1)
 
 
 # ---------------------------------------------------------------- folds
@@ -55,17 +61,17 @@ def test_folds_partition_the_training_set_and_are_stratified(digits, n, k, seed)
 def test_no_validation_example_reaches_its_folds_training(monkeypatch, digits):
     """Spy on the engine: each model's training group and its validation mask never overlap."""
     seen = {}
-    real = T.fit_stack
+    real = engine.fit_stack
 
-    def spy(spec, X, Y, **kw):
+    def spy(spec, X, Y, opts, **kw):
         seen.update(kw)
-        return real(spec, X, Y, **kw)
+        return real(spec, X, Y, opts, **kw)
 
-    monkeypatch.setattr(S, "fit_stack", spy)
+    monkeypatch.setattr(engine, "fit_stack", spy)
     X, y = digits.X_train[:90], digits.y_train[:90]
     lmbdas = [0.0, 1.0]
     folds = S.make_folds(y, 3, 0, True)
-    S.cross_validate(NetworkSpec((64, 5, 10)), X, y, lmbdas, folds, group_seeds=[0, 1, 2], eta=0.5, epochs=1,
+    cross_validate(NetworkSpec((64, 5, 10)), X, y, lmbdas, folds, group_seeds=[0, 1, 2], eta=0.5, epochs=1,
                      batch_size=10, monitor=())
     member = np.asarray(seen["eval_sets"]["evaluation"][2])  # (n, K)
     L = len(lmbdas)
@@ -126,10 +132,10 @@ def test_vectorized_lmbda_by_fold_run_equals_separate_runs(digits):
     assert {len(tr) for tr, _ in folds} == {60}
     seeds = S.fold_seeds(2, 3)
     kw = dict(eta=0.5, epochs=3, batch_size=7)
-    cv = S.cross_validate(spec, X, y, lmbdas, folds, group_seeds=seeds, monitor=("evaluation_accuracy",), **kw)
+    cv = cross_validate(spec, X, y, lmbdas, folds, group_seeds=seeds, monitor=("evaluation_accuracy",), **kw)
     L = len(lmbdas)
     for g, (tr, va) in enumerate(folds):
-        one = T.fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
+        one = fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
                           eta=np.full(L, kw["eta"]), epochs=kw["epochs"], batch_size=kw["batch_size"], monitor=())
         for layer_cv, layer_one in zip(cv.params, one.params):
             np.testing.assert_allclose(layer_cv["w"][:, g * L : (g + 1) * L], layer_one["w"], rtol=1e-4, atol=1e-5)
@@ -170,7 +176,7 @@ def test_default_grid_runs_from_lmbda_zero_to_underfitting():
 
 @pytest.mark.parametrize("text,want", [("0.1:10:3", [0.0, 0.1, 1.0, 10.0]), ("2:2:1", [0.0, 2.0])])
 def test_lmbda_grid_is_zero_plus_log_spaced_values(text, want):
-    assert S.parse_grid(text) == pytest.approx(want)
+    assert list(parse_grid(text)) == pytest.approx(want)
 
 
 def test_grid_is_sorted_and_deduplicated():
@@ -185,17 +191,17 @@ def _dataset(n=60, classes=3, seed=0):
 
 
 BAD = [
-    (dict(lmbdas=[]), ConfigError, "lmbdas must not be empty."),
-    (dict(lmbdas=[0.0, -1.0]), ConfigError, "lmbdas must be a finite number >= 0; got -1.0."),
-    (dict(lmbdas=[0.0, float("nan")]), ConfigError, "lmbdas must be a finite number >= 0; got nan."),
-    (dict(lmbdas=[0.0, float("inf")]), ConfigError, "lmbdas must be a finite number >= 0; got inf."),
-    (dict(lmbdas="0,1"), ConfigTypeError, "lmbdas must be a number or a list of numbers"),
+    (dict(lmbda=[]), ConfigError, "lmbda must not be empty."),
+    (dict(lmbda=[0.0, -1.0]), ConfigError, "lmbda must be a finite number >= 0; got -1.0."),
+    (dict(lmbda=[0.0, float("nan")]), ConfigError, "lmbda must be a finite number >= 0; got nan."),
+    (dict(lmbda=[0.0, float("inf")]), ConfigError, "lmbda must be a finite number >= 0; got inf."),
+    (dict(lmbda="0,1"), ConfigTypeError, "lmbda must be a number or a list of numbers"),
     (dict(lmbda_grid="1:0.1:5"), ConfigError, "lmbda_grid must be LO:HI:K with 0 < LO <= HI"),
     (dict(lmbda_grid="0:1:5"), ConfigError, "lmbda_grid must be LO:HI:K"),
     (dict(lmbda_grid="0.1:1"), ConfigError, "lmbda_grid must be LO:HI:K"),
     (dict(lmbda_grid="0.1:1:0"), ConfigError, "lmbda_grid must be LO:HI:K"),
     (dict(lmbda_grid="a:b:c"), ConfigError, "lmbda_grid must be LO:HI:K"),
-    (dict(lmbdas=[0.0], lmbda_grid="0.1:1:2"), ConfigError, "give lmbdas or lmbda_grid, not both."),
+    (dict(lmbda=[0.0], lmbda_grid="0.1:1:2"), ConfigError, "give lmbda or lmbda_grid, not both."),
     (dict(folds=1), ConfigError, "folds must be an integer >= 2; got 1."),
     (dict(folds=21), ConfigError, "folds must be an integer between 2 and 20 (class 0, the smallest, has 20"),
     (dict(folds=2.5), ConfigTypeError, "folds must be an integer >= 2"),
@@ -208,10 +214,10 @@ BAD = [
 
 @pytest.mark.parametrize("kwargs,exc,message", BAD, ids=[str(b[0]) for b in BAD])
 def test_bad_sweeps_get_clear_errors(kwargs, exc, message):
-    opts = dict(epochs=1, folds=3, lmbdas=[0.0, 1.0])
+    opts = dict(epochs=1, folds=3, lmbda=[0.0, 1.0])
     opts.update(kwargs)
-    if "lmbda_grid" in kwargs and "lmbdas" not in kwargs:
-        opts.pop("lmbdas")
+    if "lmbda_grid" in kwargs and "lmbda" not in kwargs:
+        opts.pop("lmbda")
     with pytest.raises(exc) as e:
         S.sweep(_dataset(), **opts)
     assert message in str(e.value)
@@ -224,14 +230,14 @@ def test_a_class_with_one_example_cannot_be_stratified():
     y[0] = 3  # class 3 has a single training example
     d = Dataset("toy", d.X_train, y, None, None, d.X_test, d.y_test, 4)
     with pytest.raises(ConfigError, match="class 3 has only 1 training example"):
-        S.sweep(d, epochs=1, folds=2, lmbdas=[0.0])
+        S.sweep(d, epochs=1, folds=2, lmbda=[0.0])
 
 
 def test_a_dataset_without_test_split_is_refused():
     d = _dataset()
     d = Dataset("toy", d.X_train, d.y_train, None, None, None, None, 3)
     with pytest.raises(DataError, match="no test split"):
-        S.sweep(d, epochs=1, folds=2, lmbdas=[0.0])
+        S.sweep(d, epochs=1, folds=2, lmbda=[0.0])
 
 
 def test_regression_sweep_selects_by_lowest_cost(tmp_path):
@@ -240,7 +246,7 @@ def test_regression_sweep_selects_by_lowest_cost(tmp_path):
     y = (X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)).astype(np.float32)
     path = tmp_path / "reg.npz"
     np.savez(path, X=X[:60], y=y[:60], X_test=X[60:], y_test=y[60:])
-    r = S.sweep(str(path), cost="quadratic", eta=0.05, epochs=3, folds=3, lmbdas=[0.0, 1.0, 100.0])
+    r = S.sweep(str(path), cost="quadratic", eta=0.05, epochs=3, folds=3, lmbda=[0.0, 1.0, 100.0])
     costs = [row["cv_cost_mean"] for row in r.rows]
     assert r.chosen_index == int(np.argmin(costs))
     assert r.rows[0]["cv_accuracy_mean"] is None and r.rows[0]["test_cost"] > 0
@@ -272,12 +278,12 @@ def test_cli_sweep_writes_json_report_and_params(tmp_path, capsys):
 
 
 CLI_BAD = [
-    (["--lmbdas", ""], "--lmbdas must be a comma-separated list of numbers"),
-    (["--lmbdas", "0,-1"], "lmbdas must be a finite number >= 0; got -1.0."),
-    (["--lmbdas", "0,nan"], "lmbdas must be a finite number >= 0; got nan."),
-    (["--lmbdas", "0,x"], "--lmbdas must be a comma-separated list of numbers"),
+    (["--lmbdas", ""], "--lmbda must be a comma-separated list of numbers"),
+    (["--lmbdas", "0,-1"], "lmbda must be a finite number >= 0; got -1.0."),
+    (["--lmbdas", "0,nan"], "lmbda must be a finite number >= 0; got nan."),
+    (["--lmbdas", "0,x"], "--lmbda must be a comma-separated list of numbers"),
     (["--lmbda-grid", "1:2"], "lmbda_grid must be LO:HI:K"),
-    (["--lmbda-grid", "0.1:1:3", "--lmbdas", "0,1"], "give lmbdas or lmbda_grid, not both."),
+    (["--lmbda-grid", "0.1:1:3", "--lmbdas", "0,1"], "give lmbda or lmbda_grid, not both."),
     (["--folds", "1"], "folds must be an integer >= 2; got 1."),
     (["--folds", "50"], "folds must be an integer between 2 and"),
     (["--select", "max"], "select must be one of min, 1se"),
@@ -308,12 +314,12 @@ def test_vectorized_eta_by_lmbda_cv_equals_separate_runs(digits):
     folds = S.make_folds(y, 2, 0, True)
     seeds = S.fold_seeds(0, 2)
     L = len(lmbdas)
-    cv = S.cross_validate(spec, X, y, lmbdas * len(etas), folds, group_seeds=seeds, eta=np.repeat(etas, L),
+    cv = cross_validate(spec, X, y, lmbdas * len(etas), folds, group_seeds=seeds, eta=np.repeat(etas, L),
                           epochs=2, batch_size=6, monitor=())
     P = len(etas) * L
     for g, (tr, _) in enumerate(folds):
         for e, eta in enumerate(etas):
-            one = T.fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
+            one = fit_stack(spec, X, y, groups=[tr], group_seeds=[seeds[g]], lmbda=np.array(lmbdas),
                               eta=np.full(L, eta), epochs=2, batch_size=6, monitor=())
             cols = slice(g * P + e * L, g * P + (e + 1) * L)
             for layer_cv, layer_one in zip(cv.params, one.params):
@@ -340,7 +346,7 @@ def test_select_pair_min_and_1se(mean, se, want_min, want_1se):
 @pytest.fixture(scope="module")
 def eta_sweep():
     # η·λ/n = 1·2000/100 = 20 > 2: λ = 2000 diverges at η = 1 (and at 0.3: 6).
-    return S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 1.0, 2000.0], etas=[1.0, 0.3], folds=3, seed=0)
+    return S.sweep(train_size=150, epochs=3, lmbda=[0.0, 1.0, 2000.0], eta=[1.0, 0.3], folds=3, seed=0)
 
 
 def test_eta_sweep_selects_the_best_non_diverged_pair(eta_sweep):
@@ -377,18 +383,18 @@ def test_eta_sweep_report_has_the_heat_map_and_the_table_an_eta_column(eta_sweep
 
 def test_a_diverging_lmbda_is_marked_and_never_chosen(tmp_path):
     # ηλ/n = 0.5·5000/100 = 25 > 2 on every fold; the largest λ would otherwise be a candidate.
-    r = S.sweep(train_size=150, epochs=3, lmbdas=[0.0, 0.5, 5000.0], folds=3, select="1se")
+    r = S.sweep(train_size=150, epochs=3, lmbda=[0.0, 0.5, 5000.0], folds=3, select="1se")
     assert r.rows[2]["diverged"] and not r.rows[0]["diverged"] and not r.rows[1]["diverged"]
     assert r.chosen_lmbda != 5000.0 and r.rows[r.min_index]["lmbda"] != 5000.0
     assert r.cv.diverged[2].all()
 
 
 @pytest.mark.parametrize("value,message", [
-    ("", "--etas must be a comma-separated list of numbers"),
-    ("0", "etas must be a finite number > 0; got 0.0."),
-    ("0.5,-1", "etas must be a finite number > 0; got -1.0."),
-    ("nan", "etas must be a finite number > 0; got nan."),
-    ("0.5,x", "--etas must be a comma-separated list of numbers"),
+    ("", "--eta must be a comma-separated list of numbers"),
+    ("0", "eta must be a finite number > 0; got 0.0."),
+    ("0.5,-1", "eta must be a finite number > 0; got -1.0."),
+    ("nan", "eta must be a finite number > 0; got nan."),
+    ("0.5,x", "--eta must be a comma-separated list of numbers"),
 ])
 def test_cli_bad_etas_is_one_line_and_exit_code_2(tmp_path, capsys, value, message):
     out = tmp_path / "out"
@@ -400,7 +406,7 @@ def test_cli_bad_etas_is_one_line_and_exit_code_2(tmp_path, capsys, value, messa
 
 # ---------------------------------------------------------------- checkpoints and resume (issue 7)
 
-SWEEP_RUN = dict(train_size=300, epochs=200, lmbdas=[0.0, 1.0, 10.0], folds=3)
+SWEEP_RUN = dict(train_size=300, epochs=200, lmbda=[0.0, 1.0, 10.0], folds=3)
 SWEEP_ARGV = ["sweep", "--train-size", "300", "--epochs", "200", "--lmbdas", "0,1,10", "--folds", "3", "-q"]
 
 
@@ -448,7 +454,7 @@ def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep
 
 
 def test_resume_after_a_finished_cv_stage_goes_to_the_refit(tmp_path):
-    opts = dict(train_size=120, epochs=3, lmbdas=[0.0, 1.0], folds=2)
+    opts = dict(train_size=120, epochs=3, lmbda=[0.0, 1.0], folds=2)
     first = S.sweep(**opts, checkpoint_dir=tmp_path)
     (tmp_path / S.CHECKPOINT_REFIT).unlink()  # as if killed between the stages
     calls = []

@@ -1,5 +1,6 @@
 """The trainer: exact updates, vectorized runs equal single runs, the API."""
 
+import importlib
 import json
 
 import jax
@@ -8,10 +9,16 @@ import numpy as np
 import pytest
 
 import oracle
-from l2reg import network, train as T
+from l2reg import engine, network
+from l2reg import update as U
+from stacks import fit_stack
+
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import ConfigError, ConfigTypeError
 from l2reg.network import NetworkSpec
+from l2reg.options import MONITORS
+
+T = importlib.import_module("l2reg.train")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +34,7 @@ def _small(digits, n=200):
 def _fit(X, y, lmbda, *, seeds=(0,), eta=0.5, epochs=2, m=10, penalty="l2", spec=None, params0=None, monitor=()):
     spec = spec or NetworkSpec((X.shape[1], 8, 10))
     lmbda = np.asarray(lmbda, float)
-    return T.fit_stack(
+    return fit_stack(
         spec, X, y, groups=[np.arange(len(X))] * len(seeds), group_seeds=list(seeds),
         lmbda=np.tile(lmbda, len(seeds)), eta=np.full(len(lmbda) * len(seeds), eta), epochs=epochs,
         batch_size=m, penalty=penalty, monitor=monitor, params0=params0,
@@ -74,7 +81,7 @@ def test_epochs_match_network2_style_numpy_loop(digits, n, m, lmbda):
     bs = [np.asarray(l["b"], np.float64) for l in p0]
     key = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed), 1)])
     for e in range(epochs):
-        idx, valid = T._shuffle(key, e, jnp.arange(n)[None], jnp.ones((1, n), bool), m)
+        idx, valid = engine.shuffle(key, e, jnp.arange(n)[None], jnp.ones((1, n), bool), m)
         batches = [np.asarray(i[0])[np.asarray(v[0])] for i, v in zip(idx, valid)]
         assert sorted(np.concatenate(batches)) == list(range(n))
         ws, bs = oracle.sgd_epoch(ws, bs, X, y, batches, eta, lmbda, n, 10)
@@ -124,7 +131,7 @@ def test_train_api_runs_and_saves(digits, tmp_path):
     r = T.train(_small(digits), epochs=3, lmbda=[0.0, 0.5], seed=[0, 1])
     assert [(run["lmbda"], run["seed"]) for run in r.runs] == [(0.0, 0), (0.5, 0), (0.0, 1), (0.5, 1)]
     for run in r.runs:
-        for key in T.MONITORS + ("weight_sq_norm",):
+        for key in MONITORS + ("weight_sq_norm",):
             assert len(run[key]) == 3
         assert all(0 <= a <= 1 for a in run["evaluation_accuracy"])
     assert r.train_seconds > 0

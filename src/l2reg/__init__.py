@@ -1,10 +1,19 @@
 """l2reg: L2 regularization of neural networks, made real.
 
 The cost is C = C0 + (λ/2n)·Σw² (weights only; n = training-set size) and
-the update w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w. See :mod:`l2reg.train`.
+the update w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w (:mod:`l2reg.update`).
 
-Submodules load lazily, so that ``import l2reg`` and ``l2reg --help`` stay fast
-and :mod:`l2reg.data` works without importing JAX.
+The public functions, each with its own signature and docstring:
+
+* :func:`l2reg.train` — train networks, every λ (η, seed, ...) at once;
+* :func:`l2reg.sweep` — choose λ by vectorized k-fold cross-validation;
+* :func:`l2reg.explain` — record the decay and data terms of every weight;
+* :func:`l2reg.convert` — λ in the conventions of PyTorch, Keras, scikit-learn, optax.
+
+They load lazily, so that ``import l2reg`` and ``l2reg --help`` stay fast and
+no JAX is imported before the options are checked. ``l2reg.train`` is always
+the function: the implementation module of the same name is imported as
+``from l2reg.train import ...`` (or ``importlib.import_module("l2reg.train")``).
 """
 
 from __future__ import annotations
@@ -15,39 +24,38 @@ import types
 
 from .errors import ConfigError, DataError, L2RegError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-class _CallableModule(types.ModuleType):
-    """A module that can be called as its namesake function.
+# Public name -> the module that defines it.
+_LAZY = {
+    "train": "train", "sweep": "sweep", "explain": "explain", "convert": "conventions",
+    "Dataset": "data", "load_dataset": "data", "TrainResult": "train", "SweepResult": "sweep",
+    "ExplainResult": "explain", "TrainOptions": "options", "SweepOptions": "options", "ExplainOptions": "options",
+}
+# Functions that share their name with the module defining them.
+_FUNCTIONS = ("train", "sweep", "explain")
 
-    ``l2reg.train`` is both the module :mod:`l2reg.train` (importing a
-    submodule binds its name on the package) and the function
-    ``l2reg.train(...)``; calling the module calls the function, whichever of
-    the two the name resolves to.
+__all__ = ["ConfigError", "DataError", "L2RegError", "__version__", *_LAZY]
+
+
+class _Package(types.ModuleType):
+    """The package: importing the submodule ``l2reg.train`` never replaces the function ``l2reg.train``.
+
+    (Python binds every imported submodule as an attribute of its package.)
     """
 
-    def __call__(self, *args, **kwargs):
-        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
+    def __setattr__(self, name, value):
+        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
 
 
-def _callable_module(name: str) -> None:
-    sys.modules[name].__class__ = _CallableModule
-
-
-_LAZY = {
-    "Dataset": "data",
-    "load_dataset": "data",
-    "TrainResult": "train",
-}
-# Modules that are also the function of the same name.
-_CALLABLE = ("train", "sweep", "explain")
-
-__all__ = ["ConfigError", "DataError", "L2RegError", *_LAZY, *_CALLABLE]
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    if name in _CALLABLE:
-        return importlib.import_module(f".{name}", __name__)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        setattr(sys.modules[__name__], name, value)
+        return value
     raise AttributeError(f"module 'l2reg' has no attribute {name!r}")

@@ -18,7 +18,6 @@ import json
 import zipfile
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from . import store
@@ -31,6 +30,8 @@ FORMAT = 1
 
 def save(path, state: dict, meta: dict) -> Path:
     """Write ``state`` (a dict of pytrees of arrays) and ``meta`` (JSON) to ``path``."""
+    import jax
+
     arrays = {}
     for name, tree in state.items():
         for i, leaf in enumerate(jax.tree.leaves(tree)):
@@ -65,6 +66,8 @@ def load(path, templates: dict) -> tuple[dict, dict]:
     Returns ``(state, meta)``. Any missing leaf, or one whose shape or dtype
     differs from the template's, is a DataError naming it.
     """
+    import jax
+
     path = Path(path)
     meta = read_meta(path)
     state = {}
@@ -100,3 +103,49 @@ def check_same_config(saved: dict, current: dict, ignore=("epochs",)) -> None:
             raise ConfigError(
                 f"cannot resume: option {key} differs (checkpoint has {a!r}, this run has {b!r})."
             )
+
+
+#: The checkpoint files of each command, and the file a finished run leaves.
+FILES = {"train": (FILENAME, "metrics.json"), "sweep": ("checkpoint-cv.npz", "sweep.json")}
+
+
+class AlreadyComplete(Exception):
+    """``--resume`` of a run that finished: nothing to do (not an error)."""
+
+
+def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
+    """The options a run in ``run_dir`` was started with, and whether it finished."""
+    name, finished = FILES[command]
+    if (run_dir / finished).is_file():
+        try:
+            doc = json.loads((run_dir / finished).read_text())
+            return dict(doc.get("options") or doc["config"]), True
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{run_dir / finished} is not an l2reg {command} result: {e}.") from None
+    if not (run_dir / name).is_file():
+        for other, (other_name, _) in FILES.items():
+            if other != command and (run_dir / other_name).is_file():
+                raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: "
+                                  f"l2reg {other} --resume {run_dir}")
+        raise DataError(f"{run_dir}: no checkpoint there ({name}); nothing to resume.")
+    return read_meta(run_dir / name).get("config", {}), False
+
+
+def resume_options(run_dir, given: dict, explicit: set, *, cls, command: str):
+    """The checked options to resume the ``command`` run in ``run_dir``: the saved ones, except those given
+    explicitly, which must equal the saved ones (the first that differs is named, before any work).
+
+    Raises :class:`AlreadyComplete` for a finished run, and a one-line error
+    naming the right command for another command's folder.
+    """
+    run_dir = Path(run_dir)
+    saved, finished = _saved_options(run_dir, command)
+    merged = cls.from_flat({k: saved.get(k, v) if k not in explicit else v for k, v in given.items()}).checked()
+    config = merged.to_config()
+    for key in sorted(explicit):
+        if key in saved and key in config and config[key] != saved[key]:
+            raise ConfigError(f"cannot resume: option {key} differs (checkpoint has {saved[key]!r}, "
+                              f"this run has {config[key]!r}).")
+    if finished:
+        raise AlreadyComplete(f"{run_dir} is already complete ({FILES[command][1]}); nothing to resume.")
+    return merged

@@ -1,4 +1,10 @@
-"""The ``l2reg`` command line. Each command parses its options and calls the library."""
+"""The ``l2reg`` command line. Each command turns its options into the library's options
+object (:mod:`l2reg.options`, checked before JAX is imported or anything is created),
+calls the library, and prints what it returns.
+
+Every option is defined once, as an ``Annotated`` alias below, and shared by
+the commands that take it; defaults come from the library's constants.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,191 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import Interrupted, L2RegError
+from . import interrupts
+from . import options as O
 from . import validation as V
+from .errors import Interrupted, L2RegError
 
-app = typer.Typer(
-    help="L2 regularization of neural networks: train, sweep λ, explain, convert.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console()
+# ---------------------------------------------------------------- consoles and the app
 
 
-@app.callback()
-def _root() -> None:
-    """L2 regularization of neural networks: train, sweep λ, explain, convert."""
+def _console(stderr: bool = False) -> Console:
+    """Rich console; piped output is not wrapped at 80 columns mid-formula, and paths keep their colour."""
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal:
+        c = Console(stderr=stderr, highlight=False, width=160)
+    return c
 
-err_console = Console(stderr=True)
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose ``--help`` row shows no type (Typer would show ``<bool>``)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(typer.core.TyperGroup):
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+app = typer.Typer(help="L2 regularization of neural networks: train, sweep λ, explain, convert.",
+                  add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group)
 
 # Typer may vendor its own copy of click: take click's exception base from Typer.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-TRAIN_MONITOR = "training_cost,training_accuracy,evaluation_cost,evaluation_accuracy"
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        console.print(f"l2reg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
+                                                help="Print the version and exit.")] = False) -> None:
+    """L2 regularization of neural networks: train, sweep λ, explain, convert."""
+
+
+# ---------------------------------------------------------------- the options, defined once
+
+DATA, MODEL, OPTIM, PENALTY, STOP, OUTPUT, CV = ("Data", "Model", "Optimizer", "Penalty", "Early stopping",
+                                                 "Output", "Cross-validation")
+
+
+class Numbers(list):
+    """A comma-separated list of numbers on the command line, e.g. ``0,0.1,1``."""
+
+
+class Integers(list):
+    """A comma-separated list of integers, e.g. ``0,1,2``."""
+
+
+def _parser(name: str, kind):
+    """Parse ``"0,0.1,1"``; a bad list is the library's one-line error naming the option.
+
+    (Raised as a plain :class:`L2RegError`: Typer would reword a ``ValueError``.)
+    """
+    wrap = Integers if kind is int else Numbers
+
+    def parse(text):
+        if isinstance(text, list):
+            return text
+        try:
+            return wrap(V.parse_list(name, text, kind))
+        except ValueError as e:
+            raise L2RegError(str(e)) from None
+
+    return parse
+
+
+def _opt(panel: str, help: str, *names: str, **kw):
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
+def _list_opt(panel: str, help: str, *names: str, ints: bool = False):
+    parser = _parser(names[0] if names else "list", int if ints else float)
+    return _opt(panel, help, *names, parser=parser, metavar="LIST")
+
+
+def _choice_of(choices, panel: str, help: str, *names: str):
+    """A string option whose choices are listed in --help; the library checks them (same message as the API)."""
+    return _opt(panel, help, *names, metavar="[" + "|".join(choices) + "]")
+
+
+def _flag(panel: str, help: str, name: str):
+    return _opt(panel, help, name, metavar="")
+
+
+Dataset = Annotated[str, _opt(DATA, "digits (built in), mnist, fashion-mnist, or a .npz/.csv path.")]
+DataDir = Annotated[Optional[Path], _opt(DATA, "Folder with the IDX files (else $L2REG_DATA, else download).")]
+TrainSize = Annotated[Optional[int], _opt(DATA, "Train on the first N training examples only.")]
+Eval = Annotated[str, _choice_of(O.EVALS, DATA, "Evaluation set after every epoch.", "--eval")]
+Sizes = Annotated[Optional[str], _opt(MODEL, "Layer sizes, e.g. 784,30,10 (default: features,30,classes).")]
+Activation = Annotated[str, _choice_of(O.ACTIVATIONS, MODEL, "Hidden activation.")]
+Cost = Annotated[str, _choice_of(O.COSTS, MODEL, "C0: cross-entropy (sigmoid outputs), log-likelihood (softmax), quadratic.")]
+Init = Annotated[str, _choice_of(O.INITS, MODEL, "default: weights N(0, 1/n_in); large: N(0, 1) (Nielsen's).")]
+Epochs = Annotated[int, _opt(OPTIM, "Training epochs.")]
+BatchSize = Annotated[int, _opt(OPTIM, "Mini-batch size m.")]
+Eta = Annotated[Numbers, _list_opt(OPTIM, "Learning rate η, or a list trained at once (the grid η × λ).",
+                                   "--eta", "--etas")]
+Optimizer = Annotated[str, _choice_of(O.OPTIMIZERS, OPTIM, "adam: coupled L2 through Adam's moments; adamw: decoupled --weight-decay.")]
+TrainOptimizer = Annotated[str, _choice_of(O.OPTIMIZERS + O.FULL_BATCH, 
+    OPTIM, "adam: coupled L2 through Adam's moments; adamw: decoupled --weight-decay; lbfgs: full batch, --epochs caps its iterations.")]
+Momentum = Annotated[Optional[Numbers], _list_opt(OPTIM, f"momentum/nesterov: μ (default {O.DEFAULT_MOMENTUM}), or a list.",
+                                                  "--momentum")]
+WeightDecay = Annotated[Optional[Numbers], _list_opt(
+    OPTIM, f"adamw only: decoupled weight decay wd (PyTorch's; default {O.DEFAULT_WEIGHT_DECAY}), or a list.",
+    "--weight-decay")]
+DecayScaling = Annotated[Optional[str], _choice_of(O.DECAY_SCALINGS, 
+    OPTIM, "adamw: lr (wd·η_t, PyTorch/optax; the default) or schedule (wd·η_t/η, the paper's).")]
+Schedule = Annotated[str, _choice_of(O.SCHEDULES, OPTIM, "Learning-rate schedule.")]
+WarmupEpochs = Annotated[int, _opt(OPTIM, "Epochs of linear learning-rate warm-up before the schedule.")]
+StepEpochs = Annotated[Optional[int], _opt(OPTIM, "step schedule: epochs between drops (default a third of --epochs).")]
+StepGamma = Annotated[float, _opt(OPTIM, "step schedule: factor of each drop.")]
+Seed = Annotated[Integers, _list_opt(OPTIM, "Seed of the initial weights and the mini-batch order, or a list.",
+                                     "--seed", "--seeds", ints=True)]
+Lmbda = Annotated[Optional[Numbers], _list_opt(
+    PENALTY, f"λ, or a list trained at once (e.g. 0,0.1,1,5); default {O.DEFAULT_LMBDA:g} (0 with adamw).",
+    "--lmbda", "--lmbdas")]
+Penalty = Annotated[str, _choice_of(O.PENALTIES, PENALTY, "l2 (λ/2n)·Σw², l1 (λ/n)·Σ|w|, elastic-net, or none.")]
+L1Ratio = Annotated[Optional[float], _opt(PENALTY, "elastic-net: ρ in (λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²] (default 0.5).")]
+L1Update = Annotated[str, _choice_of(O.L1_UPDATES, PENALTY, "l1/elastic-net: subgradient, or prox (soft threshold: exact zeros).")]
+LmbdaPerLayer = Annotated[Optional[str], _opt(
+    PENALTY, "One λ per weight layer instead of --lmbda, e.g. 5,0.5 (';' separates configurations trained at once).")]
+PenalizeBiases = Annotated[bool, _flag(PENALTY, "Penalize (or decay) the biases too.", "--penalize-biases")]
+EarlyStopping = Annotated[bool, _flag(STOP, "Stop each run when its validation score has not improved for --patience epochs.",
+                                      "--early-stopping")]
+Patience = Annotated[int, _opt(STOP, "Epochs without improvement (Nielsen's rule: 10).")]
+StopOn = Annotated[str, _choice_of(O.STOP_ON, STOP, "What early stopping watches on the validation set.")]
+Monitor = Annotated[Optional[str], _opt(OUTPUT, "What to compute each epoch (comma-separated; '' for nothing).")]
+Out = Annotated[Optional[Path], _opt(OUTPUT, "Output folder (default runs/COMMAND-TIMESTAMP).")]
+Overwrite = Annotated[bool, _flag(OUTPUT, "Allow writing into a folder that holds a previous run.", "--overwrite")]
+Resume = Annotated[Optional[Path], _opt(OUTPUT, "Continue the interrupted run in this folder; options default to its own.")]
+Quiet = Annotated[bool, _opt(OUTPUT, "No progress bar or table; one line says where the results are.", "--quiet", "-q",
+                             metavar="")]
+Folds = Annotated[int, _opt(CV, "Number of stratified cross-validation folds of the training set.")]
+Select = Annotated[str, _choice_of(O.SELECT, CV, "min: best mean CV score; 1se: largest λ within one standard error of it.")]
+LmbdaGrid = Annotated[Optional[str], _opt(CV, "λ = 0 plus K log-spaced values: LO:HI:K, e.g. 0.01:10:12.")]
+Backend = Annotated[str, _choice_of(O.BACKENDS, CV, "Where the grid trains: in this process, or in blocks on a Ray cluster.")]
+Address = Annotated[Optional[str], _opt(CV, "ray: the cluster, 'auto' or HOST:PORT (default: start a local one).")]
+BlockSize = Annotated[Optional[int], _opt(CV, "ray: (η, λ) pairs per task (default: all of a fold's pairs).")]
+SweepLmbda = Annotated[Optional[Numbers], _list_opt(
+    CV, "The λ grid, e.g. 0,0.01,0.1,1 (default: 0 plus 12 values, λ/n from 1e-5 to 3e-2).", "--lmbda", "--lmbdas")]
+
+
+def _monitor(text: str | None, default) -> tuple:
+    return tuple(default) if text is None else tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _default_out(command: str) -> Path:
+    return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _explicit(ctx: typer.Context) -> set:
+    """The options the user typed (a resume keeps the run's own for the others)."""
+    return {name for name in ctx.params if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+
+
+# ---------------------------------------------------------------- progress and results
 
 
 @contextmanager
@@ -42,20 +205,16 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
     """A Rich progress bar over epochs; yields the library's per-epoch callback.
 
     The bar appears on the first call (``epoch=None``: compiling), so that
-    errors in the options are reported before any bar is drawn.
+    errors found while loading the data are reported before any bar is drawn.
     """
     if quiet:
         yield None
         return
-    progress = Progress(
-        TextColumn(f"[bold]{what}"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(f"[bold]{what}"), MofNCompleteColumn(), BarColumn(),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err_console)
     task = None
 
     def on_epoch(epoch: int | None, metrics: dict | None) -> None:
@@ -79,255 +238,194 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
         progress.stop()
 
 
-def _default_out(command: str) -> Path:
-    return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+def _notes(notes) -> None:
+    for note in notes:
+        err_console.print(note, soft_wrap=True)
 
 
-def _lmbdas(text: str) -> list[float]:
-    return V.parse_list("--lmbda", text, float)
+def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: bool, marker: str) -> Path:
+    """The output folder, checked (created only when the first file is written)."""
+    from . import store
+
+    if resume is not None:
+        return store.check_out_dir(resume, overwrite=True, marker=marker)
+    return store.check_out_dir(out or _default_out(command), overwrite=overwrite, marker=marker)
 
 
-@app.command()
+# ---------------------------------------------------------------- train
+
+
+@app.command(cls=_Command)
 def train(
-    dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, or a .npz/.csv path."),
-    sizes: Optional[str] = typer.Option(None, help="Layer sizes, e.g. 784,30,10 (default: features,30,classes)."),
-    epochs: int = typer.Option(30, help="Training epochs."),
-    batch_size: int = typer.Option(10, help="Mini-batch size m (ignored by --optimizer lbfgs: full batch)."),
-    eta: str = typer.Option("0.5", help="Learning rate η, or a comma-separated list trained at once (grid η × λ)."),
-    lmbda: Optional[str] = typer.Option(None, help="λ, or a comma-separated list trained at once (e.g. 0,0.1,1,5); default 5, or 0 with --optimizer adamw."),
-    init: str = typer.Option("default", help="default: N(0,1/n_in) weights; large: N(0,1)."),
-    cost: str = typer.Option("cross-entropy", help="cross-entropy, log-likelihood (softmax) or quadratic."),
-    activation: str = typer.Option("sigmoid", help="Hidden activation: sigmoid, tanh or relu."),
-    penalty: str = typer.Option("l2", help="l2 (λ/2n)·Σw², l1 (λ/n)·Σ|w|, elastic-net, or none."),
-    l1_ratio: Optional[float] = typer.Option(None, help="elastic-net: ρ in (λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²] (default 0.5)."),
-    l1_update: str = typer.Option("subgradient", help="l1/elastic-net: subgradient (λ/n)·sgn(w), or prox (soft threshold: weights reach exactly 0)."),
-    lmbda_per_layer: Optional[str] = typer.Option(None, help="One λ per weight layer instead of --lmbda, e.g. 5,0.5 (';' separates configurations trained at once)."),
-    penalize_biases: bool = typer.Option(False, "--penalize-biases", help="Penalize (or decay) the biases too."),
-    optimizer: str = typer.Option("sgd", help="sgd, momentum, nesterov, adam (coupled L2), adamw (decoupled weight decay), or lbfgs (full batch; --epochs caps its iterations)."),
-    momentum: Optional[str] = typer.Option(None, help="momentum/nesterov: μ (default 0.9), or a comma-separated list trained at once."),
-    weight_decay: Optional[str] = typer.Option(None, help="adamw only: decoupled weight decay wd (PyTorch-style; default 0.01), or a list trained at once."),
-    decay_scaling: Optional[str] = typer.Option(None, help="adamw: lr (wd·η_t, PyTorch/optax; default) or schedule (wd·η_t/η, the paper's)."),
-    schedule: str = typer.Option("constant", help="Learning-rate schedule: constant, step or cosine."),
-    warmup_epochs: int = typer.Option(0, help="Epochs of linear learning-rate warm-up before the schedule."),
-    step_epochs: Optional[int] = typer.Option(None, help="step schedule: epochs between drops (default a third of --epochs)."),
-    step_gamma: float = typer.Option(0.1, help="step schedule: factor of each drop."),
-    early_stopping: bool = typer.Option(False, "--early-stopping", help="Stop each run when its validation score has not improved for --patience epochs."),
-    patience: int = typer.Option(10, help="Early stopping: epochs without improvement (Nielsen's rule: 10)."),
-    stop_on: str = typer.Option("accuracy", help="Early stopping monitors validation accuracy or cost."),
-    train_size: Optional[int] = typer.Option(None, help="Train on the first N training examples only."),
-    eval: str = typer.Option("validation", "--eval", help="Evaluation set: validation or test."),
-    seed: int = typer.Option(0, help="Seed of the initial weights and the mini-batch order."),
-    seeds: Optional[str] = typer.Option(None, help="Several seeds, e.g. 0,1,2 (overrides --seed)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else $L2REG_DATA, else download)."),
-    monitor: str = typer.Option(TRAIN_MONITOR, help="What to compute each epoch (comma-separated)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/train-TIMESTAMP). A checkpoint is saved there after every epoch."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous run."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the interrupted run in this folder from its last complete epoch; options default to the run's own."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
-    ctx: typer.Context = typer.Option(None, hidden=True),
+    ctx: typer.Context,
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
+    optimizer: TrainOptimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
+    decay_scaling: DecayScaling = None, schedule: Schedule = "constant", warmup_epochs: WarmupEpochs = 0,
+    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: Seed = Integers([0]),
+    lmbda: Lmbda = None, penalty: Penalty = "l2", l1_ratio: L1Ratio = None, l1_update: L1Update = "subgradient",
+    lmbda_per_layer: LmbdaPerLayer = None, penalize_biases: PenalizeBiases = False,
+    early_stopping: EarlyStopping = False, patience: Patience = O.DEFAULT_PATIENCE, stop_on: StopOn = "accuracy",
+    monitor: Monitor = None, out: Out = None, overwrite: Overwrite = False, resume: Resume = None,
+    quiet: Quiet = False,
 ) -> None:
     """Train networks on C = C0 + (λ/2n)·Σw² (or L1, elastic net), every λ at once."""
-    from . import report, store
-    from .train import resume_kwargs
-    from .train import train as run_train
-
-    kwargs = dict(
-        dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=V.parse_list("--eta", eta, float),
-        lmbda=None if lmbda is None else _lmbdas(lmbda),
-        init=init, cost=cost, activation=activation, penalty=penalty, train_size=train_size, eval=eval,
-        seed=V.parse_list("--seeds", seeds, int) if seeds is not None else seed, data_dir=data_dir,
-        monitor=[m.strip() for m in monitor.split(",") if m.strip()],
-        optimizer=optimizer, momentum=None if momentum is None else V.parse_list("--momentum", momentum, float),
-        weight_decay=None if weight_decay is None else V.parse_list("--weight-decay", weight_decay, float),
-        decay_scaling=decay_scaling, l1_ratio=l1_ratio, l1_update=l1_update, lmbda_per_layer=lmbda_per_layer,
-        penalize_biases=penalize_biases, schedule=schedule, warmup_epochs=warmup_epochs, step_epochs=step_epochs,
-        step_gamma=step_gamma, early_stopping=early_stopping, patience=patience, stop_on=stop_on,
-    )
+    flat = dict(locals(), monitor=_monitor(monitor, O.MONITORS))
+    opts = O.TrainOptions.from_flat(flat).checked()
     if resume is not None:
-        explicit = {name for name in ctx.params if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
-        explicit |= {"seed"} if "seeds" in explicit else set()
-        kwargs = resume_kwargs(resume, kwargs, explicit)
-        out = store.prepare_out_dir(resume, overwrite=True)
-    else:
-        out = store.prepare_out_dir(out or _default_out("train"), overwrite=overwrite)
-    with _progress(kwargs["epochs"], quiet) as on_epoch:
+        from .checkpoint import resume_options
+
+        opts = resume_options(resume, flat, _explicit(ctx), cls=O.TrainOptions, command="train")
+    folder = _run_folder("train", out, resume, overwrite, "metrics.json")
+    from .train import train_with
+
+    with _progress(opts.epochs, quiet) as on_epoch:
         try:
-            result = run_train(**kwargs, on_epoch=on_epoch, checkpoint_dir=out, resume=resume is not None)
+            result = train_with(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
         except Interrupted as e:
-            raise Interrupted(f"{e} Resume with: l2reg train --resume {out}", epoch=e.epoch) from None
-    result.save(out)
-    if not quiet:
-        for note in result.notes:
-            err_console.print(note)
-        console.print(report.train_table(result))
-        console.print(f"Trained {len(result.runs)} model(s) in {result.train_seconds:.2f} s "
-                      f"(+{result.compile_seconds:.1f} s compiling). Wrote {out}/metrics.json and {out}/params.npz.")
+            raise Interrupted(f"{e} Resume with: l2reg train --resume {folder}", epoch=e.epoch) from None
+    result.save(folder)
+    if quiet:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
+        return
+    from . import report
+
+    _notes(result.notes)
+    console.print(report.train_table(result))
+    console.print(f"Trained {len(result.runs)} model(s) in {result.train_seconds:.2f} s "
+                  f"(+{result.compile_seconds:.1f} s compiling). Wrote {folder}/metrics.json and "
+                  f"{folder}/params.npz.", soft_wrap=True)
 
 
-@app.command()
+# ---------------------------------------------------------------- sweep
+
+
+@app.command(cls=_Command)
 def sweep(
-    dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, or a .npz/.csv path."),
-    sizes: Optional[str] = typer.Option(None, help="Layer sizes, e.g. 784,30,10 (default: features,30,classes)."),
-    epochs: int = typer.Option(30, help="Training epochs (of every CV model and of the refit)."),
-    batch_size: int = typer.Option(10, help="Mini-batch size m."),
-    eta: float = typer.Option(0.5, help="Learning rate η."),
-    etas: Optional[str] = typer.Option(None, help="Several learning rates, e.g. 0.1,0.5,1 (replaces --eta): the grid η × λ in one run; the best (η, λ) pair is chosen."),
-    lmbdas: Optional[str] = typer.Option(None, help="The λ grid, e.g. 0,0.01,0.1,1 (default: 0 plus 12 values, λ/n from 1e-5 to 3e-2)."),
-    lmbda_grid: Optional[str] = typer.Option(None, help="λ = 0 plus K log-spaced values: LO:HI:K, e.g. 0.01:10:12."),
-    folds: int = typer.Option(5, help="Number of stratified cross-validation folds of the training set."),
-    select: str = typer.Option("min", help="min: best mean CV accuracy; 1se: largest λ within one SE of it."),
-    init: str = typer.Option("default", help="default: N(0,1/n_in) weights; large: N(0,1)."),
-    cost: str = typer.Option("cross-entropy", help="cross-entropy, log-likelihood (softmax) or quadratic."),
-    activation: str = typer.Option("sigmoid", help="Hidden activation: sigmoid, tanh or relu."),
-    penalty: str = typer.Option("l2", help="l2 (λ/2n)·Σw², l1 (λ/n)·Σ|w|, elastic-net, or none."),
-    l1_ratio: Optional[float] = typer.Option(None, help="elastic-net: ρ in (λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²] (default 0.5)."),
-    l1_update: str = typer.Option("subgradient", help="l1/elastic-net: subgradient, or prox (soft threshold: exact zeros)."),
-    penalize_biases: bool = typer.Option(False, "--penalize-biases", help="Penalize the biases too."),
-    optimizer: str = typer.Option("sgd", help="sgd, momentum, nesterov, adam (coupled L2: the λ grid goes through Adam), or adamw (fixed --weight-decay; then sweep λ of --penalty l1)."),
-    momentum: Optional[float] = typer.Option(None, help="momentum/nesterov: μ (default 0.9)."),
-    weight_decay: Optional[float] = typer.Option(None, help="adamw only: decoupled weight decay (default 0.01)."),
-    decay_scaling: Optional[str] = typer.Option(None, help="adamw: lr (wd·η_t, PyTorch/optax; default) or schedule (wd·η_t/η, the paper's)."),
-    schedule: str = typer.Option("constant", help="Learning-rate schedule: constant, step or cosine."),
-    warmup_epochs: int = typer.Option(0, help="Epochs of linear learning-rate warm-up."),
-    step_epochs: Optional[int] = typer.Option(None, help="step schedule: epochs between drops (default a third of --epochs)."),
-    step_gamma: float = typer.Option(0.1, help="step schedule: factor of each drop."),
-    train_size: Optional[int] = typer.Option(None, help="Use the first N training examples only."),
-    seed: int = typer.Option(0, help="Seed of the folds, and of each fold's initial weights and data order."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else $L2REG_DATA, else download)."),
-    monitor: str = typer.Option("evaluation_cost,evaluation_accuracy", help="What the CV models record each epoch (evaluation = their held-out fold; '' for nothing). Selection uses the last epoch either way; the refit always records training and test."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/sweep-TIMESTAMP). Checkpoints of the CV run and the refit are saved there after every epoch."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous sweep."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the interrupted sweep in this folder from its last complete epoch; options default to the sweep's own."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
-    ctx: typer.Context = typer.Option(None, hidden=True),
+    ctx: typer.Context,
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None,
+    sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
+    lmbda: SweepLmbda = None, lmbda_grid: LmbdaGrid = None, folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
+    optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
+    decay_scaling: DecayScaling = None, schedule: Schedule = "constant", warmup_epochs: WarmupEpochs = 0,
+    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: Seed = Integers([0]),
+    penalty: Penalty = "l2", l1_ratio: L1Ratio = None, l1_update: L1Update = "subgradient",
+    penalize_biases: PenalizeBiases = False, monitor: Monitor = None, backend: Backend = "local",
+    address: Address = None, block_size: BlockSize = None, out: Out = None,
+    overwrite: Overwrite = False, resume: Resume = None, quiet: Quiet = False,
 ) -> None:
-    """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the choice is refit."""
-    from . import report, store
-    from .sweep import resume_kwargs
-    from .sweep import sweep as run_sweep
-
-    kwargs = dict(
-        dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta,
-        etas=None if etas is None else V.parse_list("--etas", etas, float),
-        lmbdas=V.parse_list("--lmbdas", lmbdas, float) if lmbdas is not None else None,
-        lmbda_grid=lmbda_grid, folds=folds, select=select, init=init, cost=cost, activation=activation,
-        penalty=penalty, train_size=train_size, seed=seed, data_dir=data_dir,
-        monitor=[m.strip() for m in monitor.split(",") if m.strip()], optimizer=optimizer, momentum=momentum,
-        weight_decay=weight_decay, decay_scaling=decay_scaling, l1_ratio=l1_ratio, l1_update=l1_update,
-        penalize_biases=penalize_biases, schedule=schedule, warmup_epochs=warmup_epochs, step_epochs=step_epochs,
-        step_gamma=step_gamma,
-    )
+    """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the λ path is refit."""
+    flat = dict(locals(), monitor=_monitor(monitor, O.CV_MONITOR))
+    opts = O.SweepOptions.from_flat(flat).checked()
     if resume is not None:
-        explicit = {name for name in ctx.params if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
-        kwargs = resume_kwargs(resume, kwargs, explicit)
-        out = store.prepare_out_dir(resume, overwrite=True)
-    else:
-        out = store.prepare_out_dir(out or _default_out("sweep"), overwrite=overwrite, marker="sweep.json")
-    with _progress(2 * kwargs["epochs"], quiet, what="sweep") as on_epoch:
+        from .checkpoint import resume_options
+
+        opts = resume_options(resume, flat, _explicit(ctx), cls=O.SweepOptions, command="sweep")
+    folder = _run_folder("sweep", out, resume, overwrite, "sweep.json")
+    from .sweep import sweep_with
+
+    with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
         try:
-            result = run_sweep(**kwargs, on_epoch=on_epoch, checkpoint_dir=out, resume=resume is not None)
+            result = sweep_with(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
         except Interrupted as e:
-            raise Interrupted(f"{e} Resume with: l2reg sweep --resume {out}", epoch=e.epoch) from None
-    result.save(out)
-    if not quiet:
-        for note in result.notes:
-            err_console.print(note)
-        console.print(report.sweep_table(result))
-        console.print(result.gap_summary())
-        console.print(report.TEST_SET_NOTE)
-        console.print(f"Trained {result.config['models_cv']} CV models and {result.config['models_refit']} refit "
-                      f"models in {result.train_seconds:.2f} s (+{result.compile_seconds:.1f} s compiling). "
-                      f"Wrote {out}/sweep.json, {out}/report.html and {out}/params.npz.")
+            raise Interrupted(f"{e} Resume with: l2reg sweep --resume {folder}", epoch=e.epoch) from None
+    result.save(folder)
+    if quiet:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
+        return
+    from . import report
+
+    _notes(result.notes)
+    console.print(report.sweep_table(result))
+    console.print(result.gap_summary(), soft_wrap=True)
+    console.print(report.TEST_SET_NOTE)
+    console.print(f"Trained {result.config['models_cv']} CV models and {result.config['models_refit']} refit "
+                  f"models in {result.train_seconds:.2f} s (+{result.compile_seconds:.1f} s compiling). "
+                  f"Wrote {folder}/sweep.json, {folder}/report.html and {folder}/params.npz.", soft_wrap=True)
 
 
-_EXPLAIN_TRAIN_OPTIONS = ("dataset", "sizes", "epochs", "batch_size", "eta", "lmbda", "init", "cost", "activation",
-                          "train_size", "eval", "seed", "data_dir", "optimizer", "momentum", "weight_decay")
+# ---------------------------------------------------------------- explain
+
+_RUN_TAKES = ("dataset", "data_dir", "train_size", "eval", "sizes", "activation", "cost", "init", "optimizer", "eta",
+              "epochs", "batch_size", "momentum", "weight_decay", "seed", "lmbda")
 
 
-@app.command()
+@app.command(cls=_Command)
 def explain(
     ctx: typer.Context,
-    run: Optional[Path] = typer.Option(None, help="A finished 'l2reg train' folder: re-run it with recording (its options are used)."),
-    dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, or a .npz/.csv path."),
-    sizes: Optional[str] = typer.Option(None, help="Layer sizes, e.g. 784,30,10 (default: features,30,classes)."),
-    epochs: int = typer.Option(30, help="Training epochs."),
-    batch_size: int = typer.Option(10, help="Mini-batch size m."),
-    eta: float = typer.Option(0.5, help="Learning rate η."),
-    lmbda: Optional[str] = typer.Option(None, help="λ, or a comma-separated list; λ = 0 is always added as the companion (default 5, or 0 with --optimizer adamw)."),
-    init: str = typer.Option("default", help="default: N(0,1/n_in) weights; large: N(0,1)."),
-    cost: str = typer.Option("cross-entropy", help="cross-entropy, log-likelihood (softmax) or quadratic."),
-    activation: str = typer.Option("sigmoid", help="Hidden activation: sigmoid, tanh or relu."),
-    train_size: Optional[int] = typer.Option(None, help="Train on the first N training examples only."),
-    eval: str = typer.Option("validation", "--eval", help="Evaluation set: validation or test."),
-    seed: int = typer.Option(0, help="Seed of the initial weights and the mini-batch order."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the IDX files (else $L2REG_DATA, else download)."),
-    record_every: Optional[int] = typer.Option(None, help="Record every k-th step (default: about 50 records per epoch)."),
-    track: int = typer.Option(4, help="Weights per layer whose trajectories are recorded."),
-    snapshots: int = typer.Option(4, help="Epochs whose every weight, data term and decay term are kept for plots."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/explain-TIMESTAMP)."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous explain."),
-    json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON on stdout (no progress bar or text)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or text."),
-    optimizer: str = typer.Option("sgd", help="sgd, momentum, nesterov, adam (coupled L2) or adamw (decoupled weight decay)."),
-    momentum: Optional[float] = typer.Option(None, help="momentum/nesterov: μ (default 0.9)."),
-    weight_decay: Optional[str] = typer.Option(None, help="adamw only: decoupled weight decay wd (default 0.01), or a list; wd = 0 is added as the companion."),
+    run: Annotated[Optional[Path], _opt(DATA, "A finished 'l2reg train' folder: re-run it with recording (its options are used).")] = None,
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
+    optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
+    seed: Seed = Integers([0]),
+    lmbda: Annotated[Optional[Numbers], _list_opt(
+        PENALTY, f"λ, or a list; λ = 0 is always added as the companion (default {O.DEFAULT_LMBDA:g}, 0 with adamw).",
+        "--lmbda", "--lmbdas")] = None,
+    record_every: Annotated[Optional[int], _opt(OUTPUT, "Record every k-th step (default: about 50 records per epoch).")] = None,
+    track: Annotated[int, _opt(OUTPUT, "Weights per layer whose trajectories are recorded.")] = 4,
+    snapshots: Annotated[int, _opt(OUTPUT, "Epochs whose every weight, data term and decay term are kept for plots.")] = 4,
+    out: Out = None, overwrite: Overwrite = False,
+    json_out: Annotated[bool, _flag(OUTPUT, "Print the numbers as JSON on stdout (no progress bar or text).", "--json")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Why is L2 an addition? Record the decay and data terms of every weight, with a λ = 0 companion."""
     import json
 
-    from . import explain as E
+    given = sorted(_explicit(ctx) & set(_RUN_TAKES))
+    if run is not None and given:
+        raise L2RegError(f"--run takes the training options from the run; drop "
+                         f"{', '.join('--' + g.replace('_', '-') for g in given)}.")
+    if run is None:
+        opts = O.ExplainOptions.from_flat(locals()).checked()
+    folder = _run_folder("explain", out, None, overwrite, "explain.json")
     from . import report, store
+    from .explain import answer, derivation, explain_run, explain_with, load_run_config
 
-    if run is not None:
-        given = [f"--{name.replace('_', '-')}" for name in _EXPLAIN_TRAIN_OPTIONS
-                 if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")]
-        if given:
-            raise L2RegError(f"--run takes the training options from the run; drop {', '.join(given)}.")
-    total = epochs if run is None else E.load_run_config(run).get("epochs", epochs)
-    out = store.prepare_out_dir(out or _default_out("explain"), overwrite=overwrite, marker="explain.json")
+    total = epochs if run is None else load_run_config(run).get("epochs", epochs)
     with _progress(total, quiet or json_out) as on_epoch:
         if run is not None:
-            result = E.explain_run(run, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch)
+            result = explain_run(run, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch)
         else:
-            result = E.explain(
-                dataset=dataset, sizes=sizes, epochs=epochs, batch_size=batch_size, eta=eta, lmbda=None if lmbda is None else _lmbdas(lmbda),
-                init=init, cost=cost, activation=activation, train_size=train_size, eval=eval, seed=seed,
-                data_dir=data_dir, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch,
-                optimizer=optimizer, momentum=momentum,
-                weight_decay=None if weight_decay is None else V.parse_list("--weight-decay", weight_decay, float),
-            )
-    result.save(out)
-    store.write_text(out / "report.html", report.explain_report_html(result))
+            result = explain_with(opts, on_epoch=on_epoch)
+    result.save(folder)
+    store.write_text(folder / "report.html", report.explain_report_html(result))
     if json_out:
         console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     if quiet:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
         return
-    for note in result.notes:
-        err_console.print(note)
-    for k, lm in enumerate(result.lmbdas):
+    _notes(result.notes)
+    for k in range(len(result.lmbdas)):
         if result.strength(k) > 0:
             console.print(f"[bold]{result.label(k)}: is L2 regularization an addition?[/bold]")
-            for line in E.answer(result, k):
-                console.print(f"• {line}", highlight=False)
-            console.print("\n".join(E.derivation(result, k)), highlight=False, markup=False)
+            for line in answer(result, k):
+                console.print(f"• {line}", soft_wrap=True)
+            console.print("\n".join(derivation(result, k)), markup=False, soft_wrap=True)
     console.print(report.explain_table(result))
     console.print(f"Trained {len(result.lmbdas)} model(s) in {result.train_seconds:.2f} s "
-                  f"(+{result.compile_seconds:.1f} s compiling). Wrote {out}/explain.json, {out}/explain.npz "
-                  f"and {out}/report.html.")
+                  f"(+{result.compile_seconds:.1f} s compiling). Wrote {folder}/explain.json, "
+                  f"{folder}/explain.npz and {folder}/report.html.", soft_wrap=True)
 
 
-@app.command()
+# ---------------------------------------------------------------- convert
+
+
+@app.command(cls=_Command)
 def convert(
-    value: float = typer.Argument(..., help="The value to convert."),
-    source: str = typer.Option("nielsen", "--from", help="Its convention: nielsen, coupled, keras-l2, mlp-alpha, "
-                               "mlp-alpha-lbfgs, ridge-alpha, logistic-c, sgd-alpha, decoupled-sgd, decoupled-adam."),
-    n: Optional[int] = typer.Option(None, "--n", help="Training-set size n."),
-    batch_size: Optional[int] = typer.Option(None, help="Mini-batch size m (scikit-learn MLP sgd/adam)."),
-    eta: Optional[float] = typer.Option(None, help="SGD learning rate η that λ goes with."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate of the decoupled-decay optimizer (default η)."),
-    to: Optional[str] = typer.Option(None, help="Only these conventions (comma-separated); default all."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    value: Annotated[float, typer.Argument(help="The value to convert.")],
+    source: Annotated[str, typer.Option("--from", help="Its convention: nielsen, coupled, keras-l2, mlp-alpha, "
+                                        "mlp-alpha-lbfgs, ridge-alpha, logistic-c, sgd-alpha, decoupled-sgd, "
+                                        "decoupled-adam.")] = "nielsen",
+    n: Annotated[Optional[int], typer.Option("--n", help="Training-set size n.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size m.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate of the decoupled-decay optimizer (default η).")] = None,
+    to: Annotated[Optional[str], typer.Option(help="Only these conventions (comma-separated); default all.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.", metavar="")] = False,
 ) -> None:
     """Convert λ between Nielsen, PyTorch, Keras, scikit-learn and optax conventions."""
     import json
@@ -342,70 +440,82 @@ def convert(
     console.print(report.convert_table(result))
     console.print(report.convert_caveats(result))
     for note in result.notes:
-        console.print(note, highlight=False)
+        console.print(note, soft_wrap=True)
 
 
-reproduce_app = typer.Typer(help="Reproduce published results.", no_args_is_help=True)
+# ---------------------------------------------------------------- reproduce
+
+reproduce_app = typer.Typer(help="Reproduce published results.", no_args_is_help=True, cls=_Group)
 app.add_typer(reproduce_app, name="reproduce")
 
 
-@reproduce_app.command("nielsen")
+@reproduce_app.command("nielsen", cls=_Command)
 def reproduce_nielsen(
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the MNIST IDX files (else $L2REG_DATA, else download)."),
-    seeds: str = typer.Option("0,1,2", help="Seeds, e.g. 0,1,2: each λ trains once per seed, all at once."),
-    experiments: str = typer.Option("small,full", help="small (1,000 images, 400 epochs), full (50,000, 30), or both."),
-    cv: bool = typer.Option(True, "--cv/--no-cv", help="Also choose λ for the small experiment by 5-fold CV on its training images."),
-    quick: bool = typer.Option(False, help="Smoke test: 100 and 500 images, 5 and 1 epochs (not the real experiment)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/reproduce-nielsen-TIMESTAMP)."),
-    overwrite: bool = typer.Option(False, help="Allow writing into a folder that holds a previous reproduction."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+    data_dir: DataDir = None,
+    seeds: Annotated[Integers, _list_opt(OPTIM, "Seeds: each λ trains once per seed, all at once.", "--seeds", "--seed",
+                                         ints=True)] = Integers([0, 1, 2]),
+    experiments: Annotated[str, typer.Option(help="small (1,000 images, 400 epochs), full (50,000, 30), or both.")] = "small,full",
+    cv: Annotated[bool, typer.Option("--cv/--no-cv", help="Also choose λ for the small experiment by 5-fold CV on its training images.")] = True,
+    quick: Annotated[bool, _flag(OUTPUT, "Smoke test: 100 and 500 images, 5 and 1 epochs (not the real experiment).", "--quick")] = False,
+    out: Out = None, overwrite: Overwrite = False, quiet: Quiet = False,
 ) -> None:
     """Nielsen's chapter-3 experiments on MNIST (784-30-10, λ = 0 against 0.1 and 5.0), beside his numbers."""
-    from . import report, reproduce, store
+    from . import report, reproduce
 
-    seed_list = V.parse_list("--seeds", seeds, int)
     which = [x.strip() for x in experiments.split(",") if x.strip()]
-    out = store.prepare_out_dir(out or _default_out("reproduce-nielsen"), overwrite=overwrite, marker="nielsen.json")
-    result = reproduce.nielsen(
-        data_dir, seeds=seed_list, quick=quick, experiments=which, cv=cv,
-        progress=lambda label, total: _progress(total, quiet, label),
-    )
-    written = result.save(out)
-    if not quiet:
-        for note in result.notes:
-            err_console.print(note)
-        console.print(report.reproduction_table(result))
-        console.print(f"Done in {result.seconds:.0f} s. Wrote {', '.join(str(p) for p in written)}.")
+    folder = _run_folder("reproduce-nielsen", out, None, overwrite, "nielsen.json")
+    result = reproduce.nielsen(data_dir, seeds=list(seeds), quick=quick, experiments=which, cv=cv,
+                               progress=lambda label, total: _progress(total, quiet, label))
+    written = result.save(folder)
+    if quiet:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
+        return
+    _notes(result.notes)
+    console.print(report.reproduction_table(result))
+    console.print(f"Done in {result.seconds:.0f} s. Wrote {', '.join(str(p) for p in written)}.", soft_wrap=True)
+
+
+# ---------------------------------------------------------------- main
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _error(text: str) -> None:
+    err_console.print(text, markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app; any bad input is one line on stderr and exit code 2."""
+    """Entry point: bad input is one line on stderr and exit code 2; Ctrl-C exits 130 saying what was saved."""
+    interrupts.install()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from .checkpoint import AlreadyComplete
+
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+    except AlreadyComplete as e:
+        _error(str(e))
+        return 0
     except Interrupted as e:
-        err_console.print(f"interrupted: {_one_line(e)}", markup=False, highlight=False, soft_wrap=True)
+        _error(f"interrupted: {_one_line(e)}")
         return 130
     except L2RegError as e:
-        err_console.print(f"error: {_one_line(e)}", markup=False, highlight=False, soft_wrap=True)
+        _error(f"error: {_one_line(e)}")
         return 2
     except _ClickException as e:
         if type(e).__name__ == "NoArgsIsHelpError":
-            err_console.print(e.format_message(), markup=False, highlight=False)
+            _error(e.format_message())
             return 0
         hint = f" (see 'l2reg {e.ctx.info_name} --help')" if getattr(e, "ctx", None) and e.ctx.parent else ""
-        err_console.print(f"error: {_one_line(e.format_message())}{hint}", markup=False, highlight=False, soft_wrap=True)
+        _error(f"error: {_one_line(e.format_message())}{hint}")
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted.")
+        _error("interrupted: nothing was saved.")
         return 130
     except typer.Exit as e:
         return e.exit_code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

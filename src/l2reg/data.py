@@ -245,6 +245,47 @@ def load_dataset(
     return _apply_train_size(ds, train_size)
 
 
+def check_dataset_name(name, data_dir=None, train_size=None) -> None:
+    """Cheap checks of a dataset argument, before anything is loaded, created or imported.
+
+    A :class:`Dataset` passes; a name must be built in or a path to an existing
+    ``.npz``/``.csv`` file; ``data_dir``, when given for MNIST-style data, must be
+    a folder. The same messages as :func:`load_dataset`'s.
+    """
+    _check_train_size_type(train_size)
+    if train_size is not None and int(train_size) < 1:
+        raise ConfigError(f"train_size must be an integer >= 1; got {int(train_size)}.")
+    if isinstance(name, Dataset):
+        if train_size is not None:
+            raise ConfigError("train_size applies when loading by name; slice the Dataset instead.")
+        return
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise ConfigTypeError(f"dataset name must be a string or a path; got {type(name).__name__} {name!r}.")
+    key = name.strip().lower()
+    if key in ("mnist", "fashion-mnist"):
+        root = data_dir if data_dir is not None else os.environ.get(ENV_DATA, "").strip() or None
+        if root is not None and not Path(root).expanduser().is_dir():
+            source = "data_dir" if data_dir is not None else ENV_DATA
+            raise DataError(f"{key}: data folder {Path(root).expanduser()} (from {source}) does not exist.")
+        return
+    if key == "digits":
+        return
+    path = Path(name).expanduser()
+    if path.suffix.lower() in (".npz", ".csv"):
+        if not path.exists():
+            raise DataError(f"data file not found: {name}.")
+        if not path.is_file():
+            raise DataError(f"{name} is not a file.")
+    elif name and path.is_file():
+        raise ConfigError(f"unsupported data file {name!r}; expected a .npz or .csv file.")
+    else:
+        raise ConfigError(
+            f"unknown dataset {name!r}; expected digits, mnist, fashion-mnist, or a path to a .npz or .csv file."
+        )
+
+
 def _check_eval(eval_: object) -> str:
     if not isinstance(eval_, str):
         raise ConfigTypeError(f"eval must be 'validation' or 'test'; got {type(eval_).__name__} {eval_!r}.")

@@ -7,10 +7,11 @@ examples, coupled L2) moves each weight by two terms:
     Δw = d + g,    d = −(ηλ/n)·w                  the decay term: always toward zero
                    g = −(η/m)·Σ_x ∂C0_x/∂w        the data term: either way
 
-This module trains the models again with the engine's own pieces
-(:func:`l2reg.train.make_optimizer`, :func:`~l2reg.train._batch_loss`,
-:func:`~l2reg.train._shuffle`) and, at sampled steps, splits the update the
-optax chain computes into those two terms:
+:func:`explain` trains the models with the engine itself
+(:func:`l2reg.engine.fit_stack`), with a :class:`Recorder` riding along
+every step: :func:`l2reg.engine.step_terms` splits the update the optax chain
+computes into the two terms, so what is recorded is the trajectory
+``l2reg train`` takes.
 
 * g is the same chain without the penalty (``penalty="none"``) applied to the
   data gradient;
@@ -22,7 +23,7 @@ optax chain computes into those two terms:
 Other optimizers (``momentum``, ``nesterov``, ``adam`` with coupled L2,
 ``adamw`` with decoupled weight decay): the split is of the *actual* update
 u of the actual trajectory. g is the decay-free chain (the rule of
-:meth:`l2reg.train.OptimizerSpec.without_decay`, built as the same chain with
+:meth:`l2reg.update.OptimizerSpec.without_decay`, built as the same chain with
 λ/n = 0 and wd = 0 so that it reads the same optimizer state) applied to the
 data gradient with the current state (velocity, Adam moments), and d = u − g.
 So for momentum d = −η(λ/n)·w (nesterov: −η(1+μ)(λ/n)·w), the decay that
@@ -33,30 +34,27 @@ AdamW the models differ by ``weight_decay`` (with a wd = 0 companion) and λ = 0
 
 Every λ trains at once in one stack, always with a λ = 0 companion, from the
 same initial weights and through the same mini-batches, so their weights and
-Σw² compare directly. One epoch is one jit-compiled ``lax.scan``: an outer scan
-over chunks of ``record_every`` steps whose last step is the recorded one.
+Σw² compare directly. Every step's d and g are summed per weight over the
+whole run (the cumulative effect); every ``record_every``-th step's are
+summarized, and a few epochs' are kept whole for the plots.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from . import network, store, train
-from . import validation as V
-from .data import Dataset, load_dataset
+from . import network, penalties, store
 from .errors import ConfigError, DataError
 from .network import NetworkSpec
+from .options import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, MONITORS, ExplainOptions, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -66,40 +64,7 @@ STAT_NAMES = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g")
 RECORDS_PER_EPOCH = 50
 
 
-# ---------------------------------------------------------------- one recorded step
-
-
-def step_terms(optimizer, data_only, grads, opt_state, params, *, linear: bool = True, decays=None):
-    """Split one optax step into its decay and data terms.
-
-    Returns ``(u, d, g, new_opt_state)``: ``u`` the update the chain applies,
-    ``g`` the decay-free chain's update for ``grads`` from the same state
-    ``opt_state`` (the data term; −η·∂C0/∂w with ∂C0/∂w the batch mean under
-    SGD), ``d`` the decay term. ``linear`` (stateless, linear rules: SGD):
-    d is the chain's update for a zero gradient, −(ηλ/n)·w for weights and 0
-    for biases under coupled L2, which equals u − g without float
-    cancellation; else d = u − g, and where ``decays`` ``(K, 1)`` is False
-    (λ = 0 and wd = 0) d = 0 and g = u exactly. Each has the layout of ``params``.
-    """
-    u, new_state = optimizer.update(grads, opt_state, params)
-    g, _ = data_only.update(grads, opt_state, params)
-    if linear:
-        d, _ = optimizer.update(jax.tree.map(jnp.zeros_like, grads), opt_state, params)
-    else:
-        d = jax.tree.map(jnp.subtract, u, g)
-        if decays is not None:  # a model with no decay: its update is all data term, exactly
-            d = jax.tree.map(lambda a: jnp.where(decays, a, 0), d)
-            g = jax.tree.map(lambda a, b: jnp.where(decays, a, b), g, u)
-    return u, d, g, new_state
-
-
-def decay_free_hyper(hyper: dict) -> dict:
-    """``hyper`` with λ/n = 0 and weight decay 0: the chain of ``OptimizerSpec.without_decay()``, same state layout."""
-    out = dict(hyper)
-    out["lmbda_over_n"] = jax.tree.map(jnp.zeros_like, hyper["lmbda_over_n"])
-    if "weight_decay" in out:
-        out["weight_decay"] = jnp.zeros_like(hyper["weight_decay"])
-    return out
+# ---------------------------------------------------------------- what is recorded
 
 
 def layer_stats(w, d, g, u):
@@ -129,55 +94,68 @@ def layer_stats(w, d, g, u):
     }
 
 
-def _explain_epoch(params, opt_state, hyper, X, Y, idx, valid, keys, epoch, track, *, spec, opt, m, L, every):
-    """One epoch, recording every ``every``-th step; the models' trajectory is train._epoch's.
+@dataclass(frozen=True)
+class Recorder:
+    """The engine's record hook (:func:`l2reg.engine.epoch`): what explain keeps of each step.
 
-    ``track``: per layer, ``(i, o)`` int arrays of the weights whose values are
-    recorded. Returns the new ``params`` and ``opt_state``, the stats
-    ``{name: (n_rec, n_layers, K)}``, the tracked weights ``(n_rec, T, K)``
-    before each recorded step, and the full ``(w, d, g)`` of every layer at
-    the epoch's last recorded step.
+    ``track``: per layer, ``(i, o)`` index tuples of the weights whose values
+    are recorded. Every step: Σd and Σg per weight (:meth:`step`); every
+    ``every``-th step: :func:`layer_stats` and the tracked weights before the
+    step (:meth:`record`); the epoch's last recorded step: every weight's
+    ``(w, d, g)`` (:meth:`snapshot`).
     """
-    optimizer = train.make_optimizer(opt, hyper)
-    data_only = train.make_optimizer(opt, decay_free_hyper(hyper))
-    b_idx, b_valid = train._shuffle(keys, epoch, idx, valid, m)  # (n_batches, G, m)
-    n_batches = b_idx.shape[0]
-    n_rec = n_batches // every
-    head = n_rec * every
 
-    def grads_of(params, bi, bv):
-        return jax.grad(train._batch_loss)(params, X[bi], Y[bi], bv.astype(X.dtype), spec, L)
+    every: int
+    track: tuple
 
-    def plain(carry, batch):
-        params, opt_state = carry
-        grads = grads_of(params, *batch)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+    def init(self, params):
+        return [{"decay": jnp.zeros_like(p["w"]), "data": jnp.zeros_like(p["w"])} for p in params]
 
-    def recorded_chunk(params, opt_state, batch):
-        (params, opt_state), _ = jax.lax.scan(plain, (params, opt_state), jax.tree.map(lambda a: a[:-1], batch))
-        grads = grads_of(params, *jax.tree.map(lambda a: a[-1], batch))
-        u, d, g, new_state = step_terms(optimizer, data_only, grads, opt_state, params, linear=opt.name == "sgd",
-                                        decays=(hyper["lmbda_over_n"] > 0) | (hyper.get("weight_decay", 0) > 0))
+    def step(self, acc, params, u, d, g):
+        return [{"decay": a["decay"] + dl["w"], "data": a["data"] + gl["w"]} for a, dl, gl in zip(acc, d, g)]
+
+    def record(self, params, u, d, g):
         per_layer = [layer_stats(p["w"], dl["w"], gl["w"], ul["w"]) for p, dl, gl, ul in zip(params, d, g, u)]
         stats = {k: jnp.stack([s[k] for s in per_layer]) for k in STAT_NAMES}  # (n_layers, K)
-        tracked = jnp.concatenate([p["w"][i, :, o] for p, (i, o) in zip(params, track)])  # (T, K)
-        snap = [(p["w"], dl["w"], gl["w"]) for p, dl, gl in zip(params, d, g)]
-        return optax.apply_updates(params, u), new_state, (stats, tracked), snap
+        tracked = jnp.concatenate([p["w"][jnp.asarray(i, jnp.int32), :, jnp.asarray(o, jnp.int32)]
+                                   for p, (i, o) in zip(params, self.track)])  # (T, K)
+        return stats, tracked
 
-    def chunk(carry, batch):
-        params, opt_state, rec, _ = recorded_chunk(*carry, batch)
-        return (params, opt_state), rec
+    def snapshot(self, params, u, d, g):
+        return [(p["w"], dl["w"], gl["w"]) for p, dl, gl in zip(params, d, g)]
 
-    chunks = jax.tree.map(lambda a: a[:head].reshape(n_rec, every, *a.shape[1:]), (b_idx, b_valid))
-    # The last chunk apart, so that only its full (w, d, g) leave the scan.
-    (params, opt_state), rec = jax.lax.scan(chunk, (params, opt_state), jax.tree.map(lambda a: a[:-1], chunks))
-    params, opt_state, rec_last, snap = recorded_chunk(params, opt_state, jax.tree.map(lambda a: a[-1], chunks))
-    stats, tracked = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), rec, rec_last)
-    if head < n_batches:
-        (params, opt_state), _ = jax.lax.scan(
-            plain, (params, opt_state), jax.tree.map(lambda a: a[head:], (b_idx, b_valid)))
-    return params, opt_state, stats, tracked, snap
+
+def final_terms(spec: NetworkSpec, params, X, Y, *, members, n: int, opts: TrainOptions) -> dict:
+    """The decay and data terms of one SGD-form step at ``params`` (a stack), over all n examples.
+
+    d = −η·(gradient of the penalty) (−(ηλ/n)·w under L2; −η·wd·w, decoupled,
+    under AdamW), g = −η·∂C0/∂w with ∂C0/∂w the full-batch mean. Returns
+    ``(K,)`` arrays over every weight: ``mean_abs_decay``, ``mean_abs_data``
+    and ``frac_away`` (g·w > 0: the data term pushes away from zero).
+    """
+    from .engine import batch_loss
+
+    K = len(members)
+    p = jax.tree.map(jnp.asarray, params)
+    eta = jnp.asarray(members.eta, p[0]["w"].dtype)[:, None]  # (K, 1)
+    n_k = jnp.full(K, float(n), p[0]["w"].dtype)
+    data = jax.jit(jax.grad(batch_loss), static_argnums=(4, 5))(
+        p, jnp.asarray(X)[None], jnp.asarray(Y)[None], jnp.ones((1, len(X)), p[0]["w"].dtype), spec, K)
+    if opts.optimizer == "adamw":
+        wd = jnp.asarray(members.weight_decay, p[0]["w"].dtype)[:, None]
+        decay = [{"w": wd * layer["w"]} for layer in p]
+    else:
+        decay = jax.grad(lambda q: jnp.sum(penalties.penalty_cost(
+            opts.penalty, q, jnp.asarray(members.lmbda), n_k, l1_ratio=opts.l1_ratio or 0.5)))(p)
+    sums = {"abs_d": 0.0, "abs_g": 0.0, "away": 0.0}
+    for layer, dl, gl in zip(p, decay, data):
+        d, g = -eta * dl["w"], -eta * gl["w"]
+        sums["abs_d"] += jnp.sum(jnp.abs(d), axis=(0, 2))
+        sums["abs_g"] += jnp.sum(jnp.abs(g), axis=(0, 2))
+        sums["away"] += jnp.sum((g * layer["w"] > 0).astype(d.dtype), axis=(0, 2))
+    W = float(sum(layer["w"].shape[0] * layer["w"].shape[2] for layer in p))
+    return {"mean_abs_decay": np.asarray(sums["abs_d"]) / W, "mean_abs_data": np.asarray(sums["abs_g"]) / W,
+            "frac_away": np.asarray(sums["away"]) / W}
 
 
 # ---------------------------------------------------------------- the result
@@ -218,6 +196,7 @@ class ExplainResult:
     reproduced: dict | None = None
     final_params: list | None = None  # the stack after the last epoch, (n_in, K, n_out) weights
     weight_decays: list | None = None  # adamw: the decoupled wd of each model (lmbdas all 0)
+    cumulative: list | None = None  # per layer {"w0", "decay", "data"} (n_in, K, n_out): Σ over every step
 
     def strength(self, k: int) -> float:
         """Model k's decay setting: its weight decay under AdamW, else its λ."""
@@ -318,6 +297,9 @@ class ExplainResult:
             for li, layer in enumerate(layers):
                 for name, a in layer.items():
                     arrays[f"epoch{e}_{name}{li}"] = a
+        for li, layer in enumerate(self.cumulative or []):
+            for name, a in layer.items():
+                arrays[f"cumulative_{name}{li}"] = a
         store.write_npz(out / "explain.npz", arrays)
         store.write_json(out / "explain.json", self.to_json())
 
@@ -444,6 +426,7 @@ def derivation(result: ExplainResult, k: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- running it
+# ---------------------------------------------------------------- running it
 
 
 def _snapshot_epochs(epochs: int, count: int) -> list[int]:
@@ -456,166 +439,90 @@ def _track_indices(spec: NetworkSpec, per_layer: int, seed: int):
     for li, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
         flat = rng.choice(n_in * n_out, size=min(per_layer, n_in * n_out), replace=False)
         i, o = np.divmod(np.sort(flat), n_out)
-        track.append((jnp.asarray(i, jnp.int32), jnp.asarray(o, jnp.int32)))
+        track.append((tuple(int(a) for a in i), tuple(int(b) for b in o)))
         rows += [(li, int(a), int(b)) for a, b in zip(i, o)]
-    return track, np.asarray(rows, np.int64).reshape(-1, 3)
+    return tuple(track), np.asarray(rows, np.int64).reshape(-1, 3)
 
 
 def explain(
-    dataset: str | Dataset = "digits",
-    sizes: Sequence[int] | str | None = None,
-    epochs: int = 30,
-    batch_size: int = 10,
-    eta: float = 0.5,
-    lmbda: float | Sequence[float] | None = None,
-    init: str = "default",
-    cost: str = "cross-entropy",
-    activation: str = "sigmoid",
-    train_size: int | None = None,
-    eval: str = "validation",
-    seed: int = 0,
-    data_dir: str | None = None,
-    *,
-    record_every: int | None = None,
-    track: int = 4,
-    snapshots: int = 4,
-    params0: list | None = None,
+    dataset: str = "digits", *,
+    lmbda: float | Sequence[float] | None = None, eta: float = DEFAULT_ETA, epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, sizes: Sequence[int] | str | None = None,
+    activation: str = "sigmoid", cost: str = "cross-entropy", init: str = "default", train_size: int | None = None,
+    eval: str = "validation", data_dir: str | None = None, optimizer: str = "sgd", momentum: float | None = None,
+    weight_decay: float | Sequence[float] | None = None, record_every: int | None = None, track: int = 4,
+    snapshots: int = 4, params0: list | None = None,
     on_epoch: Callable[[int | None, dict | None], None] | None = None,
-    optimizer: str = "sgd",
-    momentum: float | None = None,
-    weight_decay: float | Sequence[float] | None = None,
 ) -> ExplainResult:
     """Train on C = C0 + (λ/2n)·Σw² (coupled L2; SGD unless ``optimizer``) and record what each term does.
 
-    ``lmbda`` None: 5.0, or 0 with ``optimizer="adamw"``, whose decay is the
-    decoupled ``weight_decay`` (a list: one model each, plus a wd = 0
-    companion). ``optimizer``, ``momentum`` (one μ) and ``weight_decay`` are
-    :func:`l2reg.train.train`'s; see the module docstring for how d and g
-    split the update of a stateful optimizer.
+    ``lmbda`` (a number or a list) defaults to 1 (:data:`l2reg.options.DEFAULT_LMBDA`), or 0 with
+    ``optimizer="adamw"``, whose decay is the decoupled ``weight_decay`` (a
+    list: one model each, plus a wd = 0 companion). λ = 0 is added if absent,
+    so that every λ compares with an unpenalized run from the same initial
+    weights and batches. The other training options are
+    :func:`l2reg.train.train`'s (one seed, one η, one momentum); see the
+    module docstring for how d and g split a stateful optimizer's update.
 
-    The options are :func:`l2reg.train.train`'s (one seed). λ = 0 is added to
-    ``lmbda`` if absent, so that every λ compares with an unpenalized run
-    from the same initial weights and batches.
-
-    * ``record_every``: record every k-th step (default: about
-      ``RECORDS_PER_EPOCH`` records per epoch); 1 records every step.
+    * ``record_every``: summarize every k-th step (default: about
+      ``RECORDS_PER_EPOCH`` per epoch); 1 records every step.
     * ``track``: weights per layer whose trajectories are recorded.
     * ``snapshots``: epochs (spread over the run) whose full per-weight w, d
       and g are kept.
     * ``params0``: optional initial stack (K models, in the order of
       ``result.lmbdas``) instead of the seed's initial weights.
     """
-    if lmbda is None:
-        lmbda = 0.0 if optimizer == "adamw" else 5.0
-    lmbdas, seeds = train.check_options(
-        epochs=epochs, batch_size=batch_size, eta=eta, lmbda=lmbda, init=init, cost=cost,
-        activation=activation, penalty="l2", eval=eval, seeds=seed, monitor=train.MONITORS,
-    )
-    if len(seeds) != 1:
-        raise ConfigError(f"explain takes one seed; got {len(seeds)}.")
-    opts = train.check_optimizer_options(optimizer=optimizer, penalty="l2", momentum=momentum,
-                                         weight_decay=weight_decay, lmbdas=lmbdas)
-    if opts["momentum"] is not None and len(opts["momentum"]) != 1:
-        raise ConfigError(f"explain takes one momentum; got {len(opts['momentum'])}.")
-    eta = V.number("eta", eta, low=0, strict=True)
-    if record_every is not None:
-        V.integer("record_every", record_every, low=1)
-    V.integer("track", track, low=0)
-    V.integer("snapshots", snapshots, low=1)
-    if isinstance(dataset, Dataset) and train_size is not None:
-        raise ConfigError("train_size applies when loading by name; slice the Dataset instead.")
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, train_size=train_size, eval=eval)
-    regression = not data.is_classification
-    if regression and cost != "quadratic":
-        raise ConfigError(f"real-valued targets need cost='quadratic' (linear outputs); got {cost!r}.")
-    spec = NetworkSpec(train._resolve_sizes(sizes, data, regression), activation, cost, regression)
-    n = data.n_train
-    m = V.integer("batch_size", batch_size, low=1, high=n)
-    weight_decays = None
-    if optimizer == "adamw":
-        weight_decays = [0.0] + [x for x in dict.fromkeys(opts["weight_decay"]) if x != 0.0]
-        lmbdas = [0.0] * len(weight_decays)
-    else:
-        lmbdas = [0.0] + [x for x in dict.fromkeys(lmbdas) if x != 0.0]
+    opts = ExplainOptions.from_flat(locals()).checked()
+    return explain_with(opts, params0=params0, on_epoch=on_epoch)
+
+
+def _companions(opts: ExplainOptions) -> tuple[list, list | None]:
+    """λ of every model (λ = 0 first), and under AdamW their weight decays (wd = 0 first)."""
+    if opts.optimizer == "adamw":
+        wds = [0.0] + [x for x in dict.fromkeys(opts.weight_decay) if x != 0.0]
+        return [0.0] * len(wds), wds
+    return [0.0] + [x for x in dict.fromkeys(opts.lmbda) if x != 0.0], None
+
+
+def explain_with(opts: ExplainOptions, *, params0=None, on_epoch=None) -> ExplainResult:
+    """:func:`explain` for an options object (checked)."""
+    from .engine import Members, fit_stack
+    from .train import prepare
+
+    prep = prepare(opts)
+    spec, n, m = prep.spec, prep.n, opts.batch_size
+    lmbdas, weight_decays = _companions(opts)
     K = len(lmbdas)
-    mu = None if opts["momentum"] is None else opts["momentum"][0]
+    members = Members(lmbda=np.asarray(lmbdas, np.float64), eta=np.full(K, opts.eta[0]),
+                      momentum=None if opts.momentum is None else np.full(K, opts.momentum[0]),
+                      weight_decay=None if weight_decays is None else np.asarray(weight_decays, np.float64))
     steps_per_epoch = -(-n // m)
-    every = record_every if record_every is not None else max(1, steps_per_epoch // RECORDS_PER_EPOCH)
-    every = min(every, steps_per_epoch)
-    X_eval, y_eval = data.split("test" if eval == "test" else "validation")
-
-    dtype = jnp.float64 if data.X_train.dtype == np.float64 else jnp.float32
-    X = jnp.asarray(data.X_train, dtype)
-    Y = jnp.asarray(data.y_train)
-    s = seeds[0]
-    if params0 is None:
-        params = network.stack([network.init_params(spec, jax.random.fold_in(jax.random.PRNGKey(s), 0), init, dtype)],
-                               repeats=K)
-    else:
-        params = jax.tree.map(lambda a: jnp.array(a, dtype), params0)
-    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), 1)])
-    hyper = train.make_hyper(np.full(K, float(eta)), np.asarray(lmbdas), np.full(K, float(n)), dtype, optimizer=optimizer,
-                             momentum=mu, weight_decay=weight_decays)
-    opt = train.OptimizerSpec(penalty="l2", name=optimizer)
-    opt_state = train.make_optimizer(opt, hyper).init(params)
-    idx = jnp.arange(n, dtype=jnp.int32)[None]
-    valid = jnp.ones((1, n), bool)
-    track_idx, track_rows = _track_indices(spec, track, s)
-    sets = {"training": (X, Y, None), "evaluation": (jnp.asarray(X_eval, dtype), jnp.asarray(y_eval), None)}
-    metric_hyper = {"lmbda": jnp.asarray(lmbdas, dtype)}
-    n_dev = jnp.full(K, float(n), dtype)
-
-    epoch_fn = jax.jit(partial(_explain_epoch, spec=spec, opt=opt, m=m, L=K, every=every), donate_argnums=(0, 1))
-    metrics_fn = jax.jit(partial(train._metrics, spec=spec, which=train.MONITORS))
-    args = (hyper, X, Y, idx, valid, keys)
-    if on_epoch is not None:
-        on_epoch(None, None)
-    t0 = time.perf_counter()
-    epoch_c = epoch_fn.lower(params, opt_state, *args, jnp.int32(0), track_idx).compile()
-    metrics_c = metrics_fn.lower(params, metric_hyper, n_dev, sets).compile()
-    compile_seconds = time.perf_counter() - t0
-
-    snap_epochs = set(_snapshot_epochs(epochs, snapshots))
-    stats_all, tracked_all, history, snaps = [], [], {}, {}
-    t_start = time.perf_counter()
-    for e in range(epochs):
-        params, opt_state, stats, tracked, snap = epoch_c(params, opt_state, *args, jnp.int32(e), track_idx)
-        metrics = {k: np.asarray(v) for k, v in metrics_c(params, metric_hyper, n_dev, sets).items()}
-        metrics["weight_sq_norm"] = metrics["weight_sq_norm_per_layer"].sum(axis=1)
-        stats_all.append({k: np.asarray(v) for k, v in stats.items()})
-        tracked_all.append(np.asarray(tracked))
-        if e in snap_epochs:
-            snaps[e] = [{"w": np.asarray(w), "d": np.asarray(d), "g": np.asarray(g)} for w, d, g in snap]
-        for k, v in metrics.items():
-            history.setdefault(k, []).append(v)
-        if on_epoch is not None:
-            on_epoch(e, metrics)
-    train_seconds = time.perf_counter() - t_start
-
+    every = min(opts.record_every or max(1, steps_per_epoch // RECORDS_PER_EPOCH), steps_per_epoch)
+    track, track_rows = _track_indices(spec, opts.track, opts.seed[0])
+    r = fit_stack(spec, prep.data.X_train, prep.data.y_train, opts, groups=[np.arange(n)],
+                  group_seeds=list(opts.seed), members=members,
+                  eval_sets={"evaluation": (prep.X_eval, prep.y_eval, None)}, monitor=MONITORS,
+                  on_epoch=on_epoch, params0=params0, recorder=Recorder(every, track))
+    snap_epochs = _snapshot_epochs(opts.epochs, opts.snapshots)
     n_rec = steps_per_epoch // every
-    steps = np.concatenate([e * steps_per_epoch + np.arange(n_rec) * every + every - 1 for e in range(epochs)])
-    config = {
-        "dataset": data.name if isinstance(dataset, Dataset) else str(dataset),
-        "sizes": list(spec.sizes), "epochs": epochs, "batch_size": m, "eta": float(eta), "lmbda": lmbdas,
-        "init": init, "cost": cost, "activation": activation, "penalty": "l2", "train_size": train_size,
-        "eval": eval, "seed": s, "data_dir": None if data_dir is None else str(data_dir), "n": n,
-        "regression": regression, "record_every": every, "track": track, "snapshots": sorted(snap_epochs),
-        "optimizer": optimizer,
-    }
-    if mu is not None:
-        config["momentum"] = mu
-    if weight_decays is not None:
-        config["weight_decay"] = weight_decays
-    result = ExplainResult(
+    steps = np.concatenate([e * steps_per_epoch + np.arange(n_rec) * every + every - 1 for e in range(opts.epochs)])
+    final = r.params
+    w0 = [layer["w"] - acc["decay"] - acc["data"] for layer, acc in zip(final, r.rec_state)]
+    config = dict(opts.to_config(), sizes=list(spec.sizes), eta=opts.eta[0], seed=opts.seed[0], lmbda=lmbdas, n=n,
+                  batch_size=m, regression=prep.regression, record_every=every, snapshots=snap_epochs,
+                  momentum=None if opts.momentum is None else opts.momentum[0], weight_decay=weight_decays)
+    records = r.records
+    return ExplainResult(
         config=config, lmbdas=lmbdas, steps_per_epoch=steps_per_epoch, record_every=every, steps=steps,
-        stats={k: np.concatenate([st[k] for st in stats_all]) for k in STAT_NAMES},
+        stats={k: np.concatenate([rec["records"][0][k] for rec in records]) for k in STAT_NAMES},
         n_weights=np.array([a * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:])]),
-        tracked=np.concatenate(tracked_all), tracked_index=track_rows,
-        history={k: np.stack(v) for k, v in history.items()}, snapshots=snaps,
-        train_seconds=train_seconds, compile_seconds=compile_seconds, notes=list(data.notes),
-        final_params=jax.tree.map(np.asarray, params), weight_decays=weight_decays,
+        tracked=np.concatenate([rec["records"][1] for rec in records]), tracked_index=track_rows,
+        history={k: v for k, v in r.history.items()},
+        snapshots={e: [{"w": w, "d": d, "g": g} for w, d, g in records[e]["snapshot"]] for e in snap_epochs},
+        train_seconds=r.train_seconds, compile_seconds=r.compile_seconds, notes=list(prep.data.notes),
+        final_params=final, weight_decays=weight_decays,
+        cumulative=[{"w0": a, "decay": acc["decay"], "data": acc["data"]} for a, acc in zip(w0, r.rec_state)],
     )
-    return result
 
 
 def load_run_config(run) -> dict:
@@ -630,52 +537,57 @@ def load_run_config(run) -> dict:
         raise DataError(f"{path} is not an l2reg metrics.json: {e}.") from None
 
 
+def _run_options(run, c: dict) -> ExplainOptions:
+    """The options of ``l2reg train`` run ``run`` that explain can re-run (its first seed), or a one-line refusal."""
+    try:
+        opts = TrainOptions.from_config(c)
+    except ConfigError as e:
+        raise ConfigError(f"{Path(run) / 'metrics.json'}: {e}") from None
+    if opts.penalty != "l2":
+        raise ConfigError(f"explain needs a run trained with penalty l2; {run} used penalty {opts.penalty!r}.")
+    unsupported = [what for what, bad in (
+        (f"optimizer {opts.optimizer!r}", opts.full_batch),
+        ("several momenta", len(opts.momentum or ()) > 1),
+        (f"decay_scaling {opts.decay_scaling!r}", opts.decay_scaling not in (None, "lr")),
+        (f"schedule {opts.schedule!r}", opts.schedule != "constant"),
+        ("warm-up", bool(opts.warmup_epochs)),
+        ("one λ per layer", opts.lmbda_per_layer is not None),
+        ("several η", len(opts.eta) > 1),
+        ("penalized biases", opts.penalize_biases),
+        ("early stopping", opts.early_stopping),
+    ) if bad]
+    if unsupported:
+        raise ConfigError(f"explain re-runs a constant-η run with one λ list and L2 on the weights only; "
+                          f"{run} used {', '.join(unsupported)}.")
+    flat = {name: getattr(opts, name) for name in TrainOptions.names()}
+    return ExplainOptions.from_flat(dict(flat, seed=opts.seed[:1]))
+
+
 def explain_run(run, *, record_every: int | None = None, track: int = 4, snapshots: int = 4,
                 on_epoch=None) -> ExplainResult:
     """Explain a finished ``l2reg train`` run by training it again with recording.
 
     The run's ``metrics.json`` gives the options (dataset, sizes, η, λ, m,
-    epochs, seed, ...); the first seed is used when there were several. The
-    re-run follows the same initial weights and mini-batches, so its final
-    weights are compared with the run's ``params.npz`` (``result.reproduced``).
+    epochs, optimizer, seed, ...); the first seed is used when there were
+    several. The re-run follows the same initial weights and mini-batches,
+    so its final weights are compared with the run's ``params.npz``
+    (``result.reproduced``), matched by every setting it records.
     """
     c = load_run_config(run)
-    if c.get("penalty", "l2") != "l2":
-        raise ConfigError(f"explain needs a run trained with penalty l2; {run} used penalty {c.get('penalty')!r}.")
-    unsupported = [
-        what for what, bad in (
-            (f"optimizer {c.get('optimizer')!r}", c.get("optimizer", "sgd") not in train.OPTIMIZERS),
-            ("several momenta", len(np.atleast_1d(c.get("momentum") or [0])) > 1),
-            (f"decay_scaling {c.get('decay_scaling')!r}", c.get("decay_scaling", "lr") not in (None, "lr")),
-            (f"schedule {c.get('schedule')!r}", c.get("schedule", "constant") != "constant"),
-            ("warm-up", bool(c.get("warmup_epochs", 0))),
-            ("one λ per layer", c.get("lmbda") is None or "lmbda_per_layer" in c),
-            ("several η", isinstance(c.get("eta"), list)),
-            ("penalized biases", bool(c.get("penalize_biases", False))),
-            ("early stopping", bool(c.get("early_stopping", False))),
-        ) if bad
-    ]
-    if unsupported:
-        raise ConfigError(f"explain re-runs a constant-η run with one λ list and L2 on the weights only; "
-                          f"{run} used {', '.join(unsupported)}.")
-    seeds = c.get("seed", 0)
-    seeds = seeds if isinstance(seeds, list) else [seeds]
     try:
-        result = explain(
-            dataset=c["dataset"], sizes=c["sizes"], epochs=c["epochs"], batch_size=c["batch_size"], eta=c["eta"],
-            lmbda=c["lmbda"], init=c.get("init", "default"), cost=c.get("cost", "cross-entropy"),
-            activation=c.get("activation", "sigmoid"), train_size=c.get("train_size"), eval=c.get("eval", "validation"),
-            seed=seeds[0], data_dir=c.get("data_dir"), record_every=record_every, track=track, snapshots=snapshots,
-            on_epoch=on_epoch, optimizer=c.get("optimizer", "sgd"), momentum=c.get("momentum"),
-            weight_decay=c.get("weight_decay"),
-        )
+        base = _run_options(run, c)
     except KeyError as e:
         raise DataError(f"{Path(run) / 'metrics.json'} lacks the option {e.args[0]!r}.") from None
+    from dataclasses import replace
+
+    opts = replace(base, record_every=record_every, track=track, snapshots=snapshots).checked()
+    result = explain_with(opts, on_epoch=on_epoch)
+    seeds = list(TrainOptions.from_config(c).seed)
     result.config["run"] = str(run)
     result.notes.append(f"Re-ran the recording with the config of {run} (seed {seeds[0]}).")
     if len(seeds) > 1:
         result.notes.append(f"The run had seeds {seeds}; explain used the first, {seeds[0]}.")
-    result.reproduced = _compare_stored(run, result, seeds[0])
+    result.reproduced = _compare_stored(run, result)
     if result.reproduced is not None:
         result.notes.append(
             f"The re-run's final weights match the stored params.npz to within {result.reproduced['max_abs_diff']:.2g} "
@@ -683,26 +595,27 @@ def explain_run(run, *, record_every: int | None = None, track: int = 4, snapsho
     return result
 
 
-def _compare_stored(run, result: ExplainResult, seed: int) -> dict | None:
+def _compare_stored(run, result: ExplainResult) -> dict | None:
+    """Max |Δw| between the re-run's models and the stored runs with the same settings (None if none match)."""
     path = Path(run) / "params.npz"
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as z:
         stored = {k: z[k] for k in z.files}
+    c = result.config
+    want = {"seed": c["seed"], "eta": c["eta"], "momentum": c.get("momentum")}
     diffs, matched = [], []
-    keys = result.lmbdas
-    if result.weight_decays is not None:  # adamw: the models differ by wd
-        if "weight_decay" not in stored:
-            return None
-        stored["lmbda"], keys = stored["weight_decay"], result.weight_decays
-    for r, (lm, sd) in enumerate(zip(stored["lmbda"], stored["seed"])):
-        if int(sd) != seed or float(lm) not in keys:
+    for r in range(len(stored["w0"])):
+        if any(key in stored and v is not None and not np.isclose(stored[key][r], v) for key, v in want.items()):
             continue
-        k = keys.index(float(lm))
-        d = max(float(np.max(np.abs(stored[f"w{li}"][r] - layer["w"][:, k, :])))
-                for li, layer in enumerate(result.final_params))
-        diffs.append(d)
-        matched.append(float(lm))
+        key, values = ("weight_decay", result.weight_decays) if result.weight_decays is not None else (
+            "lmbda", result.lmbdas)
+        if key not in stored or float(stored[key][r]) not in values:
+            continue
+        k = values.index(float(stored[key][r]))
+        diffs.append(max(float(np.max(np.abs(stored[f"w{li}"][r] - layer["w"][:, k, :])))
+                         for li, layer in enumerate(result.final_params)))
+        matched.append(float(stored[key][r]))
     if not diffs:
         return None
     return {"lmbda": matched, "max_abs_diff": max(diffs)}

@@ -26,9 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-COSTS = ("cross-entropy", "log-likelihood", "quadratic")
-INITS = ("default", "large")
+from .options import ACTIVATIONS, COSTS, INITS  # noqa: F401  (re-exported: the choices live with the options)
 
 # The output layer that each cost goes with (quadratic is sigmoid for
 # classification, linear for regression).
@@ -58,6 +56,20 @@ class NetworkSpec:
 # ---------------------------------------------------------------- parameters
 
 
+def init_normals(spec: NetworkSpec, key: jax.Array, dtype=jnp.float32):
+    """One model's N(0, 1) draws, before scaling: a list of ``{"w": (n_in, n_out), "b": (n_out,)}``."""
+    params = []
+    for layer, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
+        kw, kb = jax.random.split(jax.random.fold_in(key, layer))
+        params.append({"w": jax.random.normal(kw, (n_in, n_out), dtype), "b": jax.random.normal(kb, (n_out,), dtype)})
+    return params
+
+
+def init_scale(spec: NetworkSpec, init: str = "default") -> list[float]:
+    """The weight scale of each layer: 1/√n_in (``default``) or 1 (``large``)."""
+    return [1.0 / np.sqrt(n_in) if init == "default" else 1.0 for n_in in spec.sizes[:-1]]
+
+
 def init_params(spec: NetworkSpec, key: jax.Array, init: str = "default", dtype=jnp.float32):
     """One model's parameters, as network2 initializes them.
 
@@ -66,17 +78,8 @@ def init_params(spec: NetworkSpec, key: jax.Array, init: str = "default", dtype=
     Biases ~ N(0, 1) in both, as in network2.
     Returns a list of ``{"w": (n_in, n_out), "b": (n_out,)}``.
     """
-    params = []
-    for layer, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
-        kw, kb = jax.random.split(jax.random.fold_in(key, layer))
-        scale = 1.0 / np.sqrt(n_in) if init == "default" else 1.0
-        params.append(
-            {
-                "w": scale * jax.random.normal(kw, (n_in, n_out), dtype),
-                "b": jax.random.normal(kb, (n_out,), dtype),
-            }
-        )
-    return params
+    return [{"w": scale * layer["w"], "b": layer["b"]}
+            for scale, layer in zip(init_scale(spec, init), init_normals(spec, key, dtype))]
 
 
 def stack(models, repeats: int = 1):

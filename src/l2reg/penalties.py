@@ -41,8 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-PENALTIES = ("l2", "l1", "elastic-net", "none")
-L1_UPDATES = ("subgradient", "prox")
+from .options import L1_UPDATES, PENALTIES  # noqa: F401  (re-exported: the choices live with the options)
 
 
 # ---------------------------------------------------------------- what decays

@@ -187,7 +187,7 @@ class Reproduction:
         written = []
         for e in self.experiments:
             sub = out / e.experiment.key
-            sub.mkdir(exist_ok=True)
+            sub.mkdir(parents=True, exist_ok=True)
             e.train.save(sub)
             png = out / f"nielsen_{e.experiment.key}.png"
             store.write_bytes(png, report.figure_png(report.reproduction_figure(e), dpi=110))
@@ -373,7 +373,7 @@ def _cv_choice(small: ExperimentResult, data: Dataset, seeds, cv_lmbdas, progres
     exp = small.experiment
     t0 = time.perf_counter()
     with progress("5-fold CV", 2 * exp.epochs) as on_epoch:
-        s = sweep(dataset=data, epochs=exp.epochs, lmbdas=cv_lmbdas, folds=CV_FOLDS, seed=seeds[0],
+        s = sweep(dataset=data, epochs=exp.epochs, lmbda=cv_lmbdas, folds=CV_FOLDS, seed=seeds[0],
                   on_epoch=on_epoch, **SETTINGS)
     lmbda = float(s.chosen_lmbda)
     # The chosen λ with the experiment's seeds: same initial weights and

@@ -6,22 +6,25 @@
 
       w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w
 
-* :class:`L2MLPClassifierCV`: chooses λ (or the pair (η, λ) with ``etas``) by
-  k-fold cross-validation with every pair × fold trained at once (:func:`l2reg.sweep.cross_validate`), then refits,
-  in the manner of ``LogisticRegressionCV``.
+* :class:`L2MLPClassifierCV`: chooses λ (or the pair (η, λ) when ``eta`` is
+  a list) by k-fold cross-validation with every pair × fold trained at once
+  (:func:`l2reg.sweep.cross_validate`, :func:`l2reg.sweep.choose`), then
+  refits, in the manner of ``LogisticRegressionCV``.
 
 scikit-learn's ``MLPClassifier(solver="sgd")`` divides its penalty by the batch
 size instead of n: ``alpha = λ·m/n`` gives the same update.
 
 Parameters follow scikit-learn's names where one exists
 (``hidden_layer_sizes``, ``batch_size``, ``random_state``) and the CLI's
-otherwise (``lmbda``, ``eta``, ``epochs``). Constructors only store them;
-``fit`` validates.
+otherwise (``lmbda``, ``eta``, ``epochs``); they are listed once, in
+:data:`PARAMS`, and ``fit`` turns them into the one options object of every
+front (:class:`l2reg.options.TrainOptions`), which validates them.
+Constructors only store them (:func:`_storing_init`).
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 import numbers
 
 import numpy as np
@@ -35,8 +38,41 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import validation as V
 from .errors import ConfigError, ConfigTypeError, DataError
+from .options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_FOLDS, DEFAULT_PATIENCE,
+                      TrainOptions)
 
 __all__ = ["L2MLPClassifier", "L2MLPClassifierCV", "L2MLPRegressor"]
+
+#: Every estimator parameter with its default, in signature order: the network, the options shared
+#: with :class:`~l2reg.options.TrainOptions` (same names, same defaults), and early stopping.
+PARAMS = {
+    "hidden_layer_sizes": (30,), "lmbda": None, "eta": DEFAULT_ETA, "batch_size": DEFAULT_BATCH_SIZE,
+    "epochs": DEFAULT_EPOCHS, "activation": "sigmoid", "cost": "cross-entropy", "init": "default",
+    "random_state": None, "penalty": "l2", "l1_ratio": None, "l1_update": "subgradient", "penalize_biases": False,
+    "optimizer": "sgd", "momentum": None, "weight_decay": None, "decay_scaling": None, "schedule": "constant",
+    "warmup_epochs": 0, "early_stopping": False, "validation_fraction": 0.1, "n_iter_no_change": DEFAULT_PATIENCE,
+}
+_STOPPING = ("early_stopping", "validation_fraction", "n_iter_no_change")
+
+
+def _storing_init(params: dict):
+    """An ``__init__`` that stores each argument as given (scikit-learn's rule), with a real signature.
+
+    scikit-learn reads an estimator's parameters from ``inspect.signature(__init__)``;
+    building it from :data:`PARAMS` lists them once for every estimator.
+    """
+    sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d) for name, d in params.items()])
+
+    def __init__(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = sig
+    __init__.__doc__ = "Store the parameters (see the class docstring); ``fit`` validates them."
+    return __init__
 
 
 def _hidden(sizes) -> tuple[int, ...]:
@@ -84,62 +120,35 @@ class _L2MLP(BaseEstimator):
 
     _regression = False
 
-    def _check_params(self, n: int):
-        from . import network
+    def _options(self, n_in: int, n_out: int, **overrides) -> TrainOptions:
+        """The estimator's parameters as checked :class:`~l2reg.options.TrainOptions` (``overrides`` win)."""
+        from .options import TrainOptions
 
-        V.number("eta", self.eta, low=0, strict=True)
-        V.integer("epochs", self.epochs, low=1)
-        V.integer("batch_size", self.batch_size, low=1)
-        V.choice("activation", self.activation, network.ACTIVATIONS)
-        V.choice("cost", self.cost, network.COSTS)
-        V.choice("init", self.init, network.INITS)
         if self._regression and self.cost != "quadratic":
-            raise ConfigError(f"L2MLPRegressor needs cost='quadratic' (linear outputs); got {self.cost!r}.")
-        return _hidden(self.hidden_layer_sizes), min(int(self.batch_size), n)
+            raise ConfigError(f"{type(self).__name__} needs cost='quadratic' (linear outputs); got {self.cost!r}.")
+        flat = {name: getattr(self, name) for name in PARAMS if hasattr(self, name) and name not in _STOPPING}
+        flat.update(sizes=(n_in, *_hidden(self.hidden_layer_sizes), n_out),
+                    early_stopping=getattr(self, "early_stopping", False),
+                    patience=getattr(self, "n_iter_no_change", DEFAULT_PATIENCE),
+                    stop_on="cost" if self._regression else "accuracy", monitor=(), **overrides)
+        return TrainOptions.from_flat(flat).checked()
 
-    def _spec(self, hidden, n_in: int, n_out: int):
+    def _spec(self, opts: TrainOptions):
         from .network import NetworkSpec
 
-        return NetworkSpec((n_in, *hidden, n_out), self.activation, self.cost, self._regression)
+        return NetworkSpec(tuple(opts.sizes), opts.activation, opts.cost, self._regression)
 
-    def _lmbda(self, lmbda):
-        """λ, defaulting to 1, or 0 under AdamW (whose decay is ``weight_decay``)."""
-        if lmbda is None:
-            return 0.0 if getattr(self, "optimizer", "sgd") == "adamw" else 1.0
-        return V.number("lmbda", lmbda, low=0)
-
-    def _fit_kwargs(self, lmbdas, early_stopping: bool = False) -> dict:
-        """The optimizer, penalty and schedule options, checked, as :func:`~l2reg.train.fit_stack` arguments."""
-        from .train import check_optimizer_options
-
-        kw = check_optimizer_options(
-            optimizer=self.optimizer, penalty=self.penalty, epochs=self.epochs, momentum=self.momentum,
-            weight_decay=self.weight_decay, decay_scaling=self.decay_scaling, l1_ratio=self.l1_ratio,
-            l1_update=self.l1_update, penalize_biases=self.penalize_biases, schedule=self.schedule,
-            warmup_epochs=self.warmup_epochs, early_stopping=early_stopping,
-            patience=getattr(self, "n_iter_no_change", 10), stop_on="cost" if self._regression else "accuracy",
-            lmbdas=list(lmbdas),
-        )
-        for key in ("momentum", "weight_decay"):
-            if kw[key] is not None:
-                if len(kw[key]) != 1:
-                    raise ConfigError(f"{key} must be one number; got {getattr(self, key)!r}.")
-                kw[key] = kw[key][0]
-        return kw
-
-    def _fit_network(self, X, Y, n_out: int, lmbda: float, seed: int, eta: float | None = None):
+    def _fit_network(self, X, Y, n_out: int, seed: int, **overrides):
         from sklearn.model_selection import train_test_split
 
-        from .train import fit_stack
+        from .engine import fit_stack
+        from .train import grid, members_of
 
-        eta = self.eta if eta is None else eta
-        lmbda = self._lmbda(lmbda)
-        hidden, m = self._check_params(len(X))
-        spec = self._spec(hidden, X.shape[1], n_out)
-        early = bool(getattr(self, "early_stopping", False))
-        kw = self._fit_kwargs([lmbda], early_stopping=early)
+        opts = self._options(X.shape[1], n_out, seed=seed, **overrides)
+        if len(grid(opts)) != 1:
+            raise ConfigError("this estimator trains one network: give one lmbda, eta, momentum and weight_decay.")
         train_idx, eval_sets = np.arange(len(X)), None
-        if early:
+        if opts.early_stopping:
             frac = V.number("validation_fraction", self.validation_fraction, low=0, strict=True)
             if frac >= 1:
                 raise ConfigError(f"validation_fraction must be a number in (0, 1); got {frac!r}.")
@@ -147,13 +156,12 @@ class _L2MLP(BaseEstimator):
                                                   stratify=None if self._regression else Y)
             train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
             eval_sets = {"evaluation": (X[val_idx], Y[val_idx], None)}
-            m = min(m, len(train_idx))
-        r = fit_stack(
-            spec, X, Y, groups=[train_idx], group_seeds=[seed], lmbda=np.array([float(lmbda)]),
-            eta=np.array([float(eta)]), epochs=int(self.epochs), batch_size=m, init=self.init, monitor=(),
-            eval_sets=eval_sets, penalty=self.penalty, **kw,
-        )
-        self.spec_ = spec
+        from dataclasses import replace
+
+        opts = replace(opts, batch_size=min(opts.batch_size, len(train_idx)))
+        r = fit_stack(self._spec(opts), X, Y, opts, groups=[train_idx], group_seeds=[seed],
+                      members=members_of(grid(opts)), eval_sets=eval_sets, monitor=())
+        self.spec_ = self._spec(opts)
         self.coefs_ = [np.asarray(layer["w"][:, 0, :]) for layer in r.params]
         self.intercepts_ = [np.asarray(layer["b"][0]) for layer in r.params]
         self.weight_sq_norm_curve_ = [float(v) for v in r.history["weight_sq_norm"][:, 0]]
@@ -161,7 +169,7 @@ class _L2MLP(BaseEstimator):
         self.n_iter_ = int(r.stopped_epoch[0])
         if not np.all([np.isfinite(w).all() for w in self.coefs_]):
             raise DataError(
-                f"training diverged (non-finite weights) with eta={eta!r}; use a smaller eta or scale X."
+                f"training diverged (non-finite weights) with eta={opts.eta[0]!r}; use a smaller eta or scale X."
             )
         return self
 
@@ -252,37 +260,11 @@ class L2MLPClassifier(_ClassifierMixin, ClassifierMixin, _L2MLP):
     epoch), zero_weight_fraction_ (weights exactly 0).
     """
 
-    def __init__(self, hidden_layer_sizes=(30,), lmbda=None, eta=0.5, batch_size=10, epochs=30,
-                 activation="sigmoid", cost="cross-entropy", init="default", random_state=None,
-                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
-                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.lmbda = lmbda
-        self.eta = eta
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.activation = activation
-        self.cost = cost
-        self.init = init
-        self.random_state = random_state
-        self.penalty = penalty
-        self.l1_ratio = l1_ratio
-        self.l1_update = l1_update
-        self.penalize_biases = penalize_biases
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.decay_scaling = decay_scaling
-        self.schedule = schedule
-        self.warmup_epochs = warmup_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
+    __init__ = _storing_init(PARAMS)
 
     def fit(self, X, y):
         X, Y = self._encode(X, y)
-        return self._fit_network(X, Y, len(self.classes_), self.lmbda, _seed(self.random_state))
+        return self._fit_network(X, Y, len(self.classes_), _seed(self.random_state))
 
 
 class L2MLPRegressor(RegressorMixin, _L2MLP):
@@ -296,33 +278,7 @@ class L2MLPRegressor(RegressorMixin, _L2MLP):
 
     _regression = True
 
-    def __init__(self, hidden_layer_sizes=(30,), lmbda=None, eta=0.1, batch_size=10, epochs=30,
-                 activation="sigmoid", cost="quadratic", init="default", random_state=None,
-                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
-                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.lmbda = lmbda
-        self.eta = eta
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.activation = activation
-        self.cost = cost
-        self.init = init
-        self.random_state = random_state
-        self.penalty = penalty
-        self.l1_ratio = l1_ratio
-        self.l1_update = l1_update
-        self.penalize_biases = penalize_biases
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.decay_scaling = decay_scaling
-        self.schedule = schedule
-        self.warmup_epochs = warmup_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
+    __init__ = _storing_init(dict(PARAMS, eta=0.1, cost="quadratic"))
 
     def fit(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=True, multi_output=True)
@@ -330,7 +286,7 @@ class L2MLPRegressor(RegressorMixin, _L2MLP):
         self._y_1d = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)
         self.n_outputs_ = Y.shape[1]
-        return self._fit_network(X, Y, self.n_outputs_, self.lmbda, _seed(self.random_state))
+        return self._fit_network(X, Y, self.n_outputs_, _seed(self.random_state))
 
     def predict(self, X) -> np.ndarray:
         a = self._outputs(X)
@@ -377,91 +333,58 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     :class:`L2MLPClassifier`'s (no early stopping); CV models and refit use them alike.
     """
 
-    def __init__(self, lmbdas=None, cv=5, select="min", hidden_layer_sizes=(30,), eta=0.5, batch_size=10,
-                 epochs=30, activation="sigmoid", cost="cross-entropy", init="default", random_state=None,
-                 penalty="l2", l1_ratio=None, l1_update="subgradient", penalize_biases=False, optimizer="sgd",
-                 momentum=None, weight_decay=None, decay_scaling=None, schedule="constant", warmup_epochs=0,
-                 etas=None):
-        self.lmbdas = lmbdas
-        self.etas = etas
-        self.cv = cv
-        self.select = select
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.eta = eta
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.activation = activation
-        self.cost = cost
-        self.init = init
-        self.random_state = random_state
-        self.penalty = penalty
-        self.l1_ratio = l1_ratio
-        self.l1_update = l1_update
-        self.penalize_biases = penalize_biases
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.decay_scaling = decay_scaling
-        self.schedule = schedule
-        self.warmup_epochs = warmup_epochs
+    __init__ = _storing_init({"lmbda": None, "cv": DEFAULT_FOLDS, "select": "min",
+                              **{k: v for k, v in PARAMS.items() if k != "lmbda" and k not in _STOPPING}})
 
     def _grid(self, n: int) -> list[float]:
         from .sweep import check_grid, default_grid
 
-        if self.lmbdas is None:
+        if self.lmbda is None:
             return default_grid(n)
-        if isinstance(self.lmbdas, (numbers.Integral, np.integer)) and not isinstance(self.lmbdas, bool):
-            return default_grid(n, V.integer("lmbdas", self.lmbdas, low=1))
-        return check_grid(self.lmbdas)
+        if isinstance(self.lmbda, (numbers.Integral, np.integer)) and not isinstance(self.lmbda, bool):
+            return default_grid(n, V.integer("lmbda", self.lmbda, low=1))
+        return check_grid(self.lmbda)
 
     def fit(self, X, y):
-        from .sweep import SELECT, cross_validate, select_pair
+        from .sweep import SELECT, choose, cross_validate
 
         X, Y = self._encode(X, y)
         V.choice("select", self.select, SELECT)
         grid = self._grid(len(X))
-        etas = ([float(V.number("eta", self.eta, low=0, strict=True))] if self.etas is None
-                else sorted(set(V.numbers_list("etas", self.etas, low=0, strict=True))))
+        etas = sorted(set(V.numbers_list("eta", self.eta, low=0, strict=True)))
         E, L = len(etas), len(grid)
         pair_eta = np.repeat(np.asarray(etas, np.float64), L)  # (E·L,) η then λ, λ fastest
         pair_lmbda = list(grid) * E
         folds = [(np.asarray(tr), np.asarray(va)) for tr, va in check_cv(self.cv, Y, classifier=True).split(X, Y)]
         if len(folds) < 2:
             raise ConfigError(f"cv must give at least 2 folds; got {len(folds)}.")
-        hidden, _ = self._check_params(len(X))
-        m = min(int(self.batch_size), min(len(tr) for tr, _ in folds))
+        m = min(int(V.integer("batch_size", self.batch_size, low=1)), min(len(tr) for tr, _ in folds))
+        opts = self._options(X.shape[1], len(self.classes_), lmbda=pair_lmbda, eta=etas, batch_size=m)
         seed = _seed(self.random_state)
-        spec = self._spec(hidden, X.shape[1], len(self.classes_))
-        run = cross_validate(
-            spec, X, Y, pair_lmbda, folds, group_seeds=[seed] * len(folds), eta=pair_eta, epochs=int(self.epochs),
-            batch_size=m, init=self.init, monitor=(), penalty=self.penalty, **self._fit_kwargs(pair_lmbda),
-        )
-        k = len(folds)
+        run = cross_validate(self._spec(opts), X, Y, opts, folds, pair_lmbda=pair_lmbda, pair_eta=pair_eta,
+                             group_seeds=[seed] * len(folds))
         val = run.final["validation_accuracy"]  # (E·L, k)
-        mean, std = val.mean(axis=1), val.std(axis=1)
-        se = val.std(axis=1, ddof=1) / math.sqrt(k)
-        diverged = run.diverged.any(axis=1)  # (E·L,)
-        if diverged.all():
-            raise DataError("every configuration diverged in cross-validation; lower eta or the largest lmbdas.")
-        e, l = select_pair(np.where(diverged, np.nan, mean).reshape(E, L), se.reshape(E, L), self.select)
-        best = e * L + l
-        params = ([{"lmbda": v} for v in pair_lmbda] if self.etas is None
-                  else [{"eta": float(a), "lmbda": v} for a, v in zip(pair_eta, pair_lmbda)])
-        res = {"param_eta": np.ma.MaskedArray(np.array([float(a) for a in pair_eta], dtype=object)),
-               "param_lmbda": np.ma.MaskedArray(np.array(pair_lmbda, dtype=object)), "params": params}
-        for i in range(k):
-            res[f"split{i}_test_score"] = val[:, i]
-        res.update(mean_test_score=mean, std_test_score=std, se_test_score=se,
-                   rank_test_score=rankdata(-mean, method="min").astype(np.int32))
-        tr = run.final["training_accuracy"]
-        for i in range(k):
-            res[f"split{i}_train_score"] = tr[:, i]
-        res.update(mean_train_score=tr.mean(axis=1), std_train_score=tr.std(axis=1))
-        self.cv_results_ = res
-        self.lmbdas_ = grid
-        self.etas_ = etas
-        self.best_index_ = best
-        self.best_score_ = float(mean[best])
-        self.lmbda_ = grid[l]
-        self.eta_ = etas[e]
-        return self._fit_network(X, Y, len(self.classes_), self.lmbda_, seed, eta=self.eta_)
+        choice = choose(val, run.diverged, E=E, rule=self.select)
+        self.cv_results_ = _cv_results(val, run.final["training_accuracy"], choice, pair_eta, pair_lmbda,
+                                        with_eta=len(etas) > 1 or not isinstance(self.eta, numbers.Real))
+        self.lmbdas_, self.etas_ = grid, etas
+        self.best_index_ = choice.index
+        self.best_score_ = float(choice.mean[choice.index])
+        self.lmbda_, self.eta_ = float(pair_lmbda[choice.index]), float(pair_eta[choice.index])
+        return self._fit_network(X, Y, len(self.classes_), seed, lmbda=self.lmbda_, eta=self.eta_)
+
+
+def _cv_results(val, train, choice, pair_eta, pair_lmbda, *, with_eta: bool) -> dict:
+    """``cv_results_`` as ``GridSearchCV`` has it, one entry per (η, λ) pair, plus the standard errors."""
+    params = ([{"eta": float(a), "lmbda": v} for a, v in zip(pair_eta, pair_lmbda)] if with_eta
+              else [{"lmbda": v} for v in pair_lmbda])
+    res = {"param_eta": np.ma.MaskedArray(np.array([float(a) for a in pair_eta], dtype=object)),
+           "param_lmbda": np.ma.MaskedArray(np.array(pair_lmbda, dtype=object)), "params": params}
+    for i in range(val.shape[1]):
+        res[f"split{i}_test_score"] = val[:, i]
+    res.update(mean_test_score=choice.mean, std_test_score=choice.std, se_test_score=choice.se,
+               rank_test_score=rankdata(-choice.mean, method="min").astype(np.int32))
+    for i in range(train.shape[1]):
+        res[f"split{i}_train_score"] = train[:, i]
+    res.update(mean_train_score=train.mean(axis=1), std_train_score=train.std(axis=1))
+    return res

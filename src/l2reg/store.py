@@ -21,34 +21,43 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def prepare_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json") -> Path:
-    """Create ``out`` (and parents) and check it is a writable folder.
+def check_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json") -> Path:
+    """Check that ``out`` can become the run's folder, without creating it.
 
     Called before any training, so that a bad ``--out`` fails in a second,
-    not after an hour of work. A folder that already holds ``marker`` (a
+    not after an hour of work; the folder itself appears with the first file
+    written (:func:`write_bytes`), so a run that fails before writing
+    anything leaves nothing behind. A folder that already holds ``marker`` (a
     previous run) is refused unless ``overwrite``. Temporary files of a write
     that was killed half-way are removed.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out must be a folder; {out} is a file.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise ConfigError(f"out folder {out} is not writable: {e.strerror or e}.") from None
-    for stale in out.glob(".*.tmp"):
-        # Left by a process killed mid-write (SIGKILL gives no chance to clean up).
-        stale.unlink(missing_ok=True)
-    if (out / marker).exists() and not overwrite:
-        raise ConfigError(f"{out} already holds a run ({marker}); pass --overwrite or choose another --out.")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "is a file" if not existing.is_dir() else "is not writable"
+        raise ConfigError(f"out folder {out} is not writable: {existing} {why}.")
+    if out.is_dir():
+        for stale in out.glob(".*.tmp"):
+            # Left by a process killed mid-write (SIGKILL gives no chance to clean up).
+            stale.unlink(missing_ok=True)
+        if (out / marker).exists() and not overwrite:
+            raise ConfigError(f"{out} already holds a run ({marker}); pass --overwrite or choose another --out.")
+    return out
+
+
+def prepare_out_dir(out, *, overwrite: bool = False, marker: str = "metrics.json") -> Path:
+    """:func:`check_out_dir`, then create the folder."""
+    out = check_out_dir(out, overwrite=overwrite, marker=marker)
+    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def write_bytes(path, data: bytes) -> Path:
     """Atomically replace ``path`` with ``data`` (temporary file, fsync, rename)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
@@ -76,6 +85,25 @@ def write_npz(path, arrays: dict) -> Path:
             raise TypeError(f"refusing to write {k!r} to {path}: object arrays would need pickle.")
     np.savez(buf, **arrays)
     return write_bytes(path, buf.getvalue())
+
+
+def write_params(path, params: list, runs: list[dict]) -> Path:
+    """The one ``params.npz`` writer: every run's weights and every setting needed to reproduce it.
+
+    ``params[r]`` is run r's list of ``{"w": (n_in, n_out), "b": (n_out,)}``;
+    ``runs[r]`` its settings. The file holds ``w{l}`` ``(runs, n_in, n_out)``
+    and ``b{l}`` ``(runs, n_out)`` per layer, and one array per setting that
+    any run has (``lmbda``, ``seed``, ``eta``, ``momentum``, ``weight_decay``;
+    NaN where a run lacks it).
+    """
+    arrays = {}
+    for key in ("lmbda", "seed", "eta", "momentum", "weight_decay"):
+        if any(key in r for r in runs):
+            arrays[key] = np.array([r.get(key, np.nan) for r in runs])
+    for i in range(len(params[0])):
+        arrays[f"w{i}"] = np.stack([np.asarray(p[i]["w"]) for p in params])
+        arrays[f"b{i}"] = np.stack([np.asarray(p[i]["b"]) for p in params])
+    return write_npz(path, arrays)
 
 
 def write_text(path, text: str) -> Path:

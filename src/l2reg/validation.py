@@ -50,6 +50,13 @@ def integer(name: str, value, *, low: int | None = None, high: int | None = None
     return value
 
 
+def flag(name: str, value) -> bool:
+    """True or False (NumPy booleans too); anything else is a type error."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigTypeError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def choice(name: str, value, options: Sequence[str]) -> str:
     if value not in options:
         raise ConfigError(f"{name} must be one of {', '.join(options)}; got {value!r}.")
