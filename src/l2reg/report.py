@@ -1,9 +1,31 @@
-"""Presenting results: Rich tables for the terminal (plots come with the sweep)."""
+"""Presenting results: Rich tables for the terminal and the HTML reports of train, sweep and explain.
+
+The figures live in :mod:`l2reg.plots_train`, :mod:`l2reg.plots_sweep` and
+:mod:`l2reg.plots_explain`, the page machinery in :mod:`l2reg.report_pages`,
+the λ explorer in :mod:`l2reg.explorer`; their public names are re-exported
+here, so ``report.sweep_path_figure`` and the like keep working.
+"""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from rich.table import Table
+
+from . import explorer
+from .plots import pyplot as _pyplot
+from .plots_explain import (explain_cumulative_figure, explain_fractions_figure,  # noqa: F401  (re-exported)
+                            explain_histograms_figure, explain_learning_curves_figure, explain_norm_figure,
+                            explain_terms_figure, explain_trajectories_figure)
+from .plots_sweep import (sweep_gap_figure, sweep_heatmap_figure, sweep_learning_curves_figure,  # noqa: F401
+                          sweep_path_figure, sweep_terms_figure, sweep_weight_histogram_figure,
+                          sweep_weight_norm_figure)
+from .plots_train import (train_learning_curves_figure, train_weight_histogram_figure,  # noqa: F401
+                          train_weight_norm_figure)
+from .report_pages import (explain_figures, explorer_section, figure_bytes, figure_html,  # noqa: F401
+                           figure_png, figure_sections, html_page, sweep_figures, table_html, train_figures,
+                           write_figures)
 
 
 def _fmt(values, kind: str) -> str:
@@ -68,96 +90,49 @@ def train_table(result) -> Table:
     return table
 
 
-# ---------------------------------------------------------------- HTML pages
-#
-# Self-contained pages: inline CSS, figures as base64 PNG, no script and no
-# external reference, so a report opens offline and can be mailed as one file.
+def _train_rows_html(result) -> str:
+    """One row per run: λ (and the settings that vary), seed, final costs, accuracies and Σw²."""
+    runs, reg, ev = result.runs, result.config.get("regression", False), result.config["eval"]
+    extra = [(key, label) for key, label in (("eta", "η"), ("momentum", "μ"), ("weight_decay", "wd"))
+             if len({str(r.get(key)) for r in runs}) > 1]
+    seeds = len({r["seed"] for r in runs}) > 1
+    headers = ["λ", *(label for _, label in extra), *(["seed"] if seeds else []), "train cost",
+               *([] if reg else ["train acc"]), f"{ev} cost", *([] if reg else [f"{ev} acc"]), "Σw²"]
+    rows = []
+    for r in runs:
+        lm = r["lmbda"]
+        row = [",".join(f"{x:g}" for x in lm) if isinstance(lm, (list, tuple)) else f"{lm:g}"]
+        row += [f"{r[key]:g}" for key, _ in extra] + ([str(r["seed"])] if seeds else [])
+        row.append(_fmt(r["training_cost"], "cost"))
+        row += [] if reg else [_fmt(r["training_accuracy"], "acc")]
+        row.append(_fmt(r["evaluation_cost"], "cost"))
+        row += [] if reg else [_fmt(r["evaluation_accuracy"], "acc")]
+        row.append(_fmt(r["weight_sq_norm"], "cost") + (" (diverged)" if r.get("diverged") else ""))
+        rows.append(row)
+    return table_html(headers, rows)
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.92em; margin: 1em 0; }
-th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #eee; text-align: right; }
-th { background: #f5f5f5; } tr.chosen td { font-weight: bold; background: #fff7e0; }
-td.dim { color: #888; } figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
-figcaption { font-size: 0.9em; color: #555; } .note { color: #555; font-size: 0.92em; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-"""
-
-
-def html_page(title: str, sections) -> str:
-    """A complete, self-contained HTML page.
-
-    ``sections`` is a sequence of ``(heading, body_html)`` pairs; a ``None``
-    heading puts the body directly under the title. Bodies are trusted HTML
-    (build them with :func:`figure_html`, :func:`table_html` and
-    ``html.escape``).
-    """
-    import html
-
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    for heading, body in sections:
-        if heading:
-            parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(body)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """A matplotlib figure as PNG bytes (closes the figure)."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def figure_html(fig, fig_id: str, caption: str = "") -> str:
-    """A ``<figure>`` holding ``fig`` as an inline base64 PNG."""
-    import base64
-    import html
-
-    data = base64.b64encode(figure_png(fig)).decode("ascii")
-    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (f'<figure id="{html.escape(fig_id)}"><img alt="{html.escape(caption or fig_id)}" '
-            f'src="data:image/png;base64,{data}">{cap}</figure>')
-
-
-def table_html(headers, rows, row_classes=None, cell_classes=None) -> str:
-    """A plain HTML table; cells are escaped."""
-    import html
-
-    out = ["<table><thead><tr>", *(f"<th>{html.escape(str(h))}</th>" for h in headers), "</tr></thead><tbody>"]
-    for i, row in enumerate(rows):
-        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        out.append(f"<tr{cls}>")
-        for j, cell in enumerate(row):
-            ccls = cell_classes[i][j] if cell_classes else ""
-            out.append(f"<td{f' class={chr(34)}{ccls}{chr(34)}' if ccls else ''}>{html.escape(str(cell))}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+def train_report_html(result) -> str:
+    """The train report: settings, one row per run, the λ explorer and the figures, self-contained."""
+    c = result.config
+    eta = c["eta"] if not isinstance(c["eta"], list) else ", ".join(f"{x:g}" for x in c["eta"])
+    settings = (
+        f"dataset <code>{html.escape(str(c['dataset']))}</code>, sizes {'-'.join(map(str, c['sizes']))}, "
+        f"{html.escape(c['activation'])} hidden units, {html.escape(c['cost'])} cost, penalty "
+        f"{html.escape(c.get('penalty', 'l2'))}, optimizer {html.escape(c.get('optimizer', 'sgd'))}, η = {eta}, "
+        f"m = {c['batch_size']}, n = {c['n']} training examples, {c['epochs']} epochs, evaluated on the "
+        f"{html.escape(c['eval'])} set ({c.get('n_evaluation', '?')} examples), seed(s) "
+        f"{', '.join(map(str, np.atleast_1d(c['seed'])))}; {result.train_seconds:.1f} s training + "
+        f"{result.compile_seconds:.1f} s compiling."
+    )
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
+    sections = [(None, f'<p class="note">{settings}</p>{notes}<p class="note">Every λ trained at once, from the '
+                       f'same initial weights and through the same mini-batches (per seed): the runs differ by '
+                       f'their settings alone. The cost is C = C0 + (λ/2n)·Σw², n = {c["n"]}.</p>'),
+                ("The runs, one row per λ", _train_rows_html(result)),
+                ("Explore λ", explorer_section(explorer.train_data(result)))]
+    sections += figure_sections(train_figures(result))
+    return html_page(f"l2reg train: {c['dataset']}", sections)
 
 
 # ---------------------------------------------------------------- the sweep
@@ -276,200 +251,18 @@ def sweep_table(result):
     return table
 
 
-def sweep_path_figure(result):
-    """CV score ± SE against λ (log axis; λ = 0 on its own short axis), training and test, chosen λ marked."""
-    plt = _pyplot()
-    at = result.rows_at_chosen_eta()  # the λ path at the chosen η
-    rows = [result.rows[i] for i in at]
-    min_index = at.index(result.min_index) if result.min_index in at else -1
-    chosen_index = at.index(result.chosen_index)
-    reg = result.regression
-    lm = np.array([r["lmbda"] for r in rows])
-    key = "cost" if reg else "accuracy"
-    scale = 1.0 if reg else 100.0
-    cv_mean = scale * np.array([r[f"cv_{key}_mean"] for r in rows])
-    cv_se = scale * np.array([r[f"cv_{key}_se"] for r in rows])
-    k = result.config["folds"]
-    f = result.cv.final
-    train_folds = scale * f[f"training_{key}"][at].mean(axis=1)
-    test_folds = scale * f[f"test_{key}"][at].mean(axis=1)
-    refit = [i for i, r in enumerate(rows) if r["refit"]]
-    train_refit = scale * np.array([rows[i][f"training_{key}"] for i in refit])
-    test_refit = scale * np.array([rows[i][f"test_{key}"] for i in refit])
-
-    has_zero = lm[0] == 0 and len(lm) > 1
-    if has_zero:
-        fig, (ax0, ax) = plt.subplots(1, 2, sharey=True, figsize=(8, 4.2),
-                                      gridspec_kw={"width_ratios": [1, 9], "wspace": 0.04})
-    else:
-        fig, ax = plt.subplots(figsize=(8, 4.2))
-        ax0 = None
-
-    def draw(a, idx, x):
-        a.errorbar(x, cv_mean[idx], yerr=cv_se[idx], fmt="o-", color="C0", capsize=3, ms=4,
-                   label=f"{k}-fold CV (mean ± SE)")
-        a.plot(x, train_folds[idx], "--", color="C1", lw=1, label="training (fold models)")
-        a.plot(x, test_folds[idx], "--", color="C2", lw=1, label="test (fold models)")
-        sel = [j for j, i in enumerate(refit) if i in set(idx)]
-        xr = [x[list(idx).index(refit[j])] for j in sel]
-        a.plot(xr, train_refit[sel], "s", color="C1", ms=6, label="training (refit on all n)")
-        a.plot(xr, test_refit[sel], "D", color="C2", ms=6, label="test (refit on all n)")
-        for i, style, name in ((min_index, ":", "min"), (chosen_index, "-", result.config["select"])):
-            if i in set(idx):
-                a.axvline(x[list(idx).index(i)], color="C3", ls=style, lw=1.2)
-
-    pos = list(range(1 if has_zero else 0, len(lm)))
-    draw(ax, pos, lm[pos])
-    ax.set_xscale("log")
-    ax.set_xlabel("λ (log scale)")
-    if ax0 is not None:
-        draw(ax0, [0], np.array([0.0]))
-        ax0.set_xlim(-1, 1)
-        ax0.set_xticks([0])
-        ax0.set_xticklabels(["0"])
-        ax0.spines["right"].set_visible(False)
-        ax.spines["left"].set_visible(False)
-        ax.tick_params(axis="y", left=False)
-        d = 0.015
-        kw = dict(transform=ax0.transAxes, color="k", clip_on=False, lw=1)
-        ax0.plot((1 - d * 9, 1 + d * 9), (-d, d), **kw)
-        ax0.plot((1 - d * 9, 1 + d * 9), (1 - d, 1 + d), **kw)
-        kw["transform"] = ax.transAxes
-        ax.plot((-d, d), (-d, d), **kw)
-        ax.plot((-d, d), (1 - d, 1 + d), **kw)
-        ylab_ax = ax0
-    else:
-        ylab_ax = ax
-    ylab_ax.set_ylabel("mean C0" if reg else "accuracy (%)")
-    chosen = result.chosen_lmbda
-    title = f"Regularization path: chosen λ = {_lmbda_label(chosen)} ({result.config['select']}, solid red line"
-    if len(result.etas) > 1:
-        title = f"Regularization path at the chosen η = {result.chosen_eta:g}: λ = {_lmbda_label(chosen)} " \
-                f"({result.config['select']}, solid red line"
-    if result.config["select"] != "min" and min_index >= 0:
-        title += f"; min = {_lmbda_label(rows[min_index]['lmbda'])}, dotted"
-    fig.suptitle(title + ")", fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    if not handles and ax0 is not None:
-        handles, labels = ax0.get_legend_handles_labels()
-    ax.legend(handles, labels, fontsize=8, loc="best")
-    for a in (ax0, ax):
-        if a is not None:
-            a.grid(True, alpha=0.3)
-    return fig
-
-
-def sweep_learning_curves_figure(result):
-    """Training vs test accuracy (cost for regression) per epoch of the refit models: baseline and chosen λ."""
-    plt = _pyplot()
-    h = result.refit_history
-    key = "cost" if result.regression else "accuracy"
-    picks = [result.baseline_lmbda] + ([result.chosen_lmbda] if result.chosen_lmbda != result.baseline_lmbda else [])
-    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.6), sharey=True, squeeze=False)
-    scale = 1.0 if result.regression else 100.0
-    for a, lm in zip(axes[0], picks):
-        r = result.refit_index(lm)
-        epochs = np.arange(1, h[f"training_{key}"].shape[0] + 1)
-        a.plot(epochs, scale * h[f"training_{key}"][:, r], color="C1", label="training data")
-        a.plot(epochs, scale * h[f"test_{key}"][:, r], color="C2", label="test data")
-        a.set_title(f"λ = {_lmbda_label(lm)}" + (" (chosen)" if lm == result.chosen_lmbda else ""), fontsize=10)
-        a.set_xlabel("epoch")
-        a.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("mean C0" if result.regression else "accuracy (%)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"Learning curves, refit on all n = {result.config['n']}", fontsize=10)
-    return fig
-
-
-def sweep_weight_norm_figure(result):
-    """Σw² per epoch for every λ (mean over the folds)."""
-    plt = _pyplot()
-    import matplotlib as mpl
-
-    at = result.rows_at_chosen_eta()
-    sq = result.cv.history["weight_sq_norm"][:, at].mean(axis=2)  # (epochs, L) at the chosen η
-    lm = [result.lmbdas[i] for i in at]
-    chosen = at.index(result.chosen_index)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    cmap = mpl.colormaps["viridis"]
-    epochs = np.arange(1, sq.shape[0] + 1)
-    for l, x in enumerate(lm):
-        ax.plot(epochs, sq[:, l], color=cmap(l / max(1, len(lm) - 1)),
-                lw=2.2 if l == chosen else 1.0,
-                label=f"λ = {_lmbda_label(x)}" + (" (chosen)" if l == chosen else ""))
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("Σw² (mean over folds)")
-    ax.set_title("Σw² per epoch: larger λ pulls the weights toward zero"
-                 + (f" (η = {result.chosen_eta:g})" if len(result.etas) > 1 else ""), fontsize=10)
-    ax.legend(fontsize=7, ncol=2 if len(lm) > 8 else 1, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.grid(True, alpha=0.3)
-    return fig
-
-
-def sweep_weight_histogram_figure(result):
-    """Histograms of the final weights (all layers) of the refit baseline and chosen models."""
-    plt = _pyplot()
-    picks = [result.baseline_lmbda] + ([result.chosen_lmbda] if result.chosen_lmbda != result.baseline_lmbda else [])
-    ws = [np.concatenate([np.ravel(layer["w"]) for layer in result.refit_params[result.refit_index(lm)]])
-          for lm in picks]
-    lo, hi = min(float(w.min()) for w in ws), max(float(w.max()) for w in ws)
-    bins = np.linspace(lo, hi, 60) if hi > lo else 10
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for w, lm, color in zip(ws, picks, ("C0", "C3")):
-        ax.hist(w, bins=bins, alpha=0.55, color=color,
-                label=f"λ = {_lmbda_label(lm)}: Σw² = {float(np.sum(w ** 2)):.4g}")
-    ax.set_xlabel("weight")
-    ax.set_ylabel("count")
-    ax.set_title("Final weights (refit models, biases excluded)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
-    return fig
-
-
-def sweep_heatmap_figure(result):
-    """Mean CV accuracy (cost for regression) over (η, λ); diverged pairs blank, the chosen pair boxed."""
-    plt = _pyplot()
-    etas, reg = result.etas, result.regression
-    E = len(etas)
-    L = len(result.rows) // E
-    key = "cv_cost_mean" if reg else "cv_accuracy_mean"
-    scale = 1.0 if reg else 100.0
-    grid = np.array([np.nan if r.get("diverged") else scale * r[key] for r in result.rows]).reshape(E, L)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * L, 1.2 + 0.5 * E))
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis_r" if reg else "viridis", aspect="auto", origin="lower")
-    fig.colorbar(im, ax=ax, label="mean CV cost" if reg else "mean CV accuracy (%)")
-    for e in range(E):
-        for l in range(L):
-            v = grid[e, l]
-            ax.text(l, e, "div." if np.isnan(v) else (f"{v:.3g}" if reg else f"{v:.1f}"), ha="center", va="center",
-                    fontsize=7, color="k" if np.isnan(v) else "w")
-    ce, cl = divmod(result.chosen_index, L)
-    ax.add_patch(plt.Rectangle((cl - 0.5, ce - 0.5), 1, 1, fill=False, ec="C3", lw=2.5))
-    ax.set_xticks(range(L))
-    ax.set_xticklabels([_lmbda_label(result.rows[l]["lmbda"]) for l in range(L)], rotation=45, fontsize=8)
-    ax.set_yticks(range(E))
-    ax.set_yticklabels([f"{x:g}" for x in etas], fontsize=8)
-    ax.set_xlabel("λ")
-    ax.set_ylabel("η")
-    ax.set_title(f"Mean CV {'cost' if reg else 'accuracy'} over (η, λ); chosen pair boxed "
-                 f"({result.config['select']})", fontsize=10)
-    return fig
-
-
 def sweep_report_html(result) -> str:
-    """The sweep's self-contained report: summary, table and the four plots."""
-    import html
-
+    """The sweep's self-contained report: summary, table, the λ explorer and the figures."""
     c = result.config
     headers, cells, dims = _sweep_rows_text(result)
     row_classes = ["chosen" if r["chosen"] else "" for r in result.rows]
     first = headers.index("± SE") + 1
     cell_classes = [["dim" if (d and first <= j) else "" for j in range(len(headers))] for d in dims]
+    etas = f" (chosen from {', '.join(f'{x:g}' for x in result.etas)})" if len(result.etas) > 1 else ""
     settings = (
         f"dataset <code>{html.escape(str(c['dataset']))}</code>, sizes {'-'.join(map(str, c['sizes']))}, "
         f"{html.escape(c['activation'])} hidden units, {html.escape(c['cost'])} cost, init {html.escape(c['init'])}, "
-        f"η = {c['eta']:g}{' (chosen from ' + ', '.join(f'{x:g}' for x in result.etas) + ')' if len(result.etas) > 1 else ''}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
+        f"η = {c['eta']:g}{etas}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
         f"{c['folds']}-fold stratified CV (n per fold = {', '.join(map(str, sorted(set(c['n_fold']))))}), "
         f"seed {c['seed']}, {c['models_cv']} CV models + {c['models_refit']} refit models, "
         f"{result.train_seconds:.1f} s training + {result.compile_seconds:.1f} s compiling."
@@ -486,24 +279,10 @@ def sweep_report_html(result) -> str:
         f'<p class="note">train/test columns: the model refit on all n = {c["n"]} ("refit") or the mean of the '
         f'{c["folds"]} fold models (grey).</p>')
     sections = [(None, summary), ("The path, one row per λ" if len(result.etas) == 1 else
-                                  "The grid, one row per (η, λ)", table)]
-    if len(result.etas) > 1:
-        sections.append(("Learning rate × λ", figure_html(
-            sweep_heatmap_figure(result), "sweep-heatmap",
-            "Mean cross-validation score of every (η, λ) pair; blank cells diverged (ignored by the selection). "
-            "The plots below are at the chosen η.")))
-    sections.append(("Cross-validation path", figure_html(
-        sweep_path_figure(result), "sweep-path",
-        "Mean validation score ± standard error over the folds against λ; training and test scores of the fold "
-        "models (dashed) and of the refit models (markers). The chosen λ is the solid red line.")))
-    sections.append(("Learning curves", figure_html(
-        sweep_learning_curves_figure(result), "sweep-learning-curves",
-        "Training against test score per epoch for the baseline and the chosen λ (Nielsen, chapter 3).")))
-    sections.append(("Σw² per epoch", figure_html(
-        sweep_weight_norm_figure(result), "sweep-weight-norms", "Σw² per epoch for each λ, mean over the folds.")))
-    sections.append(("Final weights", figure_html(
-        sweep_weight_histogram_figure(result), "sweep-weight-histograms",
-        "Histograms of the final weights of the refit models: the baseline and the chosen λ.")))
+                                  "The grid, one row per (η, λ)", table),
+                ("Explore λ" + (f" at the chosen η = {result.chosen_eta:g}" if len(result.etas) > 1 else ""),
+                 explorer_section(explorer.sweep_data(result)))]
+    sections += figure_sections(sweep_figures(result))
     return html_page(f"l2reg sweep: {c['dataset']}", sections)
 
 
@@ -540,138 +319,12 @@ def explain_table(result) -> Table:
     return table
 
 
-def _explain_sample(n: int, size: int, seed: int = 0) -> np.ndarray:
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
-def explain_terms_figure(result, k: int, max_points: int = 4000):
-    """Each weight against its data term g and its decay term d, at the snapshot epochs (all layers)."""
-    plt = _pyplot()
-    epochs = sorted(result.snapshots)
-    fig, axes = plt.subplots(1, len(epochs), figsize=(3.6 * len(epochs), 3.6), squeeze=False)
-    for a, e in zip(axes[0], epochs):
-        layers = result.snapshots[e]
-        w = np.concatenate([layer["w"][:, k, :].ravel() for layer in layers])
-        d = np.concatenate([layer["d"][:, k, :].ravel() for layer in layers])
-        g = np.concatenate([layer["g"][:, k, :].ravel() for layer in layers])
-        sel = _explain_sample(w.size, max_points)
-        w, d, g = w[sel], d[sel], g[sel]
-        away = g * w > 0
-        a.scatter(w[~away], g[~away], s=3, alpha=0.35, color="C0", lw=0, label="data term g, toward 0")
-        a.scatter(w[away], g[away], s=3, alpha=0.35, color="C1", lw=0, label="data term g, away from 0")
-        order = np.argsort(w)
-        a.plot(w[order], d[order], color="C3", lw=1.6, label="decay term d = −(ηλ/n)·w")
-        a.axhline(0, color="k", lw=0.5)
-        a.axvline(0, color="k", lw=0.5)
-        lim = float(np.quantile(np.abs(np.concatenate([g, d])), 0.995)) or 1.0
-        a.set_ylim(-1.2 * lim, 1.2 * lim)
-        a.set_xlabel("weight w")
-        a.set_title(f"epoch {e + 1}: {100 * away.mean():.0f}% pushed away", fontsize=9)
-        a.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("term of one SGD step")
-    axes[0][-1].legend(fontsize=7, loc="upper right", markerscale=3)
-    fig.suptitle(f"{result.label(k)}: the decay term always points toward 0, the data term either way",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def explain_trajectories_figure(result, k: int):
-    """Sampled weights over training, under λ = 0 (dashed) and under λ (solid), from the same start."""
-    plt = _pyplot()
-    layers = sorted(set(result.tracked_index[:, 0].tolist()))
-    fig, axes = plt.subplots(1, max(len(layers), 1), figsize=(4.6 * max(len(layers), 1), 3.4), squeeze=False)
-    x = (result.steps + 1) / result.steps_per_epoch
-    for a, layer in zip(axes[0], layers):
-        rows = np.flatnonzero(result.tracked_index[:, 0] == layer)
-        for c, t in enumerate(rows):
-            _, i, o = result.tracked_index[t]
-            a.plot(x, result.tracked[:, t, 0], "--", color=f"C{c}", lw=1)
-            a.plot(x, result.tracked[:, t, k], "-", color=f"C{c}", lw=1.4, label=f"w[{i},{o}]")
-        a.axhline(0, color="k", lw=0.5)
-        a.set_xlabel("epoch")
-        a.set_title(f"layer {layer + 1}: solid {result.label(k)}, dashed no decay", fontsize=9)
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=7)
-    axes[0][0].set_ylabel("weight")
-    fig.tight_layout()
-    return fig
-
-
-def explain_fractions_figure(result):
-    """Per epoch: the share of weights whose data term pointed away from zero, and whose |w| grew."""
-    plt = _pyplot()
-    s = result.epoch_summary()
-    x = np.arange(1, result.epochs + 1)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for k in range(len(result.lmbdas)):
-        ax.plot(x, 100 * s["frac_away"][:, k], "-", color=f"C{k}", marker="o", ms=3, label=f"{result.label(k)}: g away from 0")
-        ax.plot(x, 100 * s["frac_grow"][:, k], "--", color=f"C{k}", label=f"{result.label(k)}: |w| grew on net")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("% of weights (mean over recorded steps)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def explain_histograms_figure(result, k: int):
-    """Final weights under λ = 0 and λ; magnitudes of the two terms at the last snapshot."""
-    plt = _pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.2, 3.4))
-    w = [np.concatenate([layer["w"][:, j, :].ravel() for layer in result.final_params]) for j in (0, k)]
-    bins = np.linspace(min(x.min() for x in w), max(x.max() for x in w), 60)
-    a1.hist(w[0], bins=bins, alpha=0.55, color="C0", label=result.label(0))
-    a1.hist(w[1], bins=bins, alpha=0.55, color="C3", label=result.label(k))
-    a1.set_yscale("log")
-    a1.set_xlabel("final weight")
-    a1.set_ylabel("count")
-    a1.legend(fontsize=8)
-    last = result.snapshots[max(result.snapshots)]
-    g = np.abs(np.concatenate([layer["g"][:, k, :].ravel() for layer in last]))
-    d = np.abs(np.concatenate([layer["d"][:, k, :].ravel() for layer in last]))
-    # Zero terms (weights of inputs that are always 0 get no data term) have no logarithm: counted in the legend.
-    lg, ld = np.log10(g[g > 0]), np.log10(d[d > 0])
-    both = np.concatenate([lg, ld])
-    if both.size:
-        bins = np.linspace(np.quantile(both, 0.002), both.max(), 60)
-        a2.hist(lg, bins=bins, alpha=0.55, color="C0", label=f"|data term g| ({int((g == 0).sum())} are 0)")
-        a2.hist(ld, bins=bins, alpha=0.55, color="C3", label=f"|decay term d| ({int((d == 0).sum())} are 0)")
-    a2.set_xlabel("log10 of the term's size, last recorded step")
-    a2.legend(fontsize=8)
-    for a in (a1, a2):
-        a.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def explain_norm_figure(result):
-    """Σw² per epoch for every λ, the λ = 0 companion included."""
-    plt = _pyplot()
-    sq = result.history["weight_sq_norm"]
-    x = np.arange(1, result.epochs + 1)
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for k in range(len(result.lmbdas)):
-        ax.plot(x, sq[:, k], color=f"C{k}", label=result.label(k))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("Σw² (end of epoch)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def explain_report_html(result) -> str:
-    """The explain report: answer, derivation, table and plots, self-contained."""
-    import html
-
+    """The explain report: answer, derivation, the λ explorer, table and figures, self-contained."""
     from .explain import answer, derivation
 
     c = result.config
     s = result.epoch_summary()
-    sections = []
     settings = (
         f"dataset <code>{html.escape(str(c['dataset']))}</code>, sizes {'-'.join(map(str, c['sizes']))}, "
         f"{html.escape(c['activation'])} hidden units, {html.escape(c['cost'])} cost, η = {c['eta']:g}, "
@@ -680,20 +333,21 @@ def explain_report_html(result) -> str:
         f"({result.train_seconds:.2f} s training + {result.compile_seconds:.1f} s compiling)."
     )
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
-    sections.append((None, f'<p class="note">{settings}</p>{notes}'))
-    for k, lmbda in enumerate(result.lmbdas):
+    sections = [(None, f'<p class="note">{settings}</p>{notes}')]
+    for k in range(len(result.lmbdas)):
         if result.strength(k) == 0:
             continue
         body = "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in answer(result, k)) + "</ul>"
         body += "<pre>" + html.escape("\n".join(derivation(result, k))) + "</pre>"
         sections.append((f"{result.label(k)}: is L2 regularization an addition?", body))
+    sections.append(("Explore λ", explorer_section(explorer.explain_data(result))))
     headers = ["model", "g away from 0", "|w| grew", "their share of Σw²", "mean |d|", "mean |g|", "|d| / |g|",
                "Σw²", "Σw² / Σw²(λ=0)"]
     rows = [[result.label(k), f"{100 * s['frac_away'][-1, k]:.1f}%", f"{100 * s['frac_grow'][-1, k]:.1f}%",
              f"{100 * s['grow_sq_share'][-1, k]:.1f}%", f"{s['mean_abs_decay'][-1, k]:.3g}",
              f"{s['mean_abs_data'][-1, k]:.3g}", f"{s['decay_to_data'][-1, k]:.3g}",
              f"{s['weight_sq_norm'][-1, k]:.4g}", f"{s['weight_sq_ratio'][-1, k]:.3g}"]
-            for k, lm in enumerate(result.lmbdas)]
+            for k in range(len(result.lmbdas))]
     per_layer = result.layer_summary()
     layer_rows = [[f"{lm:g}", str(li + 1), f"{100 * per_layer['frac_away'][li, k]:.1f}%",
                    f"{100 * per_layer['frac_grow'][li, k]:.1f}%", f"{per_layer['mean_abs_decay'][li, k]:.3g}",
@@ -703,24 +357,7 @@ def explain_report_html(result) -> str:
         ["λ", "layer", "g away from 0", "|w| grew", "mean |d|", "mean |g|"], layer_rows)
         + '<p class="note">Means over the recorded steps of the last epoch. d = −(ηλ/n)·w is the decay term, '
           'g = −(η/m)·Σ_x ∂C0_x/∂w the data term; "away from 0" is sign(g) = sign(w).</p>'))
-    main = len(result.lmbdas) - 1 if len(result.lmbdas) > 1 else None  # the last λ given
-    if main is not None:
-        sections.append(("Each weight against its two terms", figure_html(
-            explain_terms_figure(result, main), "explain-terms",
-            "Every weight (a sample of up to 4,000) at the last recorded step of a few epochs: its data term "
-            "(blue toward zero, orange away) and its decay term (red line).")))
-        sections.append(("Trajectories", figure_html(
-            explain_trajectories_figure(result, main), "explain-trajectories",
-            "Sampled weights at the recorded steps, from the same initial value and through the same mini-batches.")))
-    sections.append(("Away from zero, per epoch", figure_html(
-        explain_fractions_figure(result), "explain-fractions",
-        "Share of weights whose data term pointed away from zero (solid) and whose |w| grew on net (dashed).")))
-    if main is not None:
-        sections.append(("Histograms", figure_html(
-            explain_histograms_figure(result, main), "explain-histograms",
-            "Left: final weights (log counts). Right: sizes of the two terms at the last recorded step.")))
-    sections.append(("Σw² against λ = 0", figure_html(explain_norm_figure(result), "explain-norms",
-                                                      "Σw² at the end of every epoch.")))
+    sections += figure_sections(explain_figures(result))
     return html_page(f"l2reg explain: {c['dataset']}", sections)
 
 
