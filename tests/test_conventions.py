@@ -4,7 +4,9 @@ scikit-learn is always installed; PyTorch, Keras and optax's AdamW are test extr
 (``pip install -e ".[oracles]"``) and their tests are skipped when absent.
 """
 
+import importlib
 import json
+import math
 import os
 import warnings
 
@@ -15,11 +17,17 @@ import optax
 import pytest
 
 from l2reg import conventions as C
-from l2reg import explain as E
-from l2reg import network, penalties, train as T
+from l2reg import engine, network, penalties
+from l2reg import update as U
+from l2reg.options import MONITORS
+from stacks import fit_stack
+
 from l2reg.cli import main
 from l2reg.errors import ConfigError
 from l2reg.network import NetworkSpec
+
+E = importlib.import_module("l2reg.explain")
+T = importlib.import_module("l2reg.train")
 
 
 def _to(lmbda, target, **kw):
@@ -36,12 +44,12 @@ def _engine_step(spec, params, x, y, *, lmbda, n, eta):
     K = network.n_models(params)
     col = lambda v: jnp.full((K, 1), v, params[0]["w"].dtype)  # noqa: E731
     hyper = {"eta": col(eta), "lmbda_over_n": col(lmbda / n)}
-    opt = T.OptimizerSpec()
-    optimizer = T.make_optimizer(opt, hyper)
-    data_only = T.make_optimizer(T.OptimizerSpec(penalty="none"), hyper)
+    opt = U.OptimizerSpec()
+    optimizer = U.make_optimizer(opt, hyper)
+    data_only = U.make_optimizer(U.OptimizerSpec(penalty="none"), hyper)
     w = jnp.ones((1, x.shape[0]), params[0]["w"].dtype)
-    grads = jax.grad(T._batch_loss)(params, x[None], y[None], w, spec, K)
-    u, d, g, _ = E.step_terms(optimizer, data_only, grads, optimizer.init(params), params)
+    grads = jax.grad(engine.batch_loss)(params, x[None], y[None], w, spec, K)
+    u, d, g, _ = engine.step_terms(optimizer, data_only, grads, optimizer.init(params), params)
     return optax.apply_updates(params, u), d, g, grads
 
 
@@ -138,7 +146,7 @@ def test_ridge_alpha_is_our_lambda(x64, alpha):
     full = [-(dl["w"] + gl["w"]) for dl, gl in zip(d, g)] + [grads[0]["b"]]  # ∂C/∂w = −(d + g)/η, ∂C/∂b
     assert max(float(jnp.max(jnp.abs(a))) for a in full) < 1e-12
     # ... and full-batch gradient descent with our engine converges to it.
-    r = T.fit_stack(spec, X, Y, groups=[np.arange(n)], group_seeds=[0], lmbda=np.array([lmbda]), eta=np.array([0.5]),
+    r = fit_stack(spec, X, Y, groups=[np.arange(n)], group_seeds=[0], lmbda=np.array([lmbda]), eta=np.array([0.5]),
                     epochs=400, batch_size=n, monitor=())
     np.testing.assert_allclose(r.params[0]["w"][:, 0, :], ridge.coef_.T, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(r.params[0]["b"][0], ridge.intercept_, rtol=1e-9, atol=1e-10)
@@ -226,9 +234,9 @@ def _our_terms(w, grad, *, lmbda, n, eta):
     params = [{"w": jnp.asarray(w)[:, None, :], "b": jnp.zeros((1, 3))}]
     grads = [{"w": jnp.asarray(grad)[:, None, :], "b": jnp.zeros((1, 3))}]
     hyper = {"eta": jnp.full((1, 1), eta), "lmbda_over_n": jnp.full((1, 1), lmbda / n)}
-    optimizer = T.make_optimizer(T.OptimizerSpec(), hyper)
-    data_only = T.make_optimizer(T.OptimizerSpec(penalty="none"), hyper)
-    u, d, g, _ = E.step_terms(optimizer, data_only, grads, optimizer.init(params), params)
+    optimizer = U.make_optimizer(U.OptimizerSpec(), hyper)
+    data_only = U.make_optimizer(U.OptimizerSpec(penalty="none"), hyper)
+    u, d, g, _ = engine.step_terms(optimizer, data_only, grads, optimizer.init(params), params)
     return np.asarray(d[0]["w"][:, 0]), np.asarray(w + u[0]["w"][:, 0])
 
 
@@ -333,3 +341,163 @@ def test_cli_convert_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+# ---------------------------------------------------------------- decay timescales (Wang & Aitchison, ICML 2025)
+
+
+@pytest.mark.parametrize("kw,tau_iter", [
+    (dict(optimizer="sgd", lmbda=5.0), 1000 / (0.5 * 5.0)),                      # n/(ηλ)
+    (dict(optimizer="sgd", weight_decay=0.005), 1 / (0.5 * 0.005)),              # PyTorch SGD weight_decay = λ/n
+    (dict(optimizer="momentum", lmbda=5.0, momentum=0.9), 0.1 * 1000 / (0.5 * 5.0)),  # (1 − μ)·n/(ηλ)
+    (dict(optimizer="nesterov", lmbda=5.0, momentum=0.5), 0.5 * 1000 / (0.5 * 5.0)),
+    (dict(optimizer="adamw", weight_decay=0.01), 1 / (0.5 * 0.01)),              # 1/(η·wd)
+    (dict(optimizer="adamw", weight_decay=0.01, decay_scaling="schedule"), 1 / 0.01),  # the paper's form: 1/wd
+    (dict(optimizer="adam", lmbda=0.0), math.inf),
+    (dict(optimizer="sgd"), math.inf),
+])
+def test_decay_timescale_closed_forms(kw, tau_iter):
+    ts = C.decay_timescale(n=1000, batch_size=32, eta=0.5, **kw)
+    assert ts.tau_iter == pytest.approx(tau_iter, rel=1e-12)
+    assert ts.steps_per_epoch == 32  # ⌈1000/32⌉
+    assert ts.tau_epoch == pytest.approx(tau_iter / 32, rel=1e-12)
+    assert ts.per_step == pytest.approx(1 - 1 / tau_iter, rel=1e-12)
+
+
+def test_coupled_adam_has_no_timescale():
+    ts = C.decay_timescale(optimizer="adam", n=1000, batch_size=32, eta=1e-3, lmbda=5.0)
+    assert ts.tau_iter is None and ts.tau_epoch is None and "no fixed timescale" in ts.note
+    assert C.decay_timescale(optimizer="adamw", n=1000, batch_size=32, eta=1e-3, lmbda=5.0,
+                             weight_decay=0.1).note.startswith("the coupled λ goes through Adam's moments")
+
+
+def _decay_only(opt_cls, steps, **kw):
+    """|w| after ``steps`` real optimizer steps with a zero data gradient, from |w| = 1."""
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = opt_cls(torch)([p], **kw)
+    out = []
+    for _ in range(steps):
+        p.grad = torch.zeros_like(p)
+        opt.step()
+        out.append(float(p.detach()))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name,opt_cls,kw,timescale", [
+    ("sgd", lambda t: t.optim.SGD, dict(lr=0.5, weight_decay=0.002), dict(optimizer="sgd", weight_decay=0.002)),
+    ("adamw", lambda t: t.optim.AdamW, dict(lr=0.01, weight_decay=0.1), dict(optimizer="adamw", weight_decay=0.1)),
+])
+def test_tau_iter_is_the_e_folding_time_of_the_real_optimizer(name, opt_cls, kw, timescale):
+    ts = C.decay_timescale(n=100, batch_size=10, eta=kw["lr"], **timescale)
+    w = _decay_only(opt_cls, int(round(ts.tau_iter)), **kw)
+    assert w[-1] == pytest.approx(ts.per_step ** len(w), rel=1e-9)
+    assert w[-1] == pytest.approx(math.exp(-1), rel=1e-3)  # (1 − 1/τ)^τ ≈ e^−1
+
+
+@pytest.mark.parametrize("mu", [0.5, 0.9])
+def test_momentum_long_run_rate_is_that_of_the_real_optimizer(mu):
+    # The slow mode of v ← μv + c·w, w ← w − ηv shrinks w by a = ηc/(1 − μ)·(1 + O(ηc/(1 − μ)²)) per step.
+    eta, c = 0.1, 1e-4
+    w = _decay_only(lambda t: t.optim.SGD, 3000, lr=eta, momentum=mu, weight_decay=c)
+    ts = C.decay_timescale(optimizer="momentum", n=100, batch_size=10, eta=eta, weight_decay=c, momentum=mu)
+    assert 1 - w[-1] / w[-2] == pytest.approx(ts.decay_per_step, rel=2e-3)
+
+
+@pytest.mark.parametrize("kw,epochs,expected", [
+    (dict(lmbda=500.0), None, ["τ_epoch = 0.16 < 1: the weights forget everything within an epoch"]),
+    (dict(lmbda=0.5), 30, ["τ_epoch = 160 exceeds the run's 30 epochs"]),
+    (dict(lmbda=5.0), 30, []),
+    (dict(lmbda=0.0), 30, []),
+    (dict(lmbda=2500.0), None, ["multiplies w by -0.25 per step (≤ 0): it overshoots zero",
+                                "τ_epoch = 0.032 < 1"]),
+])
+def test_timescale_warnings(kw, epochs, expected):
+    ts = C.decay_timescale(optimizer="sgd", n=1000, batch_size=40, eta=0.5, **kw)  # τ_iter = 2000/λ, 25 steps/epoch
+    warnings = ts.warnings(epochs)
+    assert len(warnings) == len(expected)
+    for w, e in zip(warnings, expected):
+        assert e in w
+
+
+def test_convert_rows_carry_their_timescales():
+    r = C.convert(5.0, n=50_000, batch_size=10, eta=0.5, lr=0.001, epochs=2)
+    by_key = {row["key"]: row for row in r.rows}
+    for key in ("nielsen", "coupled", "keras-l2", "mlp-alpha", "decoupled-sgd", "decoupled-adam"):
+        assert by_key[key]["tau_iter"] == pytest.approx(50_000 / (0.5 * 5.0))
+        assert by_key[key]["tau_epoch"] == pytest.approx(50_000 / (0.5 * 5.0) / 5000)
+    assert by_key["sgd-alpha"]["tau_epoch"] == pytest.approx(by_key["sgd-alpha"]["tau_iter"] / 50_000)  # m = 1
+    for key in ("ridge-alpha", "logistic-c", "mlp-alpha-lbfgs"):
+        assert by_key[key]["tau_iter"] is None and "full-batch" in by_key[key]["timescale_note"]
+    assert r.timescale["tau_epoch"] == pytest.approx(4.0)
+    assert r.warnings == [w for w in r.warnings if "exceeds the run's 2 epochs" in w] and len(r.warnings) == 1
+    assert any("τ_epoch = τ_iter/5000 = 4 epochs" in note for note in r.notes)
+    json.dumps(r.to_json())
+
+
+def test_convert_with_momentum_shortens_the_coupled_timescales_only():
+    r = C.convert(5.0, n=50_000, batch_size=10, eta=0.5, momentum=0.9)
+    by_key = {row["key"]: row for row in r.rows}
+    assert by_key["coupled"]["tau_iter"] == pytest.approx(0.1 * 20_000)
+    assert by_key["decoupled-sgd"]["tau_iter"] == pytest.approx(20_000)  # decoupled: outside the velocity
+
+
+@pytest.mark.parametrize("transfer", [
+    dict(to_batch_size=100), dict(to_n=12_345), dict(to_eta=0.05), dict(to_n=200_000, to_batch_size=256),
+    dict(to_batch_size=7, to_eta=2.0),
+])
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_transfer_keeps_tau_epoch(transfer, momentum):
+    r = C.convert(5.0, n=50_000, batch_size=10, eta=0.5, momentum=momentum, **transfer)
+    t = r.transfer
+    assert t["tau_epoch"] == pytest.approx(r.timescale["tau_epoch"], rel=1e-12)
+    # ... and the new λ in every convention has that τ_epoch under its own n, m and η.
+    again = C.convert(t["lmbda"], n=t["n"], batch_size=t["batch_size"], eta=t["eta"], momentum=momentum)
+    assert again.timescale["tau_epoch"] == pytest.approx(r.timescale["tau_epoch"], rel=1e-12)
+    adamw = C.decay_timescale(optimizer="adamw", n=t["n"], batch_size=t["batch_size"], eta=t["eta"],
+                              weight_decay=t["adamw_weight_decay"])  # lr = η here
+    assert adamw.tau_epoch == pytest.approx(r.timescale["tau_epoch"], rel=1e-12)
+
+
+def test_transfer_closed_forms():
+    # m → 10·m at fixed n, η: ten times fewer steps per epoch, so λ (and wd = λ/n) ten times larger.
+    assert C.convert(5.0, n=50_000, batch_size=10, eta=0.5, to_batch_size=100).transfer["lmbda"] == pytest.approx(50.0)
+    # n → 2n at fixed m, η: λ/n per step halves, but Nielsen's λ stays (the paper: wd ∝ 1/n for AdamW).
+    t = C.convert(0.1, "decoupled-adam", n=50_000, batch_size=10, eta=1e-3, lr=1e-3, to_n=100_000).transfer
+    assert t["lmbda"] == pytest.approx(C.convert(0.1, "decoupled-adam", n=50_000, eta=1e-3, lr=1e-3).lmbda)
+    assert next(row for row in t["rows"] if row["key"] == "decoupled-adam")["value"] == pytest.approx(0.05)
+    assert t["adamw_weight_decay"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(n=1000, eta=0.5, to_batch_size=100), "a transfer (to_batch_size, to_n, to_eta) needs n, batch_size and eta"),
+    (dict(n=1000, batch_size=10, eta=0.5, to_n=5), "batch_size 10 exceeds to_n = 5; give to_batch_size too."),
+    (dict(n=1000, batch_size=10, eta=0.5, to_batch_size=0), "to_batch_size must be an integer >= 1; got 0."),
+    (dict(n=1000, batch_size=10, eta=0.5, to_batch_size=2000), "to_batch_size must be an integer between 1 and n = 1000"),
+    (dict(n=1000, batch_size=10, eta=0.5, to_eta=-1.0), "to_eta must be a finite number > 0; got -1.0."),
+    (dict(n=1000, batch_size=10, eta=0.5, momentum=1.0), "momentum must be a finite number in [0, 1); got 1.0."),
+    (dict(n=1000, batch_size=10, eta=0.5, epochs=0), "epochs must be an integer >= 1; got 0."),
+])
+def test_transfer_and_timescale_errors(kwargs, message):
+    with pytest.raises(ConfigError) as info:
+        C.convert(5.0, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_transfer_of_no_decay_is_refused():
+    with pytest.raises(ConfigError, match="λ = 0 has no decay timescale"):
+        C.convert(0.0, n=1000, batch_size=10, eta=0.5, to_batch_size=100)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(optimizer="rmsprop"), "optimizer must be one of sgd, momentum, nesterov, adam, adamw; got 'rmsprop'."),
+    (dict(optimizer="momentum"), "momentum is missing: needed for optimizer 'momentum'."),
+    (dict(batch_size=2000), "batch_size must be an integer between 1 and 1000; got 2000."),
+    (dict(lmbda=-1.0), "lmbda must be a finite number >= 0; got -1.0."),
+    (dict(decay_scaling="cosine"), "decay_scaling must be one of lr, schedule; got 'cosine'."),
+])
+def test_decay_timescale_errors(kwargs, message):
+    args = dict(n=1000, batch_size=10, eta=0.5) | kwargs
+    with pytest.raises(ConfigError) as info:
+        C.decay_timescale(**args)
+    assert str(info.value) == message

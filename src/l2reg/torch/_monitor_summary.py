@@ -1,0 +1,197 @@
+"""The numbers and words of a :class:`~l2reg.torch.monitor.DecayMonitor`, and its HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+
+import numpy as np
+
+from ..conventions import decay_timescale
+from .monitor import STATS, _rule, _timescale_kind
+
+_I = {name: i for i, name in enumerate(STATS)}
+_SPLIT = {
+    "none": "weight_decay = 0: no decay term, g = u",
+    "closed": "coupled L2 under plain SGD: d = −lr·wd·w, g = −lr·∂C0/∂w",
+    "decoupled": "decoupled: d = −lr·wd·w outside the moments, g = u − d",
+    "shadow": "split of the actual update u: g = the same optimizer from the same state with weight_decay = 0, d = u − g",
+}
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _ratio(a, b):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def _fractions(t: np.ndarray) -> dict:
+    """Fractions and means from summed stats ``(..., len(STATS))``."""
+    c = {k: t[..., i] for k, i in _I.items()}
+    return {
+        "frac_away": _ratio(c["away"], c["numel"]), "frac_grow": _ratio(c["grow"], c["numel"]),
+        "grow_sq_share": _ratio(c["grow_sq"], c["sq"]), "mean_abs_decay": _ratio(c["abs_d"], c["numel"]),
+        "mean_abs_data": _ratio(c["abs_g"], c["numel"]), "decay_to_data": _ratio(c["abs_d"], c["abs_g"]),
+        "frac_zero_data": _ratio(c["zero_g"], c["numel"]),
+    }
+
+
+def _timescale(mon, gi: int, group: dict, lr: float, wd: float) -> tuple[dict | None, list, str]:
+    opt = mon.optimizer
+    kind = _timescale_kind(opt, group)
+    if kind is None:
+        return None, [], f"no closed-form timescale for {type(opt).__name__}"
+    if lr <= 0:
+        return None, [], "lr = 0 at the last recorded step"
+    spe = mon.steps_per_epoch
+    mu = group.get("momentum") if kind in ("momentum", "nesterov") else None
+    ts = decay_timescale(optimizer=kind, n=spe or 1, batch_size=1, eta=lr, weight_decay=wd, momentum=mu)
+    out = ts.to_json()
+    if spe is None:
+        out["tau_epoch"], out["steps_per_epoch"] = None, None
+    text = ts.describe() if spe is not None else f"τ_iter = {ts.tau_iter:.5g} steps" if ts.tau_iter else ts.note
+    if group.get("dampening", 0):
+        text += " (dampening ≠ 0 is not in this rate)"
+    warnings = ts.warnings(mon.epochs) if spe is not None else ts.warnings()[:1] if (ts.per_step or 1) <= 0 else []
+    return out, warnings, text
+
+
+def summarize(mon, *, last: int | None = None) -> dict:
+    """See :meth:`DecayMonitor.summary`."""
+    records = mon.records[-last:] if last else mon.records
+    steps = mon.recorded_steps[-last:] if last else mon.recorded_steps
+    hyper = mon.group_hyper[-last:] if last else mon.group_hyper
+    opt = mon.optimizer
+    head = {"optimizer": type(opt).__name__, "steps": mon.steps, "recorded_steps": len(records),
+            "record_every": mon.record_every, "steps_per_epoch": mon.steps_per_epoch, "epochs": mon.epochs}
+    if not records:
+        return {**head, "groups": [], "layers": [], "history": {}, "answer": ["No step recorded yet."]}
+    P = len(mon.names)  # groups added later (add_param_group) come last: earlier records lack them
+    A = np.stack([np.vstack([r, np.full((P - len(r), len(STATS)), np.nan)]) for r in records])  # (S, P, len(STATS))
+    total = np.nansum(A, axis=0)  # (P, len(STATS))
+    group_of = np.array([gi for gi, _ in mon.names])
+    layers = _layers(mon, A, total, group_of, hyper[-1])
+    groups = []
+    for gi, group in enumerate(opt.param_groups):
+        lr, wd = hyper[-1][gi]
+        ts, warnings, ts_text = _timescale(mon, gi, group, lr, wd)
+        pooled = {k: _num(v) for k, v in _fractions(total[group_of == gi].sum(0)).items()}
+        groups.append({"index": gi, "lr": lr, "weight_decay": wd, "split": _rule(opt, group),
+                       "split_text": _SPLIT[_rule(opt, group)], "n_tensors": int((group_of == gi).sum()),
+                       "n_weights": sum(x["n_weights"] for x in layers if x["group"] == gi),
+                       **pooled, "timescale": ts, "timescale_text": ts_text, "warnings": warnings})
+    history = {"step": [int(s) for s in steps]}
+    per_step = _fractions(A)
+    for key in ("frac_away", "mean_abs_decay", "mean_abs_data"):
+        history[key] = {name: [_num(x) for x in per_step[key][:, i]] for i, (_, name) in enumerate(mon.names)}
+    history["weight_norm"] = {name: [_num(math.sqrt(x)) if np.isfinite(x) else None for x in A[:, i, _I["sq"]]]
+                              for i, (_, name) in enumerate(mon.names)}
+    out = {**head, "groups": groups, "layers": layers, "history": history}
+    out["answer"] = _answer(out)
+    return finite_or_none(out)
+
+
+def finite_or_none(x):
+    """``x`` with every NaN or infinite float replaced by None (strict JSON; inf τ means weight_decay = 0)."""
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _layers(mon, A, total, group_of, hyper) -> list:
+    out = []
+    frac = _fractions(total)
+    for i, (gi, name) in enumerate(mon.names):
+        sq = A[:, i, _I["sq"]]
+        seen = np.flatnonzero(np.isfinite(sq))
+        row = {"name": name, "layer": name.rpartition(".")[0], "group": gi, "decayed": hyper[gi][1] > 0,
+               "n_weights": int(A[seen[-1], i, _I["numel"]]) if seen.size else 0}
+        row.update({k: _num(v[i]) for k, v in frac.items()})
+        row["weight_norm_first"] = _num(math.sqrt(sq[seen[0]])) if seen.size else None
+        row["weight_norm"] = _num(math.sqrt(sq[seen[-1]])) if seen.size else None
+        out.append(row)
+    return out
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _answer(s: dict) -> list[str]:
+    lines = []
+    for g in s["groups"]:
+        if g["weight_decay"] == 0:
+            lines.append(f"Group {g['index']} has weight_decay = 0 ({g['n_weights']:,} parameters): only the data "
+                         f"term moves them.")
+            continue
+        lines.append(
+            f"Group {g['index']} ({s['optimizer']}, lr = {g['lr']:g}, weight_decay = {g['weight_decay']:g}; "
+            f"{g['split_text']}): over {s['recorded_steps']} recorded steps the data term pushed "
+            f"{_pct(g['frac_away'])} of its {g['n_weights']:,} weights away from zero (sign(g) = sign(w)), while "
+            f"the decay term pulled every one toward zero, mean |d| = {g['mean_abs_decay']:.3g} against mean "
+            f"|g| = {g['mean_abs_data']:.3g}; {_pct(g['frac_grow'])} of them grew in magnitude on net.")
+        lines.append(g["timescale_text"])
+        lines += g["warnings"]
+    return lines
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _plot(history: dict, key: str, ylabel: str) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
+    for name, ys in history[key].items():
+        ys = np.array([np.nan if y is None else y for y in ys], float)
+        if np.isfinite(ys).any():
+            ax.plot(history["step"], ys, label=name, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return f'<img alt="{html.escape(ylabel)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _table(rows: list, cols: list) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return html.escape("–" if v is None else str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_report(s: dict) -> str:
+    """A self-contained page: the answer, per-group and per-tensor tables, two plots."""
+    parts = [f"<h1>What weight decay did: {html.escape(s['optimizer'])}, {s['steps']} steps "
+             f"({s['recorded_steps']} recorded)</h1>",
+             "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s["answer"]) + "</ul>"]
+    if s["groups"]:
+        parts.append("<h2>Parameter groups</h2>" + _table(s["groups"], [
+            "index", "lr", "weight_decay", "split", "n_weights", "frac_away", "frac_grow", "mean_abs_decay",
+            "mean_abs_data", "decay_to_data", "timescale_text"]))
+        parts.append("<h2>Per tensor</h2>" + _table(s["layers"], [
+            "name", "group", "decayed", "n_weights", "frac_away", "frac_grow", "mean_abs_decay", "mean_abs_data",
+            "decay_to_data", "frac_zero_data", "weight_norm_first", "weight_norm"]))
+        parts.append(_plot(s["history"], "frac_away", "fraction pushed away from zero"))
+        parts.append(_plot(s["history"], "weight_norm", "‖w‖"))
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;"
+             "font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>l2reg decay monitor</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

@@ -1,0 +1,460 @@
+"""Train many copies of the user's PyTorch model at once: one ``torch.func`` ensemble over λ × folds.
+
+Member k trains the model of its fold f = ``members[k].fold`` on that
+fold's training rows, n = their number:
+
+* initial weights: ``model_fn()`` called right after
+  ``torch.manual_seed(seed_f)``, ``seed_f = fold_seeds(seed, F)[f]``, so all
+  members of a fold start from the same weights (as in l2reg's JAX engine);
+* batch order: in epoch e the fold's training rows in the order
+  :func:`epoch_order` ``(seed_f, n, e)``, cut into mini-batches of m
+  (the last one partial), the same for all members of the fold;
+* loss: the batch mean of ``F.cross_entropy`` (integer ``y``) or
+  ``F.mse_loss`` (float ``y``);
+* update: a real ``torch.optim`` optimizer (``SGD``, ``SGD(momentum=μ)``,
+  ``SGD(momentum=μ, nesterov=True)``, ``Adam`` or ``AdamW``) whose parameter
+  groups come from :func:`~l2reg.torch.groups.decay_groups` under
+  ``policy``. λ means what it means everywhere in l2reg: coupled L2 on
+  C = C0 + (λ/2n)·Σw² over the decayed parameters, i.e. the decayed group's
+  ``weight_decay`` = λ/n with n the member's own training-set size. Under
+  ``adamw`` the decay is decoupled, w ← w − η·wd·w outside Adam's moments,
+  and members differ by ``weight_decay`` = wd (λ = 0).
+
+So member k follows exactly the ordinary loop ``torch.manual_seed(seed_f);
+model = model_fn(); opt = SGD(decay_groups(model, λ/n, policy), lr=η)``,
+then for each batch ``zero_grad(); loss.backward(); opt.step()``; the
+vectorized result equals it up to float rounding (the batched matmuls and
+convolutions sum in another order). See :mod:`l2reg.torch.stack` for how.
+
+Per-member η and λ are the optimizer's per-group hyperparameters (members
+with equal (η, weight_decay) share a group); dropout draws per member
+(``vmap(randomness="different")``). BatchNorm with running statistics is
+refused: a vmapped ensemble cannot update them per member.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import validation as V
+from ..errors import ConfigError, ConfigTypeError, DataError
+from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
+from .stack import Stack, classification_loss, regression_loss
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+METRICS = ("training_cost", "training_accuracy", "validation_cost", "validation_accuracy", "penalty",
+           "weight_sq_norm")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model of the ensemble: its λ (coupled; ``weight_decay`` = λ/n), η, fold, and AdamW's decoupled wd."""
+
+    lmbda: float = 0.0
+    eta: float = 0.1
+    fold: int = 0
+    weight_decay: float = 0.0
+
+
+@dataclass
+class EnsembleResult:
+    """What :func:`train_ensemble` returns.
+
+    ``history[name]`` is ``(epochs, K)`` (:data:`METRICS`; costs are the
+    mean data cost C0 plus the penalty (λ/2n)·Σw², which is 0 under AdamW;
+    accuracies only for classification; validation NaN for a fold without
+    held-out rows); ``weight_sq_norm`` is Σw² over the decayed parameters.
+    ``state_dicts[k]`` is member k's final ``state_dict`` as NumPy arrays.
+    ``diverged_epoch[k]`` is the 1-based epoch whose training cost was not
+    finite (0: never); from then on the member takes no steps.
+    """
+
+    members: list
+    history: dict
+    state_dicts: list
+    decayed: list
+    config: dict
+    train_seconds: float
+    diverged_epoch: np.ndarray
+    notes: list = field(default_factory=list)
+
+    def load_into(self, model: nn.Module, k: int) -> nn.Module:
+        """Load member k's final weights into ``model`` (built by the same factory) and return it."""
+        model.load_state_dict({name: torch.as_tensor(a) for name, a in self.state_dicts[k].items()})
+        return model
+
+    def to_json(self) -> dict:
+        return {
+            "config": self.config,
+            "members": [asdict(m) for m in self.members],
+            "history": {k: [[x if math.isfinite(x) else None for x in row] for row in np.asarray(v, np.float64).T.tolist()]
+                        for k, v in self.history.items()},  # per member, per epoch; NaN (no validation) → None
+            "decayed": list(self.decayed),
+            "train_seconds": self.train_seconds,
+            "diverged_epoch": [int(x) for x in self.diverged_epoch],
+            "notes": list(self.notes),
+        }
+
+
+def fold_seeds(seed: int, k: int) -> list[int]:
+    """One seed per fold (its initial weights and data order), derived from ``seed`` as l2reg's sweep does."""
+    return [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(k)]
+
+
+def epoch_order(seed: int, n: int, epoch: int) -> np.ndarray:
+    """The order of a fold's n training rows in ``epoch``: a permutation of ``range(n)``."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} is not available here (torch.cuda.is_available() is False); "
+                          "use device='cpu'.")
+    return dev
+
+
+def _data(X, y, device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``(X, y, classification)`` on the device; X float32 ``(n, ...)``, y int64 ``(n,)`` or float ``(n, ...)``."""
+    X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if X.ndim < 2 or not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"X must be a numeric array of shape (n, ...) with n examples; got shape {X.shape}, "
+                        f"dtype {X.dtype}.")
+    if y.ndim < 1 or len(y) != len(X):
+        raise DataError(f"y must have one entry per example of X: shape ({len(X)},); got shape {y.shape}.")
+    if not np.all(np.isfinite(X)):
+        raise DataError("X contains NaN or infinite values.")
+    classification = np.issubdtype(y.dtype, np.integer)
+    if classification:
+        if y.ndim != 1 or y.min() < 0:
+            raise DataError(f"integer y must be class labels 0..C−1 of shape (n,); got shape {y.shape}, "
+                            f"min {y.min()}.")
+        y_t = torch.as_tensor(y.astype(np.int64), device=device)
+    elif np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)):
+            raise DataError("y contains NaN or infinite values.")
+        y_t = torch.as_tensor(y.astype(np.float32), device=device)
+    else:
+        raise DataError(f"y must be integer class labels or float targets; got dtype {y.dtype}.")
+    return torch.as_tensor(X.astype(np.float32), device=device), y_t, classification
+
+
+def _members(members, n_folds: int, optimizer: str) -> list[Member]:
+    if isinstance(members, (Member, dict)) or not isinstance(members, Sequence) or len(members) == 0:
+        raise ConfigTypeError(f"members must be a non-empty list of Member (or dicts); got {members!r}.")
+    out = []
+    for i, m in enumerate(members):
+        if isinstance(m, dict):
+            try:
+                m = Member(**m)
+            except TypeError:
+                raise ConfigTypeError(f"members[{i}] has keys {sorted(m)}; expected lmbda, eta, fold, "
+                                      f"weight_decay.") from None
+        if not isinstance(m, Member):
+            raise ConfigTypeError(f"members[{i}] must be a Member or a dict; got {type(m).__name__}.")
+        lmbda = V.number(f"members[{i}].lmbda", m.lmbda, low=0)
+        eta = V.number(f"members[{i}].eta", m.eta, low=0, strict=True)
+        wd = V.number(f"members[{i}].weight_decay", m.weight_decay, low=0)
+        fold = V.integer(f"members[{i}].fold", m.fold, low=0, high=n_folds - 1)
+        if optimizer == "adamw" and lmbda != 0:
+            raise ConfigError(f"with optimizer 'adamw' members differ by weight_decay (decoupled); "
+                              f"members[{i}].lmbda must be 0; got {lmbda!r}.")
+        if optimizer != "adamw" and wd != 0:
+            raise ConfigError(f"weight_decay is AdamW's decoupled decay; with optimizer {optimizer!r} give "
+                              f"lmbda (coupled, weight_decay = λ/n); members[{i}].weight_decay is {wd!r}.")
+        out.append(Member(lmbda=lmbda, eta=eta, fold=fold, weight_decay=wd))
+    return out
+
+
+def _folds(folds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if folds is None:
+        return [(np.arange(n), np.arange(0))]
+    if not isinstance(folds, Sequence) or len(folds) == 0:
+        raise ConfigTypeError(f"folds must be a non-empty list of (train_idx, val_idx) pairs; got {folds!r}.")
+    out = []
+    for i, pair in enumerate(folds):
+        try:
+            tr, va = (np.asarray(a) for a in pair)
+        except (TypeError, ValueError):
+            raise ConfigTypeError(f"folds[{i}] must be a pair (train_idx, val_idx) of index arrays.") from None
+        for what, a in (("train", tr), ("validation", va)):
+            if a.ndim != 1 or (a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= n)):
+                raise DataError(f"folds[{i}] {what} indices must be integers in [0, {n}); got {a!r:.80}.")
+        if tr.size == 0:
+            raise DataError(f"folds[{i}] has no training rows.")
+        if np.intersect1d(tr, va).size:
+            raise DataError(f"folds[{i}] uses rows for both training and validation.")
+        out.append((tr.astype(np.int64), va.astype(np.int64)))
+    return out
+
+
+def _check_batch_norm(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            raise ConfigError(
+                f"{type(module).__name__} {name!r} keeps running statistics (track_running_stats=True), which a "
+                f"vectorized ensemble cannot update per member; build it with track_running_stats=False (batch "
+                f"statistics in training and evaluation), or use nn.GroupNorm or nn.LayerNorm.")
+
+
+def _check_same_architecture(models: Sequence[nn.Module]) -> None:
+    def layout(m) -> dict:
+        tensors = list(m.named_parameters()) + list(m.named_buffers())
+        return {k: f"shape {tuple(v.shape)}, {v.dtype}" for k, v in tensors}
+
+    first = layout(models[0])
+    for f, model in enumerate(models[1:], start=1):
+        other = layout(model)
+        name = next((k for k in {**first, **other} if first.get(k) != other.get(k)), None)
+        if name is not None:
+            raise ConfigError(f"model_fn built different architectures: {name!r} has "
+                              f"{first.get(name, 'no such tensor')} in fold 0's model and "
+                              f"{other.get(name, 'no such tensor')} in fold {f}'s; model_fn must build the same "
+                              f"architecture on every call.")
+
+
+def _expected_input(model: nn.Module) -> str:
+    first = next((m for m in model.modules() if next(m.parameters(recurse=False), None) is not None), None)
+    if isinstance(first, nn.Linear):
+        return f"; its first layer (Linear) takes {first.in_features} features"
+    if isinstance(first, nn.modules.conv._ConvNd):
+        return (f"; its first layer ({type(first).__name__}) takes {first.in_channels} input channels, "
+                f"examples shaped ({first.in_channels}, ...)")
+    return ""
+
+
+def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
+    """Run the model on 2 examples: a wrong data shape becomes one line naming both shapes."""
+    r = min(2, len(X))
+    try:
+        with torch.no_grad():
+            out = model(X[:r])
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"the model rejects X's examples of shape {tuple(X.shape[1:])}{_expected_input(model)}: "
+                        f"{msg}") from None
+    if not isinstance(out, torch.Tensor):
+        raise DataError(f"the model must return a tensor; got {type(out).__name__}.")
+    if classification:
+        classes = int(y.max()) + 1
+        if out.ndim != 2 or out.shape[0] != r or out.shape[1] < classes:
+            raise DataError(f"the model's output has shape {tuple(out.shape)} for {r} examples; classification with "
+                            f"labels 0..{classes - 1} needs logits of shape ({r}, C) with C >= {classes}.")
+    elif out.numel() != y[:r].numel():
+        raise DataError(f"the model's output has shape {tuple(out.shape)} for {r} examples; the targets y have "
+                        f"shape {tuple(y[:r].shape)}.")
+
+
+# ---------------------------------------------------------------- the optimizer
+
+
+def _make_optimizer(name: str, momentum: float | None) -> Callable:
+    def make(groups):
+        if name == "sgd":
+            return torch.optim.SGD(groups, lr=groups[0]["lr"])
+        if name in ("momentum", "nesterov"):
+            return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum, nesterov=name == "nesterov")
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(groups, lr=groups[0]["lr"])
+
+    return make
+
+
+def _member_groups(member: Member, n: int, decayed: list, others: list, optimizer: str) -> list:
+    wd = member.weight_decay if optimizer == "adamw" else member.lmbda / n
+    return [(decayed, member.eta, wd), (others, member.eta, 0.0)]
+
+
+# ---------------------------------------------------------------- training
+
+
+def _seeds(seed, n_folds: int) -> list[int]:
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        seeds = V.integers_list("seed", list(seed), low=0)
+        if len(seeds) != n_folds:
+            raise ConfigError(f"seed must be one integer or one per fold ({n_folds}); got {len(seeds)}.")
+        return seeds
+    return fold_seeds(V.integer("seed", seed, low=0), n_folds)
+
+
+def _fold_models(model_fn: Callable, seeds: Sequence[int], device: torch.device) -> list[nn.Module]:
+    """One initial model per fold: ``model_fn()`` right after ``torch.manual_seed(seed_f)``."""
+    models = []
+    with torch.random.fork_rng(devices=[]):
+        for s in seeds:
+            torch.manual_seed(s)
+            model = model_fn()
+            if not isinstance(model, nn.Module):
+                raise ConfigTypeError(f"model_fn must return a torch.nn.Module; got {type(model).__name__}.")
+            models.append(model.to(device).train())
+    _check_batch_norm(models[0])
+    _check_same_architecture(models)
+    return models
+
+
+def _probe(stack: Stack, X, y, m: int) -> None:
+    """One gradient of every member on the first rows: a model vmap cannot run is one line here."""
+    try:
+        stack.compute_grads(None, X[:m], y[:m], shared=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the model cannot be vectorized with torch.func.vmap (no in-place updates of buffers, "
+                          f"no .item() or data-dependent control flow): {first}") from None
+
+
+def _member_step_grads(stack: Stack, X, y, batches: list, fold_of: np.ndarray, who: np.ndarray) -> None:
+    folds = np.unique(fold_of[who])
+    sel = None if len(who) == stack.K else who
+    if len(folds) == 1:  # one batch for all: vmap over the weights only
+        idx = torch.as_tensor(batches[folds[0]], device=X.device)
+        stack.compute_grads(sel, X.index_select(0, idx), y.index_select(0, idx), shared=True)
+    else:
+        idx = torch.as_tensor(np.stack([batches[f] for f in fold_of[who]]), device=X.device)  # (K', m)
+        stack.compute_grads(sel, X[idx], y[idx], shared=False)
+
+
+def _train_epoch(stack: Stack, X, y, *, orders: list, fold_of: np.ndarray, m: int, live: np.ndarray) -> None:
+    """One epoch: at step t every live member whose fold still has rows steps on its fold's t-th batch."""
+    steps = max(-(-len(o) // m) for o in orders)
+    for t in range(steps):
+        batches = [o[t * m:(t + 1) * m] for o in orders]
+        sizes = np.array([len(batches[f]) for f in fold_of])
+        active = live & (sizes > 0)
+        stack.set_active(active)
+        if not active.any():
+            continue
+        for size in np.unique(sizes[active]):  # the last batches of folds of other sizes differ
+            _member_step_grads(stack, X, y, batches, fold_of, np.flatnonzero(active & (sizes == size)))
+        stack.step()
+
+
+def _evaluate(stack: Stack, X, y, *, folds, members, decayed, classification: bool, chunk: int) -> dict:
+    """This epoch's :data:`METRICS`, each ``(K,)``: every member on its own fold's rows only."""
+    K = len(members)
+    fold_of = np.array([mb.fold for mb in members])
+    n = np.array([len(folds[f][0]) for f in fold_of], np.float64)
+    sq = stack.sq_norms(decayed).cpu().numpy()
+    penalty = np.array([mb.lmbda for mb in members]) / (2 * n) * sq
+    out = {k: np.full(K, np.nan) for k in METRICS if classification or "accuracy" not in k}
+    for f, (tr, va) in enumerate(folds):
+        who = np.flatnonzero(fold_of == f)
+        for prefix, rows in (("training", tr), ("validation", va)):
+            if who.size == 0 or rows.size == 0:
+                continue
+            loss_sum, correct = stack.evaluate(who, X, y, rows, classification=classification, chunk=chunk)
+            out[f"{prefix}_cost"][who] = loss_sum.cpu().numpy() / len(rows) + penalty[who]
+            if classification:
+                out[f"{prefix}_accuracy"][who] = correct.cpu().numpy() / len(rows)
+    out["penalty"] = penalty
+    out["weight_sq_norm"] = sq
+    return out
+
+
+def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
+    """Each member's ``state_dict`` (tied names included) as NumPy arrays."""
+    first: dict[int, str] = {}
+    canon = {}
+    for name, t in list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False)):
+        canon[name] = first.setdefault(id(t), name)
+    tensors = {**stack.params, **stack.buffers}
+    names = [k for k in model.state_dict() if canon.get(k) in tensors]
+    return [{k: tensors[canon[k]][i].detach().cpu().numpy().copy() for k in names} for i in range(stack.K)]
+
+
+def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=None, epochs: int = 10,
+                   batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY,
+                   seed=0, device="cpu", on_epoch: Callable | None = None,
+                   eval_batch_size: int = 1024) -> EnsembleResult:
+    """Train every member of ``members`` at once (module docstring) and record each epoch.
+
+    ``model_fn``: a no-argument factory of an ``nn.Module`` mapping a batch
+    ``X[idx]`` to logits ``(m, C)`` (integer ``y``) or outputs shaped like
+    ``y[idx]`` (float ``y``, mean squared error). ``members``: :class:`Member`
+    (or dicts): ``lmbda`` (coupled, weight_decay = λ/n with n = the fold's
+    training rows; sgd, momentum, nesterov, adam), ``weight_decay`` (adamw,
+    decoupled), ``eta``, ``fold``. ``folds``: ``(train_idx, val_idx)`` pairs
+    (None: one fold, all rows for training, no validation). ``seed``: one
+    integer (fold seeds derived by :func:`fold_seeds`) or one per fold.
+    ``momentum`` μ is used by ``momentum`` and ``nesterov``.
+    ``on_epoch(epoch, metrics)`` is called after each epoch with the
+    :data:`METRICS` arrays ``(K,)``. Bad input raises one line
+    (:mod:`l2reg.errors`).
+    """
+    if not callable(model_fn):
+        raise ConfigTypeError(f"model_fn must be a no-argument callable returning an nn.Module; got {model_fn!r}.")
+    V.choice("optimizer", optimizer, OPTIMIZERS)
+    epochs = V.integer("epochs", epochs, low=1)
+    mu = None
+    if optimizer in ("momentum", "nesterov"):
+        mu = V.number("momentum", momentum, low=0)
+        if mu >= 1:
+            raise ConfigError(f"momentum must be a finite number in [0, 1); got {momentum!r}.")
+    policy_label, _ = resolve_policy(policy)
+    dev = _device(device)
+    X_t, y_t, classification = _data(X, y, dev)
+    fold_list = _folds(folds, len(X_t))
+    member_list = _members(members, len(fold_list), optimizer)
+    n_train = [len(tr) for tr, _ in fold_list]
+    m = V.integer("batch_size", batch_size, low=1, high=min(n_train))
+    chunk = V.integer("eval_batch_size", eval_batch_size, low=1)
+    seeds = _seeds(seed, len(fold_list))
+    models = _fold_models(model_fn, seeds, dev)
+    _check_forward(models[0], X_t, y_t, classification)
+    decayed = decayed_names(models[0], policy)
+    others = [k for k, p in models[0].named_parameters() if p.requires_grad and k not in decayed]
+    groups = [[g for g in _member_groups(mb, n_train[mb.fold], decayed, others, optimizer) if g[0]]
+              for mb in member_list]
+    stack = Stack([models[mb.fold] for mb in member_list], groups=groups, make_optimizer=_make_optimizer(optimizer, mu),
+                  loss=classification_loss if classification else regression_loss)
+
+    K = len(member_list)
+    fold_of = np.array([mb.fold for mb in member_list])
+    live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
+    history: dict[str, list] = {}
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        _probe(stack, X_t, y_t, m)
+        torch.manual_seed(seeds[0])  # dropout's draws, per member under vmap(randomness="different")
+        for e in range(epochs):
+            orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
+            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=live)
+            metrics = _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
+                                classification=classification, chunk=chunk)
+            newly = live & ~np.isfinite(metrics["training_cost"])
+            diverged[newly] = e + 1
+            live = live & ~newly
+            for k, v in metrics.items():
+                history.setdefault(k, []).append(v)
+            if on_epoch is not None:
+                on_epoch(e, metrics)
+    seconds = time.perf_counter() - t0
+    notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
+    config = {
+        "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
+        "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds, "n_train": n_train,
+        "n_validation": [len(va) for _, va in fold_list], "device": str(dev),
+        "task": "classification" if classification else "regression",
+        "loss": "cross_entropy" if classification else "mse", "torch": torch.__version__,
+    }
+    return EnsembleResult(
+        members=member_list, history={k: np.stack(v) for k, v in history.items()},
+        state_dicts=_state_dicts(stack, models[0]), decayed=decayed, config=config, train_seconds=seconds,
+        diverged_epoch=diverged, notes=notes,
+    )
