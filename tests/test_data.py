@@ -618,9 +618,10 @@ def test_npz_eval_test(tmp_path):
     ds = load_dataset(tmp_path / "with.npz", eval="test")
     assert ds.n_train == 50 and ds.X_val is None and len(ds.X_test) == 5 and ds.n_classes == 4
     np.savez(tmp_path / "without.npz", X=X, y=y)
-    with pytest.raises(DataError) as info:
-        load_dataset(tmp_path / "without.npz", eval="test")
-    assert one_line(info.value) == "eval='test' needs X_test and y_test in without.npz."
+    ds = load_dataset(tmp_path / "without.npz", eval="test")  # a stratified test part is held out of X
+    assert ds.n_train == 40 and len(ds.X_test) == 10 and ds.X_val is None
+    assert np.all(np.abs(np.bincount(ds.y_test, minlength=3) - 0.2 * np.bincount(y)) < 1)  # stratified
+    assert any("Held out 20% of X (10 examples) as the test set, stratified by label" in n for n in ds.notes)
 
 
 class _Evil:
@@ -727,10 +728,13 @@ def test_bad_csv(tmp_path, text, fragment):
     assert "bad.csv" in msg and fragment in msg, msg
 
 
-def test_csv_eval_test_needs_npz(tmp_path):
-    (tmp_path / "c.csv").write_text("a,label\n1,0\n2,1\n")
-    with pytest.raises(DataError, match=r"eval='test' needs X_test and y_test in c.csv"):
-        load_dataset(tmp_path / "c.csv", eval="test")
+def test_csv_eval_test_holds_out_a_test_part(tmp_path):
+    rows = "\n".join(f"{i},{i % 2}" for i in range(20))
+    (tmp_path / "c.csv").write_text("a,label\n" + rows + "\n")
+    ds = load_dataset(tmp_path / "c.csv", eval="test")
+    assert ds.n_train == 16 and len(ds.y_test) == 4 and sorted(ds.y_test) == [0, 0, 1, 1]
+    assert not set(ds.X_train[:, 0]) & set(ds.X_test[:, 0])
+    assert any("Held out 20% of X (4 examples) as the test set" in n for n in ds.notes)
 
 
 # --------------------------------------------------------------------------

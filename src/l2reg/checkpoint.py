@@ -105,6 +105,20 @@ def check_same_config(saved: dict, current: dict, ignore=("epochs",)) -> None:
             )
 
 
+def remove_all(run_dir) -> list[Path]:
+    """Delete a finished run's checkpoints (``checkpoint*.npz`` and a cluster run's ``blocks/``); returns them."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    gone = sorted(run_dir.glob("checkpoint*.npz"))
+    for path in gone:
+        path.unlink(missing_ok=True)
+    if (run_dir / "blocks").is_dir():
+        shutil.rmtree(run_dir / "blocks")
+        gone.append(run_dir / "blocks")
+    return gone
+
+
 #: The checkpoint files of each command, and the file a finished run leaves.
 FILES = {"train": (FILENAME, "metrics.json"), "sweep": ("checkpoint-cv.npz", "sweep.json")}
 
@@ -123,12 +137,29 @@ def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
         except (ValueError, KeyError, TypeError) as e:
             raise DataError(f"{run_dir / finished} is not an l2reg {command} result: {e}.") from None
     if not (run_dir / name).is_file():
-        for other, (other_name, _) in FILES.items():
+        for other, (other_name, other_finished) in FILES.items():
             if other != command and (run_dir / other_name).is_file():
                 raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: "
                                   f"l2reg {other} --resume {run_dir}")
+            if other != command and (run_dir / other_finished).is_file():
+                raise ConfigError(f"{run_dir} holds a finished l2reg {other}, not an l2reg {command}.")
         raise DataError(f"{run_dir}: no checkpoint there ({name}); nothing to resume.")
     return read_meta(run_dir / name).get("config", {}), False
+
+
+def resume_note(run_dir) -> str:
+    """Where a resume continues from, in words ("from epoch 3 of 10", per stage for a sweep)."""
+    run_dir = Path(run_dir)
+    stages = [("", run_dir / FILENAME), ("cross-validation ", run_dir / "checkpoint-cv.npz"),
+              ("the refit ", run_dir / "checkpoint-refit.npz")]
+    done = []
+    for stage, path in stages:
+        if path.is_file():
+            meta = read_meta(path)
+            if "epoch" in meta:
+                done.append(f"{stage}epoch {meta['epoch']} of {meta['epochs']}")
+    where = done[-1] if done else "its saved blocks"
+    return f"Resuming {run_dir} from {where}."
 
 
 def resume_options(run_dir, given: dict, explicit: set, *, cls, command: str):

@@ -172,6 +172,9 @@ Monitor = Annotated[Optional[str], _opt(OUTPUT, "What to compute each epoch (com
 Out = Annotated[Optional[Path], _opt(OUTPUT, "Output folder (default runs/COMMAND-TIMESTAMP).")]
 Overwrite = Annotated[bool, _flag(OUTPUT, "Allow writing into a folder that holds a previous run.", "--overwrite")]
 Resume = Annotated[Optional[Path], _opt(OUTPUT, "Continue the interrupted run in this folder; options default to its own.")]
+Figures = Annotated[Optional[str], _choice_of(("png", "svg"), OUTPUT, "Also write every figure alone, in this format, to OUT/figures/.")]
+KeepCheckpoints = Annotated[bool, _flag(OUTPUT, "Keep the checkpoints of a finished run (they are removed by default).",
+                                        "--keep-checkpoints")]
 Quiet = Annotated[bool, _opt(OUTPUT, "No progress bar or table; one line says where the results are.", "--quiet", "-q",
                              metavar="")]
 Folds = Annotated[int, _opt(CV, "Number of stratified cross-validation folds of the training set.")]
@@ -238,6 +241,26 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
         progress.stop()
 
 
+def _stopped(e: Interrupted, command: str, folder: Path) -> str:
+    """What Ctrl-C stopped, what is saved, and the command that continues."""
+    saved = sorted(p.name for p in folder.glob("checkpoint*.npz")) if folder.is_dir() else []
+    saved += ["blocks/"] if (folder / "blocks").is_dir() else []
+    if not saved:
+        return f"{e} Nothing was saved yet; run the same command again to start over."
+    return f"{e} Saved in {folder}: {', '.join(saved)}. Resume with: l2reg {command} --resume {folder}"
+
+
+def _check_figures(fmt) -> None:
+    if fmt is not None:
+        V.choice("figures", fmt, ("png", "svg"))
+
+
+def _trained(what: str, result, folder: Path) -> None:
+    files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+    console.print(f"Trained {what} in {result.train_seconds:.2f} s (+{result.compile_seconds:.1f} s compiling). "
+                  f"Wrote {folder}/: {files}.", soft_wrap=True)
+
+
 def _notes(notes) -> None:
     for note in notes:
         err_console.print(note, soft_wrap=True)
@@ -250,6 +273,40 @@ def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: 
     if resume is not None:
         return store.check_out_dir(resume, overwrite=True, marker=marker)
     return store.check_out_dir(out or _default_out(command), overwrite=overwrite, marker=marker)
+
+
+def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1):
+    """The flow of train and sweep: the options checked (on ``--resume``, the run's own), the folder
+    checked, ``run(opts, ...)`` under a progress bar, the result saved. Returns ``(result, folder)``."""
+    _check_figures(flat["figures"])
+    opts = cls.from_flat(flat).checked()
+    resume = flat["resume"]
+    if resume is not None:
+        from .checkpoint import resume_note, resume_options
+
+        opts = resume_options(resume, flat, _explicit(ctx), cls=cls, command=command)
+        err_console.print(resume_note(resume), soft_wrap=True)
+    folder = _run_folder(command, flat["out"], resume, flat["overwrite"], marker)
+    with _progress(stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command) as on_epoch:
+        try:
+            interrupts.phase("options")
+            result = run(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
+        except Interrupted as e:
+            raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
+    result.save(folder)
+    if not flat["keep_checkpoints"]:
+        from .checkpoint import remove_all
+
+        remove_all(folder)
+    if flat["figures"] is not None:
+        from .report import write_figures
+
+        write_figures(result, folder / "figures", fmt=flat["figures"])
+    if flat["quiet"]:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
+    else:
+        _notes(result.notes)
+    return result, folder
 
 
 # ---------------------------------------------------------------- train
@@ -268,34 +325,19 @@ def train(
     lmbda_per_layer: LmbdaPerLayer = None, penalize_biases: PenalizeBiases = False,
     early_stopping: EarlyStopping = False, patience: Patience = O.DEFAULT_PATIENCE, stop_on: StopOn = "accuracy",
     monitor: Monitor = None, out: Out = None, overwrite: Overwrite = False, resume: Resume = None,
-    quiet: Quiet = False,
+    keep_checkpoints: KeepCheckpoints = False, figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Train networks on C = C0 + (λ/2n)·Σw² (or L1, elastic net), every λ at once."""
-    flat = dict(locals(), monitor=_monitor(monitor, O.MONITORS))
-    opts = O.TrainOptions.from_flat(flat).checked()
-    if resume is not None:
-        from .checkpoint import resume_options
-
-        opts = resume_options(resume, flat, _explicit(ctx), cls=O.TrainOptions, command="train")
-    folder = _run_folder("train", out, resume, overwrite, "metrics.json")
     from .train import train_with
 
-    with _progress(opts.epochs, quiet) as on_epoch:
-        try:
-            result = train_with(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
-        except Interrupted as e:
-            raise Interrupted(f"{e} Resume with: l2reg train --resume {folder}", epoch=e.epoch) from None
-    result.save(folder)
+    flat = dict(locals(), monitor=_monitor(monitor, O.MONITORS))
+    result, folder = _run(ctx, "train", O.TrainOptions, flat, train_with, marker="metrics.json")
     if quiet:
-        console.print(f"Wrote {folder}/", soft_wrap=True)
         return
     from . import report
 
-    _notes(result.notes)
     console.print(report.train_table(result))
-    console.print(f"Trained {len(result.runs)} model(s) in {result.train_seconds:.2f} s "
-                  f"(+{result.compile_seconds:.1f} s compiling). Wrote {folder}/metrics.json and "
-                  f"{folder}/params.npz.", soft_wrap=True)
+    _trained(f"{len(result.runs)} model(s)", result, folder)
 
 
 # ---------------------------------------------------------------- sweep
@@ -314,36 +356,23 @@ def sweep(
     penalty: Penalty = "l2", l1_ratio: L1Ratio = None, l1_update: L1Update = "subgradient",
     penalize_biases: PenalizeBiases = False, monitor: Monitor = None, backend: Backend = "local",
     address: Address = None, block_size: BlockSize = None, out: Out = None,
-    overwrite: Overwrite = False, resume: Resume = None, quiet: Quiet = False,
+    overwrite: Overwrite = False, resume: Resume = None, keep_checkpoints: KeepCheckpoints = False,
+    figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the λ path is refit."""
-    flat = dict(locals(), monitor=_monitor(monitor, O.CV_MONITOR))
-    opts = O.SweepOptions.from_flat(flat).checked()
-    if resume is not None:
-        from .checkpoint import resume_options
-
-        opts = resume_options(resume, flat, _explicit(ctx), cls=O.SweepOptions, command="sweep")
-    folder = _run_folder("sweep", out, resume, overwrite, "sweep.json")
     from .sweep import sweep_with
 
-    with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
-        try:
-            result = sweep_with(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
-        except Interrupted as e:
-            raise Interrupted(f"{e} Resume with: l2reg sweep --resume {folder}", epoch=e.epoch) from None
-    result.save(folder)
+    flat = dict(locals(), monitor=_monitor(monitor, O.CV_MONITOR))
+    result, folder = _run(ctx, "sweep", O.SweepOptions, flat, sweep_with, marker="sweep.json", stages=2)
     if quiet:
-        console.print(f"Wrote {folder}/", soft_wrap=True)
         return
     from . import report
 
-    _notes(result.notes)
     console.print(report.sweep_table(result))
     console.print(result.gap_summary(), soft_wrap=True)
     console.print(report.TEST_SET_NOTE)
-    console.print(f"Trained {result.config['models_cv']} CV models and {result.config['models_refit']} refit "
-                  f"models in {result.train_seconds:.2f} s (+{result.compile_seconds:.1f} s compiling). "
-                  f"Wrote {folder}/sweep.json, {folder}/report.html and {folder}/params.npz.", soft_wrap=True)
+    _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
+             folder)
 
 
 # ---------------------------------------------------------------- explain
@@ -367,13 +396,14 @@ def explain(
     record_every: Annotated[Optional[int], _opt(OUTPUT, "Record every k-th step (default: about 50 records per epoch).")] = None,
     track: Annotated[int, _opt(OUTPUT, "Weights per layer whose trajectories are recorded.")] = 4,
     snapshots: Annotated[int, _opt(OUTPUT, "Epochs whose every weight, data term and decay term are kept for plots.")] = 4,
-    out: Out = None, overwrite: Overwrite = False,
+    out: Out = None, overwrite: Overwrite = False, figures: Figures = None,
     json_out: Annotated[bool, _flag(OUTPUT, "Print the numbers as JSON on stdout (no progress bar or text).", "--json")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Why is L2 an addition? Record the decay and data terms of every weight, with a λ = 0 companion."""
     import json
 
+    _check_figures(figures)
     given = sorted(_explicit(ctx) & set(_RUN_TAKES))
     if run is not None and given:
         raise L2RegError(f"--run takes the training options from the run; drop "
@@ -381,17 +411,23 @@ def explain(
     if run is None:
         opts = O.ExplainOptions.from_flat(locals()).checked()
     folder = _run_folder("explain", out, None, overwrite, "explain.json")
-    from . import report, store
+    from . import report
     from .explain import answer, derivation, explain_run, explain_with, load_run_config
 
     total = epochs if run is None else load_run_config(run).get("epochs", epochs)
     with _progress(total, quiet or json_out) as on_epoch:
-        if run is not None:
-            result = explain_run(run, record_every=record_every, track=track, snapshots=snapshots, on_epoch=on_epoch)
-        else:
-            result = explain_with(opts, on_epoch=on_epoch)
+        try:
+            interrupts.phase("options")
+            if run is not None:
+                result = explain_run(run, record_every=record_every, track=track, snapshots=snapshots,
+                                     on_epoch=on_epoch)
+            else:
+                result = explain_with(opts, on_epoch=on_epoch)
+        except Interrupted as e:
+            raise Interrupted(_stopped(e, "explain", folder), epoch=e.epoch) from None
     result.save(folder)
-    store.write_text(folder / "report.html", report.explain_report_html(result))
+    if figures is not None:
+        report.write_figures(result, folder / "figures", fmt=figures)
     if json_out:
         console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
@@ -406,9 +442,7 @@ def explain(
                 console.print(f"• {line}", soft_wrap=True)
             console.print("\n".join(derivation(result, k)), markup=False, soft_wrap=True)
     console.print(report.explain_table(result))
-    console.print(f"Trained {len(result.lmbdas)} model(s) in {result.train_seconds:.2f} s "
-                  f"(+{result.compile_seconds:.1f} s compiling). Wrote {folder}/explain.json, "
-                  f"{folder}/explain.npz and {folder}/report.html.", soft_wrap=True)
+    _trained(f"{len(result.lmbdas)} model(s)", result, folder)
 
 
 # ---------------------------------------------------------------- convert
@@ -424,6 +458,11 @@ def convert(
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size m.")] = None,
     eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the decoupled-decay optimizer (default η).")] = None,
+    momentum: Annotated[Optional[float], typer.Option(help="Momentum μ of the SGD that λ goes with (its timescale).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="The run's length: warn when τ_epoch exceeds it.")] = None,
+    to_batch_size: Annotated[Optional[int], typer.Option(help="Transfer the setting to this batch size, keeping τ_epoch.")] = None,
+    to_n: Annotated[Optional[int], typer.Option(help="Transfer the setting to this training-set size, keeping τ_epoch.")] = None,
+    to_eta: Annotated[Optional[float], typer.Option(help="Transfer the setting to this learning rate, keeping τ_epoch.")] = None,
     to: Annotated[Optional[str], typer.Option(help="Only these conventions (comma-separated); default all.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.", metavar="")] = False,
 ) -> None:
@@ -433,7 +472,9 @@ def convert(
     from . import conventions, report
 
     targets = [t.strip() for t in to.split(",") if t.strip()] if to is not None else None
-    result = conventions.convert(value, source, n=n, batch_size=batch_size, eta=eta, lr=lr, to=targets)
+    result = conventions.convert(value, source, n=n, batch_size=batch_size, eta=eta, lr=lr, to=targets,
+                                 momentum=momentum, epochs=epochs, to_batch_size=to_batch_size, to_n=to_n,
+                                 to_eta=to_eta)
     if json_out:
         console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
@@ -441,6 +482,8 @@ def convert(
     console.print(report.convert_caveats(result))
     for note in result.notes:
         console.print(note, soft_wrap=True)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- reproduce
@@ -488,7 +531,7 @@ def _error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2; Ctrl-C exits 130 saying what was saved."""
-    interrupts.install()
+    interrupts.install()  # again (a no-op after l2reg._entry), for callers of main() itself
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from .checkpoint import AlreadyComplete
 
@@ -515,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as e:
         return e.exit_code
+    if interrupts.requested():  # Ctrl-C while the finished run was being saved
+        _error("interrupted: the run had finished; its results are saved.")
+        return 130
     return result if isinstance(result, int) else 0
 
 

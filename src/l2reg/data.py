@@ -1011,10 +1011,6 @@ def _build_user_dataset(path: Path, arrays: dict[str, np.ndarray], eval_: str) -
             if not np.isfinite(y).all():
                 raise DataError(f"{label}: {k} has values too large for float32.")
 
-    if eval_ == "test" and "X_test" not in Xs:
-        hint = " (a .csv file holds a single split; use a .npz file)" if path.suffix.lower() == ".csv" else ""
-        raise DataError(f"eval='test' needs X_test and y_test in {label}{hint}.")
-
     if classification:
         task = f"classification with {n_classes} classes"
     else:
@@ -1022,22 +1018,26 @@ def _build_user_dataset(path: Path, arrays: dict[str, np.ndarray], eval_: str) -
     notes = [f"{label}: {len(Xs['X'])} examples, {d} features, {task}; features used as given."]
     X_train, y_train = Xs["X"], ys["y"]
     X_val, y_val = Xs.get("X_val"), ys.get("y_val")
-    if X_val is None and eval_ == "validation":
-        X_train, X_val, y_train, y_val, stratified = _hold_out(X_train, y_train, classification, label)
-        pct = f"{100 * VALIDATION_FRACTION:g}%"
+    X_test, y_test = Xs.get("X_test"), ys.get("y_test")
+    held = X_val is None if eval_ == "validation" else X_test is None
+    if held:  # the split the caller evaluates on is missing: hold it out of X
+        X_train, X_ev, y_train, y_ev, stratified = _hold_out(X_train, y_train, classification, label)
+        what = "for validation" if eval_ == "validation" else "as the test set"
         how = ", stratified by label" if stratified else ""
-        notes.append(
-            f"Held out {pct} of X ({len(X_val)} examples) for validation{how} (random_state=0); "
-            f"{len(X_train)} examples train."
-        )
+        notes.append(f"Held out {100 * VALIDATION_FRACTION:g}% of X ({len(X_ev)} examples) {what}{how} "
+                     f"(random_state=0); {len(X_train)} examples train.")
+        if eval_ == "validation":
+            X_val, y_val = X_ev, y_ev
+        else:
+            X_test, y_test = X_ev, y_ev
     return Dataset(
         name=label,
         X_train=X_train,
         y_train=y_train,
         X_val=X_val,
         y_val=y_val,
-        X_test=Xs.get("X_test"),
-        y_test=ys.get("y_test"),
+        X_test=X_test,
+        y_test=y_test,
         n_classes=n_classes,
         notes=tuple(notes),
     )

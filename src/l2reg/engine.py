@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from . import checkpoint as ckpt
+from . import interrupts
 from . import network, penalties
 from .errors import ConfigError, Interrupted
 from .network import NetworkSpec
@@ -595,12 +596,11 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
     * Divergence: a model whose monitored cost or Σw² becomes NaN/inf, or whose
       cost exceeds ``divergence_bound``, is frozen and ``diverged_epoch[k]`` records the epoch.
     """
-    from . import interrupts
-
     plan = make_plan(spec, X, Y, opts, groups=groups, group_seeds=group_seeds, members=members,
                      eval_sets=eval_sets, monitor=monitor)
     params, opt_state = initial_state(plan, group_seeds, params0)
     rec_state = None if recorder is None else recorder.init(params)
+    interrupts.phase("compile")
     if on_epoch is not None:
         on_epoch(None, None)  # about to compile
     compile_plan(plan, params, opt_state, recorder=recorder, rec_state=rec_state, monitor=monitor)
@@ -624,13 +624,14 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
                               stopper=plan.stopper)
             if on_epoch is not None:
                 on_epoch(epoch_no, metrics_)
+            interrupts.pause_point("epoch")
             if checkpoint is not None:
+                interrupts.pause_point("checkpoint")
                 ckpt.save(checkpoint.path, {"params": params, "opt_state": opt_state}, state.meta(
                     epoch_no, opts.epochs, time.perf_counter() - t_start, checkpoint.config, plan.stopper))
         done = len(state.epoch_seconds)
         if interrupts.requested() and done < opts.epochs and state.active.any():
-            where = f"; every finished epoch is saved in {checkpoint.path}" if checkpoint is not None else ""
-            raise Interrupted(f"stopped after epoch {done} of {opts.epochs}{where}.", epoch=done,
+            raise Interrupted(f"stopped after epoch {done} of {opts.epochs}.", epoch=done,
                               checkpoint=None if checkpoint is None else checkpoint.path)
     return _result(plan, state, params, rec_state, time.perf_counter() - t_start)
 

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import network, penalties, store
+from . import interrupts
 from .errors import ConfigError, DataError
 from .network import NetworkSpec
 from .options import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, MONITORS, ExplainOptions, TrainOptions
@@ -207,6 +208,26 @@ class ExplainResult:
 
     # -- derived numbers
 
+    def decay_factors(self, k: int) -> dict:
+        """What the decay alone does to model k's weights: the factor per step and per epoch, and τ.
+
+        ``decay_factor_per_step`` is (1 − ηλ/n) under SGD (the long-run rate under
+        momentum, 1 − η·wd under AdamW); ``decay_factor_per_epoch`` its power
+        over an epoch's steps; ``tau_iter``/``tau_epoch`` the timescale
+        (:func:`l2reg.conventions.decay_timescale`). None where undefined (coupled L2 under Adam).
+        """
+        from .conventions import decay_timescale
+
+        c = self.config
+        key = "weight_decay" if self.weight_decays is not None else "lmbda"
+        ts = decay_timescale(optimizer=c.get("optimizer", "sgd"), n=c["n"], batch_size=c["batch_size"], eta=c["eta"],
+                             momentum=c.get("momentum"), decay_scaling=c.get("decay_scaling") or "lr",
+                             **{key: self.strength(k)})
+        per_epoch = None if ts.per_step is None else ts.per_step ** self.steps_per_epoch
+        finite = lambda x: x if x is not None and np.isfinite(x) else None  # noqa: E731  (JSON has no inf)
+        return {"decay_factor_per_step": ts.per_step, "decay_factor_per_epoch": per_epoch,
+                "tau_iter": finite(ts.tau_iter), "tau_epoch": finite(ts.tau_epoch)}
+
     @property
     def epochs(self) -> int:
         return int(self.config["epochs"])
@@ -265,6 +286,7 @@ class ExplainResult:
                 if name in self.history:
                     model[name] = [float(x) for x in self.history[name][:, k]]
             model["last_epoch_per_layer"] = {name: [float(x) for x in v[:, k]] for name, v in layers.items()}
+            model.update(self.decay_factors(k))
             if self.strength(k) > 0:
                 model["answer"] = answer(self, k)
                 model["derivation"] = derivation(self, k)
@@ -288,7 +310,9 @@ class ExplainResult:
         }
 
     def save(self, out) -> None:
-        """Write ``out/explain.json`` and ``out/explain.npz`` (snapshots and records)."""
+        """Write ``out/explain.json``, ``out/explain.npz`` (snapshots and records) and ``out/report.html``."""
+        from .report import explain_report_html
+
         out = Path(out)
         arrays = {"lmbda": np.asarray(self.lmbdas), "steps": self.steps, "tracked": self.tracked,
                   "tracked_index": self.tracked_index, "n_weights": self.n_weights}
@@ -302,6 +326,7 @@ class ExplainResult:
                 arrays[f"cumulative_{name}{li}"] = a
         store.write_npz(out / "explain.npz", arrays)
         store.write_json(out / "explain.json", self.to_json())
+        store.write_text(out / "report.html", explain_report_html(self))
 
 
 # ---------------------------------------------------------------- words
@@ -487,9 +512,12 @@ def _companions(opts: ExplainOptions) -> tuple[list, list | None]:
 def explain_with(opts: ExplainOptions, *, params0=None, on_epoch=None) -> ExplainResult:
     """:func:`explain` for an options object (checked)."""
     from .engine import Members, fit_stack
-    from .train import prepare
+    from .train import decay_warnings, prepare
 
     prep = prepare(opts)
+    for line in decay_warnings(opts, prep.n):
+        log.warning("%s", line)
+    interrupts.phase("data")
     spec, n, m = prep.spec, prep.n, opts.batch_size
     lmbdas, weight_decays = _companions(opts)
     K = len(lmbdas)

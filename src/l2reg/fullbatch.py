@@ -160,6 +160,37 @@ def _solve_stack(params, lmbda, member, X, T, tol, eta, max_iter, *, spec, metho
 # ---------------------------------------------------------------- the API
 
 
+def _targets(spec: NetworkSpec, X, Y, dtype):
+    """``Y`` checked against ``X`` and the network, as the cost wants it (one-hot for classification)."""
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise DataError(f"X must be a non-empty 2-D array; got shape {X.shape}.")
+    n, d = X.shape
+    if d != spec.sizes[0]:
+        raise DataError(f"X has {d} features but the network's input layer has {spec.sizes[0]}.")
+    Y = np.asarray(Y)
+    if len(Y) != n:
+        raise DataError(f"Y has {len(Y)} rows but X has {n}.")
+    n_out = spec.sizes[-1]
+    if spec.regression:
+        Y2 = Y.reshape(n, -1) if Y.ndim == 1 else Y
+        if Y2.shape != (n, n_out):
+            raise DataError(f"Y must have shape ({n}, {n_out}) for this network; got {Y.shape}.")
+        return jnp.asarray(Y2, dtype)
+    if Y.ndim != 1 or not np.issubdtype(Y.dtype, np.integer) or Y.min() < 0 or Y.max() >= n_out:
+        raise DataError(f"Y must hold integer labels in 0..{n_out - 1}, one per row of X.")
+    return jax.nn.one_hot(jnp.asarray(Y), n_out, dtype=dtype)
+
+
+def _member(member, n: int, K: int) -> np.ndarray:
+    """Which examples train which model, ``(n, K)``: all of them by default."""
+    member = np.ones((n, K)) if member is None else np.asarray(member, np.float64)
+    if member.shape != (n, K):
+        raise DataError(f"member must have shape ({n}, {K}) (examples, models); got {member.shape}.")
+    if np.any(member.sum(axis=0) <= 0):
+        raise DataError("member leaves a model with no training example.")
+    return member
+
+
 def fit_full_batch(
     spec: NetworkSpec,
     X,
@@ -213,46 +244,19 @@ def fit_full_batch(
     eta = V.number("eta", eta, low=0, strict=True)
     if not isinstance(spec, NetworkSpec):
         raise ConfigError(f"spec must be a NetworkSpec; got {type(spec).__name__}.")
-
     X = np.asarray(X)
     dtype = jnp.float64 if X.dtype == np.float64 and jax.config.jax_enable_x64 else jnp.float32
     tol = DEFAULT_TOL[np.dtype(dtype)] if tol is None else V.number("tol", tol, low=0, strict=True)
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise DataError(f"X must be a non-empty 2-D array; got shape {X.shape}.")
-    n, d = X.shape
-    if d != spec.sizes[0]:
-        raise DataError(f"X has {d} features but the network's input layer has {spec.sizes[0]}.")
-    Y = np.asarray(Y)
-    if len(Y) != n:
-        raise DataError(f"Y has {len(Y)} rows but X has {n}.")
-    n_out = spec.sizes[-1]
-    if spec.regression:
-        Y2 = Y.reshape(n, -1) if Y.ndim == 1 else Y
-        if Y2.shape != (n, n_out):
-            raise DataError(f"Y must have shape ({n}, {n_out}) for this network; got {Y.shape}.")
-        T = jnp.asarray(Y2, dtype)
-    else:
-        if Y.ndim != 1 or not np.issubdtype(Y.dtype, np.integer) or Y.min() < 0 or Y.max() >= n_out:
-            raise DataError(f"Y must hold integer labels in 0..{n_out - 1}, one per row of X.")
-        T = jax.nn.one_hot(jnp.asarray(Y), n_out, dtype=dtype)
-
+    T = _targets(spec, X, Y, dtype)
     L, G = len(lmbdas), len(seeds)
     K = G * L
-    lmbda_k = np.tile(np.asarray(lmbdas, np.float64), G)
+    lmbda_k = np.zeros(K) if penalty == "none" else np.tile(np.asarray(lmbdas, np.float64), G)
     seed_k = np.repeat(np.asarray(seeds), L)
-    if penalty == "none":
-        lmbda_k = np.zeros(K)
-    if member is None:
-        member = np.ones((n, K))
-    member = np.asarray(member, np.float64)
-    if member.shape != (n, K):
-        raise DataError(f"member must have shape ({n}, {K}) (examples, models); got {member.shape}.")
-    if np.any(member.sum(axis=0) <= 0):
-        raise DataError("member leaves a model with no training example.")
-
+    member = _member(member, len(X), K)
     if params0 is None:
-        models = [network.init_params(spec, jax.random.fold_in(jax.random.PRNGKey(s), 0), init, dtype) for s in seeds]
-        params = network.stack(models, repeats=L)
+        from .engine import init_stack
+
+        params = init_stack(spec, seeds, L, init, dtype)
     else:
         params = jax.tree.map(lambda a: jnp.array(a, dtype), params0)
         if network.n_models(params) != K:
@@ -270,14 +274,6 @@ def fit_full_batch(
     if not converged.all():
         log.warning("full-batch %s: %d of %d models stopped with ‖∇C‖ > tol = %g (max %.3g).",
                     method, int((~converged).sum()), K, tol, float(np.nanmax(gnorm)))
-    return FullBatchResult(
-        params=jax.tree.map(np.asarray, p),
-        cost=np.asarray(cost),
-        grad_norm=gnorm,
-        iterations=np.asarray(it),
-        converged=converged,
-        lmbda=lmbda_k,
-        seed=seed_k,
-        tol=float(tol),
-        seconds=seconds,
-    )
+    return FullBatchResult(params=jax.tree.map(np.asarray, p), cost=np.asarray(cost), grad_norm=gnorm,
+                           iterations=np.asarray(it), converged=converged, lmbda=lmbda_k, seed=seed_k,
+                           tol=float(tol), seconds=seconds)

@@ -3,10 +3,12 @@
 Python's default SIGINT handler raises ``KeyboardInterrupt`` wherever the main
 thread happens to be, inside XLA's compiler or a garbage-collection callback
 included, which can leave a half-written state or crash the process. Instead,
-:func:`install` makes Ctrl-C set a flag; the engine checks it after every
-epoch (and the CLI between stages) and stops cleanly with
-:class:`~l2reg.errors.Interrupted`. A second Ctrl-C stops at once (exit 130).
-This module imports nothing heavy, so the CLI installs it first thing.
+:func:`install` (the command line's first act) makes Ctrl-C set a flag, and
+the run stops cleanly at the next safe point with
+:class:`~l2reg.errors.Interrupted`: between its phases (:func:`phase`: the
+options checked, the data loaded, before compiling, between a sweep's
+stages) and after every epoch (the engine). A second Ctrl-C stops at once
+(exit 130). This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
+
+from .errors import Interrupted
 
 _requested = threading.Event()
 _installed = False
+#: Test hook: ``L2REG_PAUSE_AT=<phase>`` makes :func:`phase` announce that phase on stderr
+#: and wait there (up to a minute) for Ctrl-C, so a test can interrupt exactly there.
+PAUSE_ENV = "L2REG_PAUSE_AT"
 
 
 def _handler(signum, frame) -> None:
@@ -29,8 +37,6 @@ def _handler(signum, frame) -> None:
         sys.stderr.flush()
         os._exit(130)
     _requested.set()
-    sys.stderr.write("\nstopping at the next safe point (Ctrl-C again to stop at once)\n")
-    sys.stderr.flush()
 
 
 def install() -> None:
@@ -45,8 +51,21 @@ def requested() -> bool:
     return _requested.is_set()
 
 
-def reset() -> None:
-    _requested.clear()
+def pause_point(name: str) -> None:
+    """The test hook alone: with ``L2REG_PAUSE_AT=name``, announce ``name`` and wait for Ctrl-C."""
+    if os.environ.get(PAUSE_ENV) == name:
+        sys.stderr.write(f"[l2reg: at {name}]\n")
+        sys.stderr.flush()
+        deadline = time.monotonic() + 60
+        while not _requested.is_set() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def phase(name: str) -> None:
+    """A safe point between two phases of a run: stop here if Ctrl-C was pressed."""
+    pause_point(name)
+    if _requested.is_set():
+        raise Interrupted(f"stopped at '{name}'.", epoch=0)
 
 
 @contextmanager

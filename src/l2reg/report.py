@@ -28,88 +28,81 @@ from .report_pages import (explain_figures, explorer_section, figure_bytes, figu
                            write_figures)
 
 
-def _fmt(values, kind: str) -> str:
-    if not values:
+def _final(runs, key: str):
+    """The last value of ``key`` in each run (NaN where it was not monitored)."""
+    return np.array([r[key][-1] if r.get(key) else np.nan for r in runs], np.float64)
+
+
+def _stat(values: np.ndarray, kind: str) -> str:
+    """One number, or mean ± sd (over seeds) when there are several; accuracies in %."""
+    scale, fmt, sd_fmt = (100.0, ".2f", ".2f") if kind == "acc" else (1.0, ".4g", ".2g")
+    v = scale * values
+    if np.all(np.isnan(v)):
         return "-"
-    v = values[-1]
-    if kind == "acc":
-        return f"{100 * v:.2f}%"
-    return f"{v:.4g}"
+    text = f"{np.nanmean(v):{fmt}}" + (f" ± {np.nanstd(v, ddof=1):{sd_fmt}}" if len(v) > 1 else "")
+    return text + ("%" if kind == "acc" else "")
+
+
+def _train_rows(result):
+    """Headers and rows of the train table (terminal and HTML alike): one row per setting, and with several
+    seeds the mean ± sd over them (each seed's numbers are in metrics.json)."""
+    runs, reg, ev = result.runs, result.config.get("regression", False), result.config["eval"]
+    varies = [(key, label) for key, label in (("eta", "η"), ("momentum", "μ"), ("weight_decay", "wd"))
+              if len({str(r.get(key)) for r in runs}) > 1 or (key == "weight_decay" and key in runs[0])]
+    seeds = sorted({r["seed"] for r in runs})
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(str([r.get(k) for k in ("lmbda", "eta", "momentum", "weight_decay")]), []).append(r)
+    cost = "C" if result.config.get("penalty", "l2") != "none" else "C0"
+    headers = ["λ", *(label for _, label in varies), f"train cost {cost}", *([] if reg else ["train acc"]),
+               f"{ev} cost {cost}", *([] if reg else [f"{ev} acc"]), "Σw²"]
+    rows = []
+    for group in groups.values():
+        r = group[0]
+        lm = r["lmbda"]
+        row = [",".join(f"{x:g}" for x in lm) if isinstance(lm, (list, tuple)) else f"{lm:g}"]
+        row += [f"{r[key]:g}" for key, _ in varies]
+        for key, kind in (("training_cost", "cost"), ("training_accuracy", "acc"), ("evaluation_cost", "cost"),
+                          ("evaluation_accuracy", "acc"), ("weight_sq_norm", "cost")):
+            if not (reg and kind == "acc"):
+                row.append(_stat(_final(group, key), kind))
+        if any(g.get("diverged") for g in group):
+            row[-1] += " (diverged)"
+        rows.append((row, group))
+    return headers, rows, seeds
 
 
 def train_table(result) -> Table:
-    """One row per run (λ, seed): final costs, accuracies and Σw²."""
-    multi_seed = len({r["seed"] for r in result.runs}) > 1
-    regression = result.config.get("regression", False)
-    table = Table(title=f"l2reg train: {result.config['dataset']}, n = {result.config['n']}, "
-                        f"{result.config['epochs']} epochs", title_justify="left")
-    # Swept optimizer settings get a column when they vary (or, for wd, whenever AdamW ran).
-    extra = [(key, label) for key, label in (("eta", "η"), ("momentum", "μ"), ("weight_decay", "wd"))
-             if len({str(r.get(key)) for r in result.runs}) > 1 or (key == "weight_decay" and key in result.runs[0])]
-    sparse = result.config.get("penalty") in ("l1", "elastic-net")
-    stopped = "stopped_epoch" in result.runs[0]
-    full_batch = "iterations" in result.runs[0]
-    table.add_column("λ", justify="right")
-    for _, label in extra:
-        table.add_column(label, justify="right")
-    if multi_seed:
-        table.add_column("seed", justify="right")
-    table.add_column("train cost", justify="right")
-    if not regression:
-        table.add_column("train acc", justify="right")
-    table.add_column(f"{result.config['eval']} cost", justify="right")
-    if not regression:
-        table.add_column(f"{result.config['eval']} acc", justify="right")
-    table.add_column("Σw²", justify="right")
-    if sparse:
-        table.add_column("w = 0", justify="right")
-    if stopped:
-        table.add_column("stopped (best)", justify="right")
-    if full_batch:
-        table.add_column("iterations", justify="right")
-    for r in result.runs:
-        lm = r["lmbda"]
-        row = [",".join(f"{x:g}" for x in lm) if isinstance(lm, (list, tuple)) else f"{lm:g}"]
-        row += [f"{r[key]:g}" for key, _ in extra]
-        if multi_seed:
-            row.append(str(r["seed"]))
-        row.append(_fmt(r["training_cost"], "cost"))
-        if not regression:
-            row.append(_fmt(r["training_accuracy"], "acc"))
-        row.append(_fmt(r["evaluation_cost"], "cost"))
-        if not regression:
-            row.append(_fmt(r["evaluation_accuracy"], "acc"))
-        row.append(_fmt(r["weight_sq_norm"], "cost"))
-        if sparse:
-            row.append(_fmt(r.get("zero_weight_fraction", []), "acc"))
+    """One row per setting (λ, η, …): final costs, accuracies and Σw² (mean ± sd over seeds when several)."""
+    headers, rows, seeds = _train_rows(result)
+    c = result.config
+    runs = result.runs
+    sparse = c.get("penalty") in ("l1", "elastic-net")
+    stopped = "stopped_epoch" in runs[0]
+    full_batch = "iterations" in runs[0]
+    seed_text = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else ""
+    table = Table(title=f"l2reg train: {c['dataset']}, n = {c['n']}, {c['epochs']} epochs{seed_text}",
+                  title_justify="left",
+                  caption=("C = C0 + penalty (λ/2n)·Σw², the cost the run minimizes; accuracies and Σw² at the last "
+                           "epoch." if c.get("penalty", "l2") != "none" else None), caption_justify="left")
+    for h in headers + (["w = 0"] if sparse else []) + (["stopped (best)"] if stopped else []) + (
+            ["iterations"] if full_batch else []):
+        table.add_column(h, justify="right")
+    for row, group in rows:
+        extra = [_stat(_final(group, "zero_weight_fraction"), "acc")] if sparse else []
         if stopped:
-            row.append(f"{r['stopped_epoch']} ({r['best_epoch']})")
+            extra.append(", ".join(f"{g['stopped_epoch']} ({g['best_epoch']})" for g in group))
         if full_batch:
-            row.append(f"{r['iterations']}" + ("" if r["converged"] else " (not converged)"))
-        table.add_row(*row)
+            extra.append(", ".join(f"{g['iterations']}" + ("" if g["converged"] else " (not converged)")
+                                   for g in group))
+        table.add_row(*row, *extra)
     return table
 
 
 def _train_rows_html(result) -> str:
-    """One row per run: λ (and the settings that vary), seed, final costs, accuracies and Σw²."""
-    runs, reg, ev = result.runs, result.config.get("regression", False), result.config["eval"]
-    extra = [(key, label) for key, label in (("eta", "η"), ("momentum", "μ"), ("weight_decay", "wd"))
-             if len({str(r.get(key)) for r in runs}) > 1]
-    seeds = len({r["seed"] for r in runs}) > 1
-    headers = ["λ", *(label for _, label in extra), *(["seed"] if seeds else []), "train cost",
-               *([] if reg else ["train acc"]), f"{ev} cost", *([] if reg else [f"{ev} acc"]), "Σw²"]
-    rows = []
-    for r in runs:
-        lm = r["lmbda"]
-        row = [",".join(f"{x:g}" for x in lm) if isinstance(lm, (list, tuple)) else f"{lm:g}"]
-        row += [f"{r[key]:g}" for key, _ in extra] + ([str(r["seed"])] if seeds else [])
-        row.append(_fmt(r["training_cost"], "cost"))
-        row += [] if reg else [_fmt(r["training_accuracy"], "acc")]
-        row.append(_fmt(r["evaluation_cost"], "cost"))
-        row += [] if reg else [_fmt(r["evaluation_accuracy"], "acc")]
-        row.append(_fmt(r["weight_sq_norm"], "cost") + (" (diverged)" if r.get("diverged") else ""))
-        rows.append(row)
-    return table_html(headers, rows)
+    """The train table as HTML (the same rows as :func:`train_table`)."""
+    headers, rows, _ = _train_rows(result)
+    return table_html(headers, [row for row, _ in rows])
 
 
 def train_report_html(result) -> str:
@@ -361,18 +354,27 @@ def explain_report_html(result) -> str:
     return html_page(f"l2reg explain: {c['dataset']}", sections)
 
 
+def _tau(x) -> str:
+    return "-" if x is None else ("∞" if x == float("inf") else f"{x:.3g}")
+
+
 def convert_table(conversion) -> Table:
-    """One row per convention: the value and its equation with numbers (caveats: :func:`convert_caveats`)."""
+    """One row per convention: the value, its equation with numbers, the code line to paste, and the decay
+    timescales τ_iter (steps) and τ_epoch (epochs). Caveats: :func:`convert_caveats`."""
     inputs = ", ".join(f"{k} = {v:g}" for k, v in conversion.inputs.items() if v is not None)
     table = Table(title=f"l2reg convert: {conversion.value:g} as {conversion.source} is λ = {conversion.lmbda:.6g}"
                         + (f" ({inputs})" if inputs else ""), title_justify="left")
-    table.add_column("convention", overflow="fold", ratio=4)
+    table.add_column("convention", overflow="fold", ratio=3)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("equation", overflow="fold", ratio=3)
+    table.add_column("code", overflow="fold", ratio=3)
+    table.add_column("τ steps", justify="right", no_wrap=True)
+    table.add_column("τ epochs", justify="right", no_wrap=True)
     for row in conversion.rows:
         value = f"{row['value']:.6g}" if row["value"] is not None else "needs " + " and ".join(
             x.split(" (")[0] for x in row["missing"])
-        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"])
+        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"], row.get("code") or "",
+                      _tau(row.get("tau_iter")), _tau(row.get("tau_epoch")))
     return table
 
 

@@ -34,7 +34,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import interrupts
 from . import network, store
 from . import validation as V
 from .data import Dataset
@@ -579,7 +580,7 @@ class SweepPlan:
 
 def plan_sweep(opts: SweepOptions) -> SweepPlan:
     """Load the data and lay out the grid × folds of checked ``opts`` (the data-dependent checks)."""
-    from .train import prepare
+    from .train import decay_warnings, prepare
 
     prep = prepare(opts)
     data, regression = prep.data, prep.regression
@@ -591,6 +592,8 @@ def plan_sweep(opts: SweepOptions) -> SweepPlan:
                           f"size); got {opts.batch_size}.")
     grid = list(opts.lmbda) if opts.lmbda is not None else default_grid(prep.n)
     etas = list(opts.eta)
+    for line in decay_warnings(replace(opts, lmbda=tuple(grid)), n_min, grid=True):
+        log.warning("%s", line)
     task = CVTask(prep.spec, opts, data.X_train, data.y_train, cv_folds, fold_seeds(opts.seed[0], k),
                   np.repeat(np.asarray(etas, np.float64), len(grid)), np.tile(np.asarray(grid, np.float64), len(etas)),
                   prep.X_eval, prep.y_eval)
@@ -643,11 +646,13 @@ def sweep_with(opts: SweepOptions, *, on_epoch=None, checkpoint_dir=None, resume
     if executor is None:
         executor = make_executor(opts, checkpoint_dir, resume=resume)
     plan = plan_sweep(opts)
+    interrupts.phase("data")
     cv = executor.cv(plan.task, on_epoch)
     score = cv.final["validation_cost" if plan.regression else "validation_accuracy"]
     choice = choose(score, cv.diverged, E=len(plan.etas), rule=opts.select, higher_is_better=not plan.regression)
     stage2 = None if on_epoch is None else (lambda ep, m: on_epoch(None if ep is None else opts.epochs + ep, m))
     refit_eta = cv.etas[choice.index]
+    interrupts.phase("refit")
     refit = executor.refit(plan.task, plan.grid, refit_eta, stage2)
     rows = _summary_rows(cv, choice, refit_eta, plan.grid, refit["final"], refit["diverged"], plan.regression,
                          plan.prep.n)

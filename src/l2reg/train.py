@@ -11,6 +11,7 @@ whose steps apply the update assembled in :mod:`l2reg.update`:
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import interrupts
 from . import store
 from . import validation as V
 from .data import Dataset, load_dataset
@@ -25,6 +27,8 @@ from .errors import ConfigError
 from .network import NetworkSpec
 from .options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_PATIENCE, MONITORS,
                       TrainOptions)
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- data and network
 
@@ -89,6 +93,38 @@ def prepare(opts: TrainOptions) -> Prepared:
     return Prepared(data, spec, X_eval, y_eval)
 
 
+def decay_warnings(opts: TrainOptions, n: int, *, grid: bool = False) -> list[str]:
+    """Settings whose decay alone shrinks the weights by more than a factor e within an epoch (τ_epoch < 1).
+
+    One line per (η, λ or wd) pair, with the numbers (:func:`l2reg.conventions.decay_timescale`,
+    every optimizer and decay scaling); ``grid`` (a sweep's λ path) sums them up in one line.
+    """
+    from .conventions import decay_timescale
+
+    if opts.full_batch or opts.lmbda_per_layer is not None:
+        return []
+    key = "weight_decay" if opts.optimizer == "adamw" else "lmbda"
+    bad = []
+    for eta, mu, value in itertools.product(opts.eta, opts.momentum or [None], opts.decay_values):
+        ts = decay_timescale(optimizer=opts.optimizer, n=n, batch_size=min(opts.batch_size, n), eta=eta,
+                             momentum=mu, decay_scaling=opts.decay_scaling or "lr", **{key: value})
+        if ts.tau_epoch is not None and ts.tau_epoch < 1:
+            bad.append((eta, value, ts))
+    if not bad:
+        return []
+    name = "wd" if key == "weight_decay" else "λ"
+    if grid:
+        low = min(v for _, v, _ in bad)
+        return [f"{len(bad)} of the {len(opts.eta) * len(opts.decay_values)} (η, {name}) pairs (from {name} = {low:g}) "
+                f"decay faster than the data can teach: τ_epoch < 1, the weights forget everything within an epoch "
+                f"(e.g. {bad[0][2].describe()})"]
+    return [f"η = {eta:g}, {name} = {value:g}: τ_epoch = {ts.tau_epoch:.3g} < 1 epoch ({ts.tau_iter:.3g} steps, "
+            f"{ts.steps_per_epoch} steps per epoch): the decay alone shrinks the weights by more than a factor e "
+            f"within an epoch, so they forget everything the data taught them; lower {name}"
+            + (" (this scaling does not multiply the decay by η)." if opts.decay_scaling == "schedule" else " or η.")
+            for eta, value, ts in bad]
+
+
 # ---------------------------------------------------------------- the result
 
 
@@ -113,10 +149,14 @@ class TrainResult:
                 "compile_seconds": self.compile_seconds}
 
     def save(self, out) -> None:
-        """Write ``out/metrics.json`` and ``out/params.npz`` (atomically, no pickle; see :func:`store.write_params`)."""
+        """Write ``out/metrics.json``, ``out/params.npz`` (atomically, no pickle; :func:`store.write_params`)
+        and ``out/report.html``."""
+        from .report import train_report_html
+
         out = Path(out)
         store.write_params(out / "params.npz", self.params, self.runs)
         store.write_json(out / "metrics.json", self.to_json())
+        store.write_text(out / "report.html", train_report_html(self))
 
 
 # ---------------------------------------------------------------- the grid
@@ -223,6 +263,9 @@ def train_with(opts: TrainOptions, *, on_epoch=None, checkpoint_dir=None, resume
     from .engine import Checkpointing, fit_stack
 
     prep = prepare(opts)
+    for line in decay_warnings(opts, prep.n):
+        log.warning("%s", line)
+    interrupts.phase("data")
     config = run_config(opts, prep)
     if opts.full_batch:
         return _train_full_batch(opts, prep, config)
