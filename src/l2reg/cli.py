@@ -518,6 +518,67 @@ def reproduce_nielsen(
     console.print(f"Done in {result.seconds:.0f} s. Wrote {', '.join(str(p) for p in written)}.", soft_wrap=True)
 
 
+# ---------------------------------------------------------------- your own PyTorch model
+
+torch_app = typer.Typer(help="Your own PyTorch model: which parameters decay, and λ by cross-validation.",
+                        no_args_is_help=True, cls=_Group)
+app.add_typer(torch_app, name="torch")
+Factory = Annotated[str, typer.Argument(help="The model factory, module:function or file.py:function (no arguments).",
+                                        metavar="MODULE:FACTORY")]
+Policy = Annotated[str, _opt(PENALTY, "Which parameters decay: l2reg (weights, never biases or norms), timm, hf, "
+                             "mingpt or nanogpt.")]
+
+
+@torch_app.command("audit", cls=_Command)
+def torch_audit(
+    factory: Factory, policy: Policy = "l2reg",
+    compare: Annotated[Optional[str], _opt(PENALTY, "Other policies to compare with, e.g. timm,hf.")] = None,
+) -> None:
+    """Every parameter of the model: decayed or not, by which rule; totals; where two policies differ."""
+    from .torch import audit, audit_tables, load_factory
+
+    others = None if compare is None else [p.strip() for p in compare.split(",") if p.strip()]
+    result = audit(load_factory(factory)(), policy, compare=others)
+    for table in audit_tables(result):
+        console.print(table)
+
+
+@torch_app.command("sweep", cls=_Command)
+def torch_sweep(
+    factory: Factory,
+    data: Annotated[Path, _opt(DATA, "A .npz with X (any shape the model takes) and y; optional X_test, y_test.")],
+    lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
+    optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
+    seed: Seed = Integers([0]), policy: Policy = "l2reg",
+    device: Annotated[str, _opt(OPTIM, "cpu, or cuda where available.")] = "cpu",
+    out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
+) -> None:
+    """Choose λ for your own PyTorch model: every λ × fold in one torch.func ensemble, then the λ path refit."""
+    _check_figures(figures)
+    opts = O.TorchSweepOptions.from_flat(dict(locals(), dataset=str(data), model=factory)).checked()
+    folder = _run_folder("torch-sweep", out, None, overwrite, "sweep.json")
+    from .torch.sweep import sweep_with
+
+    with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
+        result = sweep_with(factory, data, opts, on_epoch=on_epoch)
+    result.save(folder)
+    if figures is not None:
+        from .report import write_figures
+
+        write_figures(result, folder / "figures", fmt=figures)
+    if quiet:
+        console.print(f"Wrote {folder}/", soft_wrap=True)
+        return
+    from . import report
+
+    _notes(result.notes)
+    console.print(report.sweep_table(result))
+    console.print(result.gap_summary(), soft_wrap=True)
+    console.print(report.TEST_SET_NOTE)
+    _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
+             folder)
+
+
 # ---------------------------------------------------------------- main
 
 

@@ -42,6 +42,8 @@ SCHEDULES = ("constant", "step", "cosine")
 STOP_ON = ("accuracy", "cost")
 EVALS = ("validation", "test")
 SELECT = ("min", "1se")
+#: Which parameters of a PyTorch model decay (:mod:`l2reg.torch.groups`); a callable is allowed too.
+POLICIES = ("l2reg", "timm", "hf", "mingpt", "nanogpt")
 #: Where a sweep trains: in this process, or in blocks on a Ray cluster (:mod:`l2reg.distributed`).
 BACKENDS = ("local", "ray")
 MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
@@ -169,6 +171,8 @@ class TrainOptions:
 
 
 def _jsonable(value):
+    if callable(value):  # a user's policy or factory: by name
+        return getattr(value, "__qualname__", repr(value))
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
@@ -368,6 +372,37 @@ class SweepOptions(TrainOptions):
             if getattr(opts, key) is not None and len(getattr(opts, key)) != 1:
                 raise ConfigError(f"{key} must be one number in a sweep (the grid is λ); got {list(getattr(opts, key))!r}.")
         return replace(opts, lmbda=grid, eta=tuple(sorted(set(opts.eta))))
+
+
+@dataclass(frozen=True)
+class TorchSweepOptions(SweepOptions):
+    """:class:`SweepOptions` for your own PyTorch model (:func:`l2reg.torch.sweep`): plus ``model``
+    (``"module:function"``, when given by name), ``policy`` (which parameters decay) and ``device``.
+
+    The network options (sizes, activation, cost, init) do not apply: the model is the user's.
+    """
+
+    dataset: object = "arrays"
+    eta: tuple[float, ...] = (0.1,)
+    epochs: int = 10
+    batch_size: int = 64
+    model: str | None = None
+    policy: str = "l2reg"
+    device: str = "cpu"
+
+    def checked(self):
+        from .data import check_dataset_name
+
+        if isinstance(self.dataset, str) and self.dataset != "arrays":
+            check_dataset_name(self.dataset)
+        if isinstance(self.policy, str):
+            V.choice("policy", self.policy, POLICIES)
+        elif not callable(self.policy):
+            raise ConfigTypeError(f"policy must be one of {', '.join(POLICIES)} or a callable; got {self.policy!r}.")
+        if not isinstance(self.device, str):
+            raise ConfigTypeError(f"device must be a string such as 'cpu' or 'cuda'; got {self.device!r}.")
+        # The data is checked when it is loaded (any array shape the model takes), not as an MLP dataset.
+        return replace(SweepOptions.checked(replace(self, dataset="digits")), dataset=self.dataset)
 
 
 def parse_grid(text: str) -> tuple[float, ...]:

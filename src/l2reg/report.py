@@ -252,9 +252,10 @@ def sweep_report_html(result) -> str:
     first = headers.index("± SE") + 1
     cell_classes = [["dim" if (d and first <= j) else "" for j in range(len(headers))] for d in dims]
     etas = f" (chosen from {', '.join(f'{x:g}' for x in result.etas)})" if len(result.etas) > 1 else ""
+    model = c.get("model") or (f"sizes {'-'.join(map(str, c['sizes']))}, {c['activation']} hidden units, "
+                               f"{c['cost']} cost, init {c['init']}")
     settings = (
-        f"dataset <code>{html.escape(str(c['dataset']))}</code>, sizes {'-'.join(map(str, c['sizes']))}, "
-        f"{html.escape(c['activation'])} hidden units, {html.escape(c['cost'])} cost, init {html.escape(c['init'])}, "
+        f"dataset <code>{html.escape(str(c['dataset']))}</code>, {html.escape(model)}, "
         f"η = {c['eta']:g}{etas}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
         f"{c['folds']}-fold stratified CV (n per fold = {', '.join(map(str, sorted(set(c['n_fold']))))}), "
         f"seed {c['seed']}, {c['models_cv']} CV models + {c['models_refit']} refit models, "

@@ -9,6 +9,9 @@ torch; importing this subpackage does.
 * :func:`train_ensemble`: many (λ, η, fold) members of one model trained at
   once as a ``torch.func`` ensemble, each stepped by a real ``torch.optim``
   optimizer;
+* :func:`sweep`: choose λ for the model by k-fold cross-validation, every
+  λ × fold in one ensemble, with the same result, ``sweep.json`` and report
+  as ``l2reg sweep``;
 * :class:`DecayMonitor`: the decay and data terms of each step of an ordinary
   training loop, and the decay timescale τ.
 """
@@ -25,9 +28,10 @@ from .ensemble import EnsembleResult, Member, epoch_order, fold_seeds, train_ens
 from .factory import load_factory  # noqa: E402
 from .groups import DEFAULT_POLICY, POLICIES, Decision, classify, decay_groups, decayed_names  # noqa: E402
 from .monitor import DecayMonitor  # noqa: E402
+from .sweep import sweep  # noqa: E402
 
 __all__ = [
     "AuditResult", "DEFAULT_POLICY", "DecayMonitor", "Decision", "EnsembleResult", "Member", "POLICIES", "audit",
     "audit_tables", "classify", "decay_groups", "decayed_names", "epoch_order", "fold_seeds", "load_factory",
-    "train_ensemble",
+    "sweep", "train_ensemble",
 ]

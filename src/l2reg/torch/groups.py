@@ -59,7 +59,7 @@ from torch import nn
 from .. import validation as V
 from ..errors import ConfigError, ConfigTypeError
 
-POLICIES = ("l2reg", "timm", "hf", "mingpt", "nanogpt")
+from ..options import POLICIES  # noqa: E402  (the names live with the options, torch-free)
 DEFAULT_POLICY = "l2reg"
 
 # transformers.Trainer.get_decay_parameter_names (v5.24.0), searched in the lower-cased name.
