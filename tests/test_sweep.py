@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2reg import engine
+from l2reg import engine, network
 from stacks import cross_validate, fit_stack
 
 from l2reg.cli import main
@@ -73,13 +73,12 @@ def test_no_validation_example_reaches_its_folds_training(monkeypatch, digits):
     folds = S.make_folds(y, 3, 0, True)
     cross_validate(NetworkSpec((64, 5, 10)), X, y, lmbdas, folds, group_seeds=[0, 1, 2], eta=0.5, epochs=1,
                      batch_size=10, monitor=())
-    member = np.asarray(seen["eval_sets"]["evaluation"][2])  # (n, K)
-    L = len(lmbdas)
+    rows = seen["eval_sets"]["evaluation"][2]  # each group's held-out rows (its fold)
+    assert isinstance(rows, network.Rows) and len(seen["groups"]) == len(folds)
     for g, group in enumerate(seen["groups"]):
-        for k in range(g * L, (g + 1) * L):
-            assert member[group, k].sum() == 0  # no training example of model k is validated by it
-            assert set(np.flatnonzero(member[:, k])) == set(folds[g][1])
-            assert not set(group) & set(folds[g][1])
+        held = np.asarray(rows.idx[g])[np.asarray(rows.valid[g])]
+        assert set(held) == set(folds[g][1])  # the models of fold g are scored on its held-out rows only
+        assert not set(group) & set(held)  # and none of them trained on those rows
 
 
 # ---------------------------------------------------------------- selection

@@ -325,7 +325,11 @@ def _apply_train_size(ds: Dataset, train_size: int | None) -> Dataset:
 # --------------------------------------------------------------------------
 
 
-def _load_digits() -> Dataset:
+_DIGITS_SPLITS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+
+
+def _split_digits() -> dict[str, np.ndarray]:
+    """scikit-learn's digits, scaled to [0, 1], split 60/20/20 (stratified, random_state=0)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -334,25 +338,41 @@ def _load_digits() -> Dataset:
     y = np.asarray(y, dtype=np.int32)
     # 20% test first, then a quarter of the rest (20% of all) for validation.
     X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
-    X_train, X_val, y_train, y_val = train_test_split(
-        X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0
-    )
+    X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0)
+    return dict(zip(_DIGITS_SPLITS, (np.ascontiguousarray(a) for a in
+                                     (X_train, y_train, X_val, y_val, X_test, y_test))))
+
+
+def _digits_cache() -> Path:
+    from importlib.metadata import version
+
+    # Keyed by scikit-learn's version: its split is what the arrays must equal.
+    return default_cache_dir() / f"digits-split-sklearn-{version('scikit-learn')}.npz"
+
+
+def _load_digits() -> Dataset:
+    """The digits split, from the cache folder when an earlier run saved it (importing scikit-learn's
+    datasets takes longer than the whole rest of a one-epoch run)."""
+    path = _digits_cache()
+    arrays = None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in _DIGITS_SPLITS}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        arrays = _split_digits()
+        try:
+            from . import store
+
+            store.write_npz(path, arrays)
+        except OSError as e:  # an unwritable cache only costs time
+            logger.info("digits not cached: %s", e)
+    n = sum(len(arrays[k]) for k in ("y_train", "y_val", "y_test"))
     note = (
-        f"scikit-learn digits: {len(X)} 8x8 images scaled to [0, 1]; stratified 60/20/20 split "
-        f"(random_state=0): {len(X_train)} train, {len(X_val)} validation, {len(X_test)} test."
+        f"scikit-learn digits: {n} 8x8 images scaled to [0, 1]; stratified 60/20/20 split "
+        f"(random_state=0): {len(arrays['y_train'])} train, {len(arrays['y_val'])} validation, "
+        f"{len(arrays['y_test'])} test."
     )
-    c = np.ascontiguousarray
-    return Dataset(
-        name="digits",
-        X_train=c(X_train),
-        y_train=c(y_train),
-        X_val=c(X_val),
-        y_val=c(y_val),
-        X_test=c(X_test),
-        y_test=c(y_test),
-        n_classes=10,
-        notes=(note,),
-    )
+    return Dataset(name="digits", n_classes=10, notes=(note,), **arrays)
 
 
 # --------------------------------------------------------------------------

@@ -127,11 +127,7 @@ def batch_loss(params, x, y, w, spec: NetworkSpec, L: int):
 
 def grouped_loss(params, x, y, w, spec: NetworkSpec):
     """As :func:`batch_loss`, for a group-major stack: ``x`` ``(G, m, n_in)``, ``w`` ``(G, m)``."""
-    z = network.logits_grouped(spec, params, x)  # (G, m, L, n_out)
-    t = network.targets(spec, y, spec.sizes[-1])[:, :, None]
-    c = network.cost_per_example(spec, z, t)  # (G, m, L)
-    wk = w[:, :, None]
-    return jnp.sum(jnp.sum(c * wk, axis=1) / jnp.maximum(jnp.sum(wk, axis=1), 1.0))
+    return network.grouped_cost(spec, network.logits_grouped(spec, params, x), y, w)
 
 
 # ---------------------------------------------------------------- layouts
@@ -200,11 +196,17 @@ def step_terms(optimizer, data_only, grads, opt_state, params, *, linear: bool =
 
 @dataclass(frozen=True)
 class Stepper:
-    """One training step of a whole stack; the body of every epoch's scan."""
+    """One training step of a whole stack; the body of every epoch's scan.
+
+    ``block`` > 0: the epoch takes the blocked path instead
+    (:func:`l2reg.blocked.blocked_epoch`: plain SGD, the first layer written
+    once per ``block`` steps), the same update to float32 rounding.
+    """
 
     spec: NetworkSpec
     opt: OptimizerSpec
     layout: Layout
+    block: int = 0
 
     def __call__(self, carry, batch, *, X, Y, hyper, active, terms=False):
         """``carry`` = (params, opt_state); ``batch`` = (idx, valid) ``(G, m)`` each.
@@ -239,6 +241,12 @@ def epoch(params, opt_state, hyper, X, Y, idx, valid, keys, epoch_no, active, re
     """
     lay = stepper.layout
     batches = shuffle(keys, epoch_no, idx, valid, m)
+    if stepper.block and recorder is None:
+        from .blocked import blocked_epoch
+
+        params = blocked_epoch(params, hyper, X, Y, batches, active, spec=stepper.spec, opt=stepper.opt, L=lay.L,
+                               block=stepper.block)
+        return params, opt_state, rec_state, None  # plain SGD keeps no optimizer state
     like_p, like_s = params, opt_state
     params, opt_state, hyper = lay.enter(params), lay.enter(opt_state), lay.enter(hyper)
     body = partial(stepper, X=X, Y=Y, hyper=hyper, active=active)
@@ -423,7 +431,7 @@ class Plan:
         return self.G * self.L
 
 
-def _streams(groups):
+def streams_of(groups):
     """Index and validity arrays ``(G, n_max)`` of the G streams (padded), and each stream's length."""
     n_g = np.array([len(g) for g in groups])
     idx = np.zeros((len(groups), int(n_g.max())), np.int32)
@@ -434,19 +442,17 @@ def _streams(groups):
     return idx, valid, n_g
 
 
-def _eval_sets(X, Y, groups, L, eval_sets, monitor, dtype) -> dict:
-    """Device copies of the sets monitored each epoch; the training set is each group's own examples."""
+def _eval_sets(X, Y, streams, L, eval_sets, monitor, dtype) -> dict:
+    """Device copies of the sets monitored each epoch; the training set is each group's own rows."""
+    idx, valid, n_g = streams
     sets = {}
     if any(w.startswith("training") for w in monitor):
-        K = len(groups) * L
-        member = None
-        if not (len(groups) == 1 and len(groups[0]) == X.shape[0]):
-            member = np.zeros((X.shape[0], K), np.float32)
-            for g, ix in enumerate(groups):
-                member[ix, g * L : (g + 1) * L] = 1.0
-        sets["training"] = (X, Y, None if member is None else jnp.asarray(member, dtype))
+        whole = len(n_g) == 1 and n_g[0] == X.shape[0]
+        sets["training"] = (X, Y, None if whole else network.Rows(jnp.asarray(idx), jnp.asarray(valid)))
     for name, (Xe, Ye, me) in (eval_sets or {}).items():
-        sets[name] = (jnp.asarray(Xe, dtype), jnp.asarray(Ye), None if me is None else jnp.asarray(me, dtype))
+        if me is not None and not isinstance(me, network.Rows):
+            me = jnp.asarray(me, dtype)
+        sets[name] = (jnp.asarray(Xe, dtype), jnp.asarray(Ye), me)
     return sets
 
 
@@ -457,13 +463,14 @@ def make_plan(spec, X, Y, opts: TrainOptions, *, groups, group_seeds, members: M
     L = K // G
     dtype = jnp.float32 if X.dtype != np.float64 else jnp.float64
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y)
-    idx, valid, n_g = _streams(groups)
+    streams = streams_of(groups)
+    idx, valid, n_g = streams
     n_per_model = np.repeat(n_g, L).astype(np.float64)
     keys = jnp.stack([seed_keys(s)[1] for s in group_seeds])
     hyper = make_hyper(members.eta, members.lmbda, n_per_model, dtype, penalty=opts.penalty,
                        optimizer=opts.optimizer, momentum=members.momentum, weight_decay=members.weight_decay,
                        l1_ratio=opts.l1_ratio if opts.l1_ratio is not None else 0.5)
-    sets = _eval_sets(X, Y, groups, L, eval_sets, monitor, dtype)
+    sets = _eval_sets(X, Y, streams, L, eval_sets, monitor, dtype)
     metric_hyper = {"lmbda": jnp.asarray(members.lmbda, dtype)}
     if opts.penalty == "elastic-net":
         metric_hyper["l1_ratio"] = jnp.asarray(np.broadcast_to(np.asarray(opts.l1_ratio, np.float64), (K,)), dtype)
@@ -478,11 +485,35 @@ def make_plan(spec, X, Y, opts: TrainOptions, *, groups, group_seeds, members: M
     return plan
 
 
+#: ``L2REG_ENGINE``: ``auto`` (the blocked path where it applies and pays), ``per-step`` or ``blocked``.
+ENGINE_ENV = "L2REG_ENGINE"
+#: The blocked path pays from this many models on (bench/bench_blocked.py: slower at K = 1, even at K = 4).
+BLOCKED_MIN_MODELS = 4
+
+
+def choose_block(opt: OptimizerSpec, hyper: dict, K: int, *, recorder=None) -> int:
+    """B for the blocked first-layer path (:mod:`l2reg.blocked`), or 0 for the per-step path."""
+    import os
+
+    from . import blocked
+
+    path = os.environ.get(ENGINE_ENV, "auto")
+    if path == "per-step" or recorder is not None:
+        return 0
+    exact = blocked.applies_to(opt, jax.tree.map(np.asarray, hyper), block=blocked.DEFAULT_BLOCK)
+    if not exact and path == "blocked":
+        log.warning("%s=blocked: the blocked path needs plain SGD with L2 (or none) and a constant η; "
+                    "using the per-step path.", ENGINE_ENV)
+    return blocked.DEFAULT_BLOCK if exact and (path == "blocked" or K >= BLOCKED_MIN_MODELS) else 0
+
+
 def compile_plan(plan: Plan, params, opt_state, *, recorder=None, rec_state=None, monitor=MONITORS) -> None:
     """Compile the epoch and the monitoring of ``plan`` (ahead of the loop, so compile time is measured apart)."""
     opts = plan.opts
     steps = -(-int(plan.args[3].shape[1]) // opts.batch_size)  # optimizer steps per epoch
-    stepper = Stepper(plan.spec, OptimizerSpec.from_options(opts, steps), Layout(plan.G, plan.L))
+    opt = OptimizerSpec.from_options(opts, steps)
+    stepper = Stepper(plan.spec, opt, Layout(plan.G, plan.L), choose_block(opt, plan.args[0], plan.K,
+                                                                           recorder=recorder))
     which = tuple(monitor) + ((plan.stopper.key,) if plan.stopper is not None else ())
     epoch_fn = jax.jit(partial(epoch, stepper=stepper, m=opts.batch_size, recorder=recorder), donate_argnums=(0, 1))
     metrics_fn = jax.jit(partial(metrics, spec=plan.spec, which=which, penalty=opts.penalty,

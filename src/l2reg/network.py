@@ -26,7 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import compile_cache
+
 from .options import ACTIVATIONS, COSTS, INITS  # noqa: F401  (re-exported: the choices live with the options)
+
+compile_cache.configure()  # every jit-compiled path imports this module
 
 # The output layer that each cost goes with (quadratic is sigmoid for
 # classification, linear for regression).
@@ -192,10 +196,28 @@ def logits_grouped(spec: NetworkSpec, params, x):
     w0 = params[0]["w"]
     G, n_in, L, n_out = w0.shape
     z = jnp.matmul(x, w0.reshape(G, n_in, L * n_out)).reshape(G, x.shape[1], L, n_out) + params[0]["b"]
-    for layer in params[1:]:
+    return head_grouped(spec, z, params[1:])
+
+
+def head_grouped(spec: NetworkSpec, z, layers):
+    """The network after its first layer, group-major: output pre-activations from z1 ``(G, m, L, H)``."""
+    for layer in layers:
         a = _act(spec.activation, z)
         z = jnp.einsum("gmli,gilo->gmlo", a, layer["w"]) + layer["b"]
     return z
+
+
+def grouped_cost(spec: NetworkSpec, z, y, w):
+    """Σ over a group-major stack's models of each one's mean C0 over its group's valid rows.
+
+    ``z`` ``(G, m, L, n_out)`` output pre-activations, ``y`` the group's targets,
+    ``w`` ``(G, m)`` 1 for real rows, 0 for padding. The models share no
+    parameters, so its gradient is each model's own.
+    """
+    t = targets(spec, y, spec.sizes[-1])[:, :, None]
+    c = cost_per_example(spec, z, t)  # (G, m, L)
+    wk = w[:, :, None]
+    return jnp.sum(jnp.sum(c * wk, axis=1) / jnp.maximum(jnp.sum(wk, axis=1), 1.0))
 
 
 def outputs(spec: NetworkSpec, z):
@@ -232,7 +254,7 @@ def cost_per_example(spec: NetworkSpec, z, t):
 def correct(spec: NetworkSpec, z, y):
     """1.0 where the model's prediction is right, ``(m, K)``; zeros for regression."""
     if spec.regression:
-        return jnp.zeros(z.shape[:2], z.dtype)
+        return jnp.zeros(z.shape[:-1], z.dtype)
     return (jnp.argmax(z, axis=-1) == y).astype(z.dtype)
 
 
@@ -280,12 +302,55 @@ def _eval_chunks(spec: NetworkSpec, params, X, Y, member, chunk: int):
 def evaluate(spec: NetworkSpec, params, X, Y, member=None, chunk: int = 2048):
     """Mean C0 and accuracy of every model on ``(X, Y)``: two ``(K,)`` arrays.
 
+    ``member`` may be :class:`Rows`: each group's models are then scored on
+    its own rows only (:func:`evaluate_rows`).
+
     ``member`` ``(n, K)`` optionally weights which examples count for which
     model (cross-validation folds). The penalty is not included here; see
     :func:`l2reg.penalties.l2_cost`.
     """
+    if isinstance(member, Rows):
+        return evaluate_rows(spec, params, X, Y, member)
     chunk = max(1, min(chunk, X.shape[0]))
     return _eval_chunks(spec, params, X, Y, member, chunk)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which rows of a set each of the G groups of a stack is scored on: ``idx`` ``(G, n_max)`` and
+    ``valid`` ``(G, n_max)`` (padding False). A cross-validation fold's models read only its held-out
+    rows, not the whole set under a mask."""
+
+    idx: jax.Array
+    valid: jax.Array
+
+
+jax.tree_util.register_dataclass(Rows, data_fields=["idx", "valid"], meta_fields=[])
+
+
+def evaluate_rows(spec: NetworkSpec, params, X, Y, rows: Rows, chunk: int = 1024):
+    """Mean C0 and accuracy ``(K,)`` of each model on its own group's rows (:class:`Rows`), group-major:
+    group g's rows through its L models, one batched pass over ``chunk`` rows at a time."""
+    G, n_max = rows.idx.shape
+    chunk = max(1, min(chunk, n_max))
+    n_chunks = -(-n_max // chunk)
+    pad = n_chunks * chunk - n_max
+    idx = jnp.pad(rows.idx, ((0, 0), (0, pad))).reshape(G, n_chunks, chunk).swapaxes(0, 1)
+    valid = jnp.pad(rows.valid, ((0, 0), (0, pad))).reshape(G, n_chunks, chunk).swapaxes(0, 1)
+    grouped = to_groups(params, G)
+
+    def one(c):
+        i, v = c  # (G, chunk)
+        z = logits_grouped(spec, grouped, X[i])  # (G, chunk, L, n_out)
+        y = Y[i]
+        t = targets(spec, y, spec.sizes[-1])[:, :, None]
+        w = v.astype(X.dtype)[:, :, None]  # (G, chunk, 1)
+        ok = correct(spec, z, y[:, :, None] if y.ndim == 2 else y)
+        return jnp.sum(cost_per_example(spec, z, t) * w, 1), jnp.sum(ok * w, 1), jnp.sum(w, 1)  # (G, L) each
+
+    cost, ok, count = (p.sum(0) for p in jax.lax.map(one, (idx, valid)))  # (G, L), (G, L), (G, 1)
+    count = jnp.maximum(count, 1)
+    return (cost / count).reshape(-1), (ok / count).reshape(-1)
 
 
 def weight_sq_norms(params):

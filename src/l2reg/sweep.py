@@ -261,7 +261,8 @@ def evaluate_stack(spec: NetworkSpec, params, sets: dict) -> dict:
         return {}
     dtype = jnp.float32
     p = jax.tree.map(lambda a: jnp.asarray(a, dtype), params)
-    dev = {name: (jnp.asarray(X, dtype), jnp.asarray(Y), None if m is None else jnp.asarray(m, dtype))
+    dev = {name: (jnp.asarray(X, dtype), jnp.asarray(Y),
+                  m if m is None or isinstance(m, network.Rows) else jnp.asarray(m, dtype))
            for name, (X, Y, m) in sets.items()}
     return {name: (np.asarray(c0), np.asarray(acc)) for name, (c0, acc) in _evaluate_sets(spec, p, dev).items()}
 
@@ -274,15 +275,15 @@ def train_block(task: CVTask, block: Block, *, on_epoch=None, checkpoint=None, k
     """
     from .engine import Members, fit_stack
 
+    from .engine import streams_of
+
     folds = [task.folds[g] for g in block.folds]
     pairs = list(block.pairs)
     Lb, kb = len(pairs), len(folds)
     K = Lb * kb
-    held_out = np.zeros((len(task.X), K), np.float32)  # (n, K)
-    trained = np.zeros((len(task.X), K), np.float32)  # (n, K)
-    for g, (tr, va) in enumerate(folds):
-        held_out[va, g * Lb : (g + 1) * Lb] = 1.0
-        trained[tr, g * Lb : (g + 1) * Lb] = 1.0
+    # Each fold's models are scored on their own rows only: held out, and trained on.
+    held_out = network.Rows(*map(jnp.asarray, streams_of([va for _, va in folds])[:2]))
+    trained = network.Rows(*map(jnp.asarray, streams_of([tr for tr, _ in folds])[:2]))
     lmbda = np.tile(task.pair_lmbda[pairs], kb)
     members = Members(lmbda=lmbda, eta=np.tile(task.pair_eta[pairs], kb),
                       momentum=None if task.opts.momentum is None else np.full(K, task.opts.momentum[0]),

@@ -68,11 +68,6 @@ class OptimizerSpec:
         """The same update rule with no penalty and no weight decay (AdamW becomes Adam)."""
         return replace(self, penalty="none", name="adam" if self.name == "adamw" else self.name)
 
-    @property
-    def plain_sgd(self) -> bool:
-        """Plain SGD with coupled L2 (or none) and a constant η: the blocked fast path applies."""
-        return (self.name == "sgd" and self.penalty in ("l2", "none") and self.schedule == "constant"
-                and self.warmup_steps <= 0 and not self.penalize_biases)
 
 
 def lr_multiplier(opt: OptimizerSpec) -> Callable:
