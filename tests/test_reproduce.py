@@ -50,7 +50,7 @@ def test_quick_run_writes_table_plots_and_runs(tiny_mnist, tmp_path, capsys):
     assert "Nielsen ch. 3" in text and "82.23" in text and "quick" in text
 
     for name in ("nielsen.md", "nielsen.json", "nielsen_small.png", "nielsen_full.png", "nielsen_cv.png",
-                 "small/metrics.json", "full/metrics.json", "cv/sweep.json", "cv/metrics.json"):
+                 "small/metrics.json", "full/metrics.json", "cv/cv.json"):
         assert (out / name).is_file(), name
     assert (out / "nielsen_small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -58,11 +58,12 @@ def test_quick_run_writes_table_plots_and_runs(tiny_mnist, tmp_path, capsys):
     small, full = result["experiments"]
     assert (small["train_size"], small["epochs"], small["lmbdas"]) == (60, 2, [0.0, 0.1])
     assert (full["train_size"], full["epochs"], full["lmbdas"]) == (100, 1, [0.0, 5.0])
-    assert small["n_models"] == 4  # two λ × two seeds, one stack
+    cv = result["cv"]
+    # the experiment's two λ and the CV λ (when it is another) × two seeds, one stack
+    assert small["n_models"] == 2 * len({0.0, 0.1, cv["lmbda"]})
     row = small["rows"][1]
     assert len(row["final"]["values"]) == 2 and row["nielsen_final"] == 86.95
     assert row["peak"]["mean"] >= row["final"]["mean"]
-    cv = result["cv"]
     assert cv["folds"] == 5 and cv["lmbda"] in cv["grid"] and cv["hand_lmbda"] == 0.1
     assert "test set only reports" in cv["test_set_use"]
 

@@ -420,10 +420,29 @@ def reproduction_table(rep) -> Table:
         table.add_row("", "gain", _mean_sd_text(e.gain), f"{e.nielsen_gain:+.2f}", "", "", "", end_section=True)
     if rep.cv is not None:
         c = rep.cv
-        table.add_row(f"CV λ, {len(c.sweep.cv.folds)} folds", f"{c.lmbda:g}", _mean_sd_text(c.test),
+        table.add_row(f"CV λ, {c.folds} folds", f"{c.lmbda:g}", _mean_sd_text(c.test),
                       "", _mean_sd_text(c.peak), "", f"{c.seconds:.0f} s")
         table.add_row("CV − hand", "", _mean_sd_text(c.difference), "", "", "", "")
     return table
+
+
+def reproduction_cv_figure(choice):
+    """The small experiment's CV path: mean accuracy ± SE over the folds against λ, the choice and Nielsen's λ marked."""
+    plt = _pyplot()
+    lm, mean, se = np.array(choice.grid), np.array(choice.cv_mean), np.array(choice.cv_se)
+    x = np.where(lm > 0, lm, lm[lm > 0].min() / 3 if (lm > 0).any() else 1.0)  # λ = 0 drawn left of the log axis
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.errorbar(x, mean, yerr=se, fmt="o-", capsize=3, color="C0", label=f"{choice.folds}-fold CV accuracy (mean ± SE)")
+    ax.axvline(x[list(lm).index(choice.lmbda)], color="C3", lw=1.5, label=f"chosen ({choice.select}): λ = {choice.lmbda:g}")
+    ax.axvline(choice.hand_lmbda, color="k", ls=":", lw=1.2, label=f"Nielsen's λ = {choice.hand_lmbda:g}")
+    ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:g}" for v in lm], rotation=45)
+    ax.set_xlabel("λ (λ = 0 at the left)")
+    ax.set_ylabel("CV accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def reproduction_figure(exp_result):

@@ -122,31 +122,33 @@ class ExperimentResult:
 class CVChoice:
     """λ chosen by cross-validation on the small experiment's images alone.
 
-    ``sweep`` is the :class:`~l2reg.sweep.SweepResult`; ``train`` the run of
-    the chosen λ with the experiment's seeds; ``test`` its final test
-    accuracy (%) over the seeds, ``hand`` that of Nielsen's λ (same seeds,
-    same initial weights and mini-batches), ``difference`` paired by seed.
+    ``grid``, ``cv_mean`` and ``cv_se`` (%): the CV path (no refit: the
+    choice is all the reproduction needs); ``lmbda`` the choice; ``test``,
+    ``peak``: the chosen λ's final and peak test accuracy (%) over the seeds,
+    trained in the same stack as the experiment's own λ (same seeds, initial
+    weights and mini-batches), ``hand`` that of Nielsen's λ, ``difference``
+    paired by seed.
     """
 
     lmbda: float
     hand_lmbda: float
-    sweep: object
-    train: object
-    test: dict
-    peak: dict
-    hand: dict
-    difference: dict
+    folds: int
+    select: str
+    grid: list
+    cv_mean: list
+    cv_se: list
     seconds: float
+    test: dict | None = None
+    peak: dict | None = None
+    hand: dict | None = None
+    difference: dict | None = None
 
     def to_json(self) -> dict:
-        s = self.sweep
         return {
-            "lmbda": self.lmbda, "hand_lmbda": self.hand_lmbda, "folds": len(s.cv.folds), "grid": s.lmbdas,
-            "select": s.config.get("select"),
-            "cv_accuracy": [r["cv_accuracy_mean"] for r in s.rows],
-            "cv_accuracy_se": [r["cv_accuracy_se"] for r in s.rows],
-            "test": self.test, "peak": self.peak, "hand": self.hand, "difference": self.difference,
-            "seconds": self.seconds,
+            "lmbda": self.lmbda, "hand_lmbda": self.hand_lmbda, "folds": self.folds, "grid": self.grid,
+            "select": self.select, "cv_accuracy": [m / 100 for m in self.cv_mean],
+            "cv_accuracy_se": [x / 100 for x in self.cv_se], "test": self.test, "peak": self.peak,
+            "hand": self.hand, "difference": self.difference, "seconds": self.seconds,
             "test_set_use": "λ was chosen on the training images alone; the test set only reports.",
         }
 
@@ -178,8 +180,8 @@ class Reproduction:
 
         One PNG per experiment (``nielsen_<key>.png``) and the CV path
         (``nielsen_cv.png``). Each experiment's runs go to ``out/<key>/``
-        (``metrics.json``, ``params.npz``), the sweep and the chosen λ's runs
-        to ``out/cv/``.
+        (``metrics.json``, ``params.npz``, ``report.html``; the small one's
+        include the CV λ), the CV path to ``out/cv/cv.json``.
         """
         from . import report
 
@@ -193,11 +195,9 @@ class Reproduction:
             store.write_bytes(png, report.figure_png(report.reproduction_figure(e), dpi=110))
             written.append(png)
         if self.cv is not None:
-            (out / "cv").mkdir(exist_ok=True)
-            self.cv.sweep.save(out / "cv")
-            self.cv.train.save(out / "cv")
+            written.append(store.write_json(out / "cv" / "cv.json", self.cv.to_json()))
             png = out / "nielsen_cv.png"
-            store.write_bytes(png, report.figure_png(report.sweep_path_figure(self.cv.sweep), dpi=110))
+            store.write_bytes(png, report.figure_png(report.reproduction_cv_figure(self.cv), dpi=110))
             written.append(png)
         written.append(store.write_text(out / "nielsen.md", self.markdown()))
         written.append(store.write_json(out / "nielsen.json", self.to_json()))
@@ -240,7 +240,7 @@ def markdown_table(rep: Reproduction) -> str:
         c = rep.cv
         lines += [
             "",
-            f"λ chosen by {len(c.sweep.cv.folds)}-fold cross-validation on the "
+            f"λ chosen by {c.folds}-fold cross-validation on the "
             f"{rep.experiments[0].experiment.train_size:,} training images alone (no test data), "
             "against Nielsen's hand-picked λ (same seeds, initial weights and mini-batches):",
             "",
@@ -248,19 +248,19 @@ def markdown_table(rep: Reproduction) -> str:
             "|---:|---|---:|---:|",
             f"| {c.hand_lmbda:g} | Nielsen, by hand | {_fmt(c.hand)} | "
             f"{_fmt(rep.experiments[0].rows[1]['peak'])} |",
-            f"| {c.lmbda:g} | {len(c.sweep.cv.folds)}-fold CV ({c.sweep.config.get('select')}) | "
+            f"| {c.lmbda:g} | {c.folds}-fold CV ({c.select}) | "
             f"{_fmt(c.test)} | {_fmt(c.peak)} |",
             "",
             f"Difference (CV − hand), paired by seed: {_fmt(c.difference)} points. "
             f"CV run time: {c.seconds:.0f} s.",
             "",
-            f"Mean {len(c.sweep.cv.folds)}-fold CV accuracy (%) per λ (the choice is made on these alone):",
+            f"Mean {c.folds}-fold CV accuracy (%) per λ (the choice is made on these alone):",
             "",
-            "| λ | " + " | ".join(f"{r['lmbda']:g}" for r in c.sweep.rows) + " |",
-            "|---" * (len(c.sweep.rows) + 1) + "|",
+            "| λ | " + " | ".join(f"{lm:g}" for lm in c.grid) + " |",
+            "|---" * (len(c.grid) + 1) + "|",
             "| CV acc | " + " | ".join(
-                ("**" if r["chosen"] else "") + f"{100 * r['cv_accuracy_mean']:.1f}" + ("**" if r["chosen"] else "")
-                for r in c.sweep.rows) + " |",
+                ("**" if lm == c.lmbda else "") + f"{m:.1f}" + ("**" if lm == c.lmbda else "")
+                for lm, m in zip(c.grid, c.cv_mean)) + " |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -320,7 +320,8 @@ def nielsen(
       (50,000 images) to run.
     * ``cv``: choose λ for ``"small"`` by 5-fold cross-validation on its
       training images (grid ``cv_lmbdas``, default the sweep's: 0 plus
-      λ/n from 1e-5 to 3e-2), then train that λ with ``seeds``.
+      λ/n from 1e-5 to 3e-2; no refit: the choice is all it needs), then
+      train that λ with ``seeds`` in the small experiment's own stack.
     * ``progress``: ``progress(label, epochs)`` returns a context manager
       that yields a per-epoch callback (``on_epoch`` of :func:`~l2reg.train.train`)
       or None; the CLI passes its progress bar.
@@ -342,23 +343,22 @@ def nielsen(
 
     t_all = time.perf_counter()
     data = load_dataset(dataset, data_dir, eval="test")
+    chosen = [_sized(e, quick) for e in EXPERIMENTS if e.key in experiments]
+    choice = None
+    if cv:  # first: the CV λ then trains in the small experiment's own stack
+        small = next(e for e in chosen if e.key == "small")
+        choice = _cv_choice(small, _slice(data, small.train_size), seeds[0], cv_lmbdas, progress)
     results = []
-    for exp in EXPERIMENTS:
-        if exp.key not in experiments:
-            continue
-        if quick:
-            exp = dataclasses.replace(exp, train_size=QUICK[exp.key][0], epochs=QUICK[exp.key][1])
-        log.info("nielsen: %s, λ = %s, seeds %s", exp.title, exp.lmbdas, seeds)
-        subset = _slice(data, exp.train_size)
+    for exp in chosen:
+        extra = [choice.lmbda] if choice is not None and exp.key == "small" and choice.lmbda not in exp.lmbdas else []
+        log.info("nielsen: %s, λ = %s, seeds %s", exp.title, list(exp.lmbdas) + extra, seeds)
         t0 = time.perf_counter()
         with progress(f"{exp.train_size} images", exp.epochs) as on_epoch:
-            result = train(dataset=subset, epochs=exp.epochs, lmbda=list(exp.lmbdas), seed=seeds, eval="test",
-                           on_epoch=on_epoch, **SETTINGS)
+            result = train(dataset=_slice(data, exp.train_size), epochs=exp.epochs, lmbda=list(exp.lmbdas) + extra,
+                           seed=seeds, eval="test", on_epoch=on_epoch, **SETTINGS)
         results.append(_summarize(exp, result, time.perf_counter() - t0))
-
-    choice = None
-    if cv:
-        choice = _cv_choice(results[0], _slice(data, results[0].experiment.train_size), seeds, cv_lmbdas, progress)
+    if choice is not None:
+        _cv_test(choice, results[0])
 
     config = {"dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "seeds": seeds,
               "quick": quick, "experiments": [e.experiment.key for e in results], "cv": cv,
@@ -366,25 +366,31 @@ def nielsen(
     return Reproduction(config, results, choice, time.perf_counter() - t_all, data.notes)
 
 
-def _cv_choice(small: ExperimentResult, data: Dataset, seeds, cv_lmbdas, progress) -> CVChoice:
-    from .sweep import sweep
-    from .train import train
+def _sized(exp: Experiment, quick: bool) -> Experiment:
+    return dataclasses.replace(exp, train_size=QUICK[exp.key][0], epochs=QUICK[exp.key][1]) if quick else exp
 
-    exp = small.experiment
+
+def _cv_choice(exp: Experiment, data: Dataset, seed: int, cv_lmbdas, progress) -> CVChoice:
+    """λ by 5-fold CV on the experiment's training images (the CV stage of a sweep; no refit is needed)."""
+    from .options import SweepOptions
+    from .sweep import LocalExecutor, choose, plan_sweep
+
     t0 = time.perf_counter()
-    with progress("5-fold CV", 2 * exp.epochs) as on_epoch:
-        s = sweep(dataset=data, epochs=exp.epochs, lmbda=cv_lmbdas, folds=CV_FOLDS, seed=seeds[0],
-                  on_epoch=on_epoch, **SETTINGS)
-    lmbda = float(s.chosen_lmbda)
-    # The chosen λ with the experiment's seeds: same initial weights and
-    # mini-batches as the hand-picked runs, so the comparison is paired.
-    with progress(f"λ = {lmbda:g}", exp.epochs) as on_epoch:
-        run = train(dataset=data, epochs=exp.epochs, lmbda=[lmbda], seed=seeds, eval="test",
-                    on_epoch=on_epoch, **SETTINGS)
-    test = 100 * np.array([r["evaluation_accuracy"] for r in run.runs])  # (seeds, epochs)
-    hand_final = np.array(small.rows[1]["final"]["values"])
-    return CVChoice(
-        lmbda=lmbda, hand_lmbda=exp.lmbdas[1], sweep=s, train=run, test=_mean_sd(test[:, -1]),
-        peak=_mean_sd(test.max(axis=1)), hand=small.rows[1]["final"],
-        difference=_mean_sd(test[:, -1] - hand_final), seconds=time.perf_counter() - t0,
-    )
+    opts = SweepOptions(dataset=data, epochs=exp.epochs, lmbda=cv_lmbdas, folds=CV_FOLDS, seed=seed,
+                        **SETTINGS).checked()
+    plan = plan_sweep(opts)
+    with progress(f"{CV_FOLDS}-fold CV", exp.epochs) as on_epoch:
+        cv = LocalExecutor().cv(plan.task, on_epoch)
+    c = choose(cv.final["validation_accuracy"], cv.diverged, E=1, rule=opts.select)
+    return CVChoice(lmbda=float(plan.grid[c.index]), hand_lmbda=exp.lmbdas[1], folds=CV_FOLDS, select=opts.select,
+                    grid=[float(x) for x in plan.grid], cv_mean=list(100 * c.mean), cv_se=list(100 * c.se),
+                    seconds=time.perf_counter() - t0)
+
+
+def _cv_test(choice: CVChoice, small: ExperimentResult) -> None:
+    """The CV λ's test accuracy, from the small experiment's stack (paired with the hand-picked λ by seed)."""
+    runs = [r for r in small.train.runs if r["lmbda"] == choice.lmbda]
+    test = 100 * np.array([r["evaluation_accuracy"] for r in runs])  # (seeds, epochs)
+    hand = np.array(small.rows[1]["final"]["values"])
+    choice.test, choice.peak = _mean_sd(test[:, -1]), _mean_sd(test.max(axis=1))
+    choice.hand, choice.difference = small.rows[1]["final"], _mean_sd(test[:, -1] - hand)
