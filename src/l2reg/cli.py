@@ -238,7 +238,8 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
     try:
         yield on_epoch
     finally:
-        progress.stop()
+        if task is not None:  # a bar never drawn: rich would still print an empty line to a pipe
+            progress.stop()
 
 
 def _stopped(e: Interrupted, command: str, folder: Path) -> str:
@@ -275,9 +276,16 @@ def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: 
     return store.check_out_dir(out or _default_out(command), overwrite=overwrite, marker=marker)
 
 
-def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1):
+def _train_models(opts) -> int:
+    from .train import grid
+
+    return len(grid(opts))
+
+
+def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1, models=None):
     """The flow of train and sweep: the options checked (on ``--resume``, the run's own), the folder
-    checked, ``run(opts, ...)`` under a progress bar, the result saved. Returns ``(result, folder)``."""
+    checked, ``run(opts, ...)`` under a progress bar, the result saved. Returns ``(result, folder)``.
+    ``models(opts)``: how many models the run trains (a small run is pinned to one core)."""
     _check_figures(flat["figures"])
     opts = cls.from_flat(flat).checked()
     resume = flat["resume"]
@@ -287,6 +295,10 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
         opts = resume_options(resume, flat, _explicit(ctx), cls=cls, command=command)
         err_console.print(resume_note(resume), soft_wrap=True)
     folder = _run_folder(command, flat["out"], resume, flat["overwrite"], marker)
+    if models is not None:
+        from .engine import one_core_for
+
+        one_core_for(models(opts))
     with _progress(stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command) as on_epoch:
         try:
             interrupts.phase("options")
@@ -331,7 +343,8 @@ def train(
     from .train import train_with
 
     flat = dict(locals(), monitor=_monitor(monitor, O.MONITORS))
-    result, folder = _run(ctx, "train", O.TrainOptions, flat, train_with, marker="metrics.json")
+    result, folder = _run(ctx, "train", O.TrainOptions, flat, train_with, marker="metrics.json",
+                          models=_train_models)
     if quiet:
         return
     from . import report
@@ -411,6 +424,10 @@ def explain(
     if run is None:
         opts = O.ExplainOptions.from_flat(locals()).checked()
     folder = _run_folder("explain", out, None, overwrite, "explain.json")
+    if run is None:
+        from .engine import one_core_for
+
+        one_core_for(len(set(opts.decay_values) | {0.0}))  # the λs and their λ = 0 companion
     from . import report
     from .explain import answer, derivation, explain_run, explain_with, load_run_config
 

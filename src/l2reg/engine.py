@@ -491,6 +491,31 @@ ENGINE_ENV = "L2REG_ENGINE"
 BLOCKED_MIN_MODELS = 4
 
 
+#: ``L2REG_ONE_CORE=0`` keeps a small run on every core.
+ONE_CORE_ENV = "L2REG_ONE_CORE"
+
+
+def one_core_for(K: int) -> bool:
+    """Pin this process to one core when it trains fewer than :data:`BLOCKED_MIN_MODELS` models.
+
+    Measured (bench/bench_blocked.py, bench/bench_train.py): at m = 10 one
+    model's step is too small to share, and XLA's pool waking the second core
+    costs more than it gives (K = 1: 1.2–1.8× faster on one core). Effective
+    only before JAX's first computation, so the command line calls it (never
+    the library: it would change the affinity of the caller's process).
+    Returns whether it pinned.
+    """
+    import os
+
+    if K >= BLOCKED_MIN_MODELS or os.environ.get(ONE_CORE_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
+        return False
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return False
+    os.sched_setaffinity(0, {min(cpus)})
+    return True
+
+
 def choose_block(opt: OptimizerSpec, hyper: dict, K: int, *, recorder=None) -> int:
     """B for the blocked first-layer path (:mod:`l2reg.blocked`), or 0 for the per-step path."""
     import os

@@ -143,10 +143,11 @@ class TrainResult:
     train_seconds: float
     compile_seconds: float
     notes: tuple = ()
+    epoch_seconds: list = ()  # wall time of each epoch (training and monitoring)
 
     def to_json(self) -> dict:
         return {"config": self.config, "runs": self.runs, "train_seconds": self.train_seconds,
-                "compile_seconds": self.compile_seconds}
+                "compile_seconds": self.compile_seconds, "epoch_seconds": list(self.epoch_seconds)}
 
     def save(self, out) -> None:
         """Write ``out/metrics.json``, ``out/params.npz`` (atomically, no pickle; :func:`store.write_params`)
@@ -288,7 +289,8 @@ def train_with(opts: TrainOptions, *, on_epoch=None, checkpoint_dir=None, resume
     from .network import unstack
 
     params = [unstack(result.params, k) for k in range(len(runs))]
-    return TrainResult(config, runs, params, result.train_seconds, result.compile_seconds, prep.data.notes)
+    return TrainResult(config, runs, params, result.train_seconds, result.compile_seconds, prep.data.notes,
+                       list(result.epoch_seconds))
 
 
 def run_config(opts: TrainOptions, prep: Prepared) -> dict:
