@@ -170,7 +170,8 @@ def test_record_every_unused_parameters_and_remove(tmp_path):
     data = json.loads(mon.write_json(tmp_path).read_text())
     assert data["recorded_steps"] == 3 and data["answer"]
     page = mon.write_html(tmp_path / "m.html").read_text()
-    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert page.lower().startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert "What weight decay did" in page and 'id="monitor-away"' in page  # the explain report's page
 
 
 @pytest.mark.parametrize("args,error,message", [

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 
 import numpy as np
@@ -148,50 +146,50 @@ def _answer(s: dict) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
-def _plot(history: dict, key: str, ylabel: str) -> str:
-    from matplotlib.figure import Figure
+def _plot(history: dict, key: str, ylabel: str, fig_id: str) -> str:
+    """One line per tensor over the recorded steps, as a figure of the project's reports."""
+    from ..plots import WIDTH, pyplot
+    from ..report_pages import figure_html
 
-    fig = Figure(figsize=(7, 3.2))
-    ax = fig.subplots()
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     for name, ys in history[key].items():
         ys = np.array([np.nan if y is None else y for y in ys], float)
         if np.isfinite(ys).any():
-            ax.plot(history["step"], ys, label=name, lw=1)
+            ax.plot(history["step"], ys, label=name, lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return f'<img alt="{html.escape(ylabel)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=10, ncol=3)
+    return figure_html(fig, fig_id, f"{ylabel} per recorded step, one line per parameter tensor.")
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "–" if v is None else str(v)
 
 
 def _table(rows: list, cols: list) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape("–" if v is None else str(v))
+    from ..report_pages import table_html
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return table_html(cols, [[_cell(r.get(c)) for c in cols] for r in rows])
 
 
 def html_report(s: dict) -> str:
-    """A self-contained page: the answer, per-group and per-tensor tables, two plots."""
-    parts = [f"<h1>What weight decay did: {html.escape(s['optimizer'])}, {s['steps']} steps "
-             f"({s['recorded_steps']} recorded)</h1>",
-             "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s["answer"]) + "</ul>"]
+    """The monitor's report, in the page of l2reg's explain report: the answer, the tables, two figures."""
+    from ..report_pages import html_page
+
+    sections = [(None, "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s["answer"]) + "</ul>")]
     if s["groups"]:
-        parts.append("<h2>Parameter groups</h2>" + _table(s["groups"], [
+        sections.append(("Parameter groups", _table(s["groups"], [
             "index", "lr", "weight_decay", "split", "n_weights", "frac_away", "frac_grow", "mean_abs_decay",
-            "mean_abs_data", "decay_to_data", "timescale_text"]))
-        parts.append("<h2>Per tensor</h2>" + _table(s["layers"], [
+            "mean_abs_data", "decay_to_data", "timescale_text"])))
+        sections.append(("Per tensor", _table(s["layers"], [
             "name", "group", "decayed", "n_weights", "frac_away", "frac_grow", "mean_abs_decay", "mean_abs_data",
-            "decay_to_data", "frac_zero_data", "weight_norm_first", "weight_norm"]))
-        parts.append(_plot(s["history"], "frac_away", "fraction pushed away from zero"))
-        parts.append(_plot(s["history"], "weight_norm", "‖w‖"))
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;"
-             "font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>l2reg decay monitor</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+            "decay_to_data", "frac_zero_data", "weight_norm_first", "weight_norm"])))
+        sections.append(("Away from zero", _plot(s["history"], "frac_away", "fraction pushed away from zero",
+                                                 "monitor-away")))
+        sections.append(("‖w‖ per tensor", _plot(s["history"], "weight_norm", "‖w‖", "monitor-norms")))
+    return html_page(f"What weight decay did: {s['optimizer']}, {s['steps']} steps ({s['recorded_steps']} recorded)",
+                     sections)

@@ -252,15 +252,18 @@ class DecayMonitor:
         path = Path(path)
         if path.is_dir():
             path = path / "decay_monitor.json"
-        path.write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False, allow_nan=True))
-        return path
+        from .. import store
+
+        return store.write_bytes(path, json.dumps(self.summary(), indent=2, ensure_ascii=False).encode())
 
     def write_html(self, path) -> Path:
-        """Write a small self-contained HTML report (``path`` a file, or a folder for ``decay_monitor.html``)."""
+        """Write the self-contained report, in the page of ``l2reg explain``'s (``path`` a file, or a folder
+        for ``decay_monitor.html``)."""
         from ._monitor_summary import html_report
 
         path = Path(path)
         if path.is_dir():
             path = path / "decay_monitor.html"
-        path.write_text(html_report(self.summary()), encoding="utf-8")
-        return path
+        from .. import store
+
+        return store.write_text(path, html_report(self.summary()))
