@@ -563,7 +563,8 @@ def torch_audit(
 @torch_app.command("sweep", cls=_Command)
 def torch_sweep(
     factory: Factory,
-    data: Annotated[Path, _opt(DATA, "A .npz with X (any shape the model takes) and y; optional X_test, y_test.")],
+    data: Annotated[str, _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and y_test; "
+                                    "or digits, mnist, fashion-mnist.")],
     lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: Policy = "l2reg",

@@ -57,7 +57,16 @@ class TorchData:
 
 
 def load_data(data) -> TorchData:
-    """``data``: a ``.npz`` path (``X``, ``y``, optional ``X_test``, ``y_test``) or a tuple ``(X, y[, X_test, y_test])``."""
+    """``data``: a ``.npz`` path (``X``, ``y``, optional ``X_test``, ``y_test``), a tuple
+    ``(X, y[, X_test, y_test])``, or a built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``:
+    features as l2reg loads them, validation rows added to training)."""
+    if isinstance(data, str) and data.strip().lower() in ("digits", "mnist", "fashion-mnist"):
+        from ..data import load_dataset
+
+        d = load_dataset(data)
+        X = np.concatenate([d.X_train, d.X_val])
+        return TorchData(X, np.concatenate([d.y_train, d.y_val]).astype(np.int64), d.X_test,
+                         d.y_test.astype(np.int64), d.notes)
     if isinstance(data, (str, Path)):
         path = Path(data)
         if path.suffix.lower() != ".npz" or not path.is_file():
