@@ -142,7 +142,7 @@ def pages(runs, tmp_path_factory):
         folder = tmp_path_factory.mktemp(kind)
         result.save(folder)
         if kind.startswith("train"):
-            (folder / "report.html").write_text(report.train_report_html(result), encoding="utf-8")
+            (folder / "report.html").write_text(report.train_report_html(result, figures=True), encoding="utf-8")
             name = "metrics.json"
         elif kind.startswith("sweep"):
             name = "sweep.json"  # save() wrote report.html too
@@ -457,3 +457,9 @@ def test_figures_and_charts_are_shown_at_full_width(opened, kind, pages):
                                          "els => els.map(e => e.getBoundingClientRect().width)")
     assert charts and min(charts) * 13 / 620 >= 11  # their 13-unit text is 11 px or more on screen
     assert not o.errors, o.errors
+
+
+def test_train_report_draws_its_charts_in_the_page_by_default(runs):
+    """l2reg train's report.html: the runs and the explorer's charts, without the slower static figures."""
+    page = report.train_report_html(runs["train"])
+    assert "<figure" not in page and 'id="l2reg-explorer-data"' in page and "--figures png" in page

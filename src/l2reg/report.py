@@ -105,8 +105,13 @@ def _train_rows_html(result) -> str:
     return table_html(headers, [row for row, _ in rows])
 
 
-def train_report_html(result) -> str:
-    """The train report: settings, one row per run, the λ explorer and the figures, self-contained."""
+def train_report_html(result, *, figures: bool = False) -> str:
+    """The train report: settings, one row per run and the λ explorer (its charts, drawn in the page, are the
+    learning curves, Σw² and the weight histogram of every run), self-contained.
+
+    ``figures`` adds the static matplotlib figures too; by default they are left out, because drawing them
+    takes longer than a short run itself (``l2reg train --figures png`` writes them as files).
+    """
     c = result.config
     eta = c["eta"] if not isinstance(c["eta"], list) else ", ".join(f"{x:g}" for x in c["eta"])
     settings = (
@@ -124,7 +129,12 @@ def train_report_html(result) -> str:
                        f'their settings alone. The cost is C = C0 + (λ/2n)·Σw², n = {c["n"]}.</p>'),
                 ("The runs, one row per λ", _train_rows_html(result)),
                 ("Explore λ", explorer_section(explorer.train_data(result)))]
-    sections += figure_sections(train_figures(result))
+    if figures:
+        sections += figure_sections(train_figures(result))
+    else:
+        sections.append(("Figures", '<p class="note">The static figures of this run (learning curves, Σw², '
+                                    'histograms) are written as files by <code>l2reg train --figures png</code> '
+                                    '(or <code>svg</code>).</p>'))
     return html_page(f"l2reg train: {c['dataset']}", sections)
 
 
