@@ -820,17 +820,7 @@ def _load_idx_dataset(name: str, data_dir: str | os.PathLike | None) -> Dataset:
         f"{name} from {folder}: the first {len(X_train)} training images train, the last {len(X_val)} "
         f"validate (Nielsen's split), the {len(X_test)} t10k images test; pixels scaled to [0, 1]."
     )
-    return Dataset(
-        name=name,
-        X_train=X_train,
-        y_train=y_train,
-        X_val=X_val,
-        y_val=y_val,
-        X_test=X_test,
-        y_test=y_test,
-        n_classes=10,
-        notes=(note,),
-    )
+    return Dataset(name, X_train, y_train, X_val, y_val, X_test, y_test, n_classes=10, notes=(note,))
 
 
 # --------------------------------------------------------------------------
@@ -1050,17 +1040,7 @@ def _build_user_dataset(path: Path, arrays: dict[str, np.ndarray], eval_: str) -
             X_val, y_val = X_ev, y_ev
         else:
             X_test, y_test = X_ev, y_ev
-    return Dataset(
-        name=label,
-        X_train=X_train,
-        y_train=y_train,
-        X_val=X_val,
-        y_val=y_val,
-        X_test=X_test,
-        y_test=y_test,
-        n_classes=n_classes,
-        notes=tuple(notes),
-    )
+    return Dataset(label, X_train, y_train, X_val, y_val, X_test, y_test, n_classes=n_classes, notes=tuple(notes))
 
 
 def _hold_out(
