@@ -1,17 +1,30 @@
-"""The catalogue of bad inputs (issue 7): each is one clear line on stderr and exit code 2,
-never a traceback, and nothing is written half-way."""
+"""The catalogue of bad inputs (issues 7 and 13): each is one clear line on stderr and exit code 2,
+never a traceback, and no file or folder is created or changed anywhere.
+
+Each case runs in a fresh working folder without ``--out`` (so a default
+``runs/COMMAND-TIME`` folder would show up there), with this module's
+(warm) download cache; the listing of the working folder, the cache, the
+data files and the runs that ``--resume`` points at (with every file's size
+and modification time) is compared before and after.
+"""
 
 import gzip
+import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import l2reg
 from l2reg.cli import main
+from l2reg.data import load_dataset
 
 TRAIN = ["train", "--epochs", "1", "--train-size", "100", "-q"]
 SWEEP = ["sweep", "--epochs", "1", "--train-size", "100", "--folds", "2", "-q"]
+EXPLAIN = ["explain", "--epochs", "1", "--train-size", "100", "-q"]
 
 
 def _idx(magic_dims: tuple, shape: tuple, data: bytes) -> bytes:
@@ -66,7 +79,6 @@ def files(tmp_path_factory):
 # (argv, expected text in the one-line error); "{name}" is replaced by the fixture's path.
 CASES = [
     # train: out of range, wrong type, NaN, inf
-    (TRAIN + ["--lmbda", "-1"], "lmbda must be a finite number >= 0; got -1.0."),
     (TRAIN + ["--lmbda", "nan"], "lmbda must be a finite number >= 0; got nan."),
     (TRAIN + ["--lmbda", "inf"], "lmbda must be a finite number >= 0; got inf."),
     (TRAIN + ["--lmbda", "five"], "--lmbda must be a comma-separated list of numbers"),
@@ -77,7 +89,6 @@ CASES = [
     (TRAIN + ["--batch-size", "101"], "batch_size must be an integer between 1 and 100; got 101."),
     (TRAIN + ["--batch-size", "2.5"], "'--batch-size'"),
     (TRAIN + ["--epochs", "-3"], "epochs must be an integer >= 1; got -3."),
-    (TRAIN + ["--sizes", "784,30,10"], "do not fit the data"),
     (TRAIN + ["--sizes", "64,0,10"], "sizes must be an integer >= 1"),
     (TRAIN + ["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
     (TRAIN + ["--eval", "train"], "eval must be"),
@@ -117,22 +128,156 @@ CASES = [
     # output folders
     (TRAIN + ["--out", "{a-file}"], "is a file"),
     (TRAIN + ["--out", "{a-file}/sub"], "is not writable"),
+    # issue 13: what a newcomer types in the first hour, for each command that trains
+    *[(base + args, message) for base in (TRAIN, SWEEP, EXPLAIN) for args, message in [
+        (["--lmbda", "-1"], "lmbda must be a finite number >= 0; got -1.0."),
+        (["--epochs", "0"], "epochs must be an integer >= 1; got 0."),
+        (["--sizes", "784,30,10"], "sizes 784,30,10 do not fit the data: the first must be 64 (features)"),
+        (["--dataset", "mnsit"], "unknown dataset 'mnsit'"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent"],
+         "mnist: data folder /nonexistent (from data_dir) does not exist."),
+    ]],
+    (EXPLAIN + ["--lmbda", "0"], "explain needs a lmbda > 0 to explain"),
+    # --resume of the wrong kind of folder names the right command; a differing option is named
+    (["train", "--resume", "{sweep-stopped}", "-q"],
+     "{sweep-stopped} holds an interrupted l2reg sweep; resume it with: l2reg sweep --resume {sweep-stopped}"),
+    (["train", "--resume", "{sweep-done}", "-q"], "{sweep-done} holds a finished l2reg sweep, not an l2reg train."),
+    (["sweep", "--resume", "{train-stopped}", "-q"],
+     "{train-stopped} holds an interrupted l2reg train; resume it with: l2reg train --resume {train-stopped}"),
+    (["sweep", "--resume", "{train-done}", "-q"], "{train-done} holds a finished l2reg train, not an l2reg sweep."),
+    (["train", "--resume", "{train-stopped}", "--lmbda", "1", "-q"],
+     "cannot resume: option lmbda differs (checkpoint has [0.0, 1.0], this run has [1.0])."),
+    (["train", "--resume", "{train-done}", "--lmbda", "1", "-q"], "cannot resume: option lmbda differs"),
+    (["train", "--resume", "{train-stopped}", "--batch-size", "5", "-q"],
+     "cannot resume: option batch_size differs (checkpoint has 10, this run has 5)."),
+    (["sweep", "--resume", "{sweep-stopped}", "--folds", "3", "-q"], "cannot resume: option folds differs"),
+    (["train", "--resume", "{empty-folder}", "-q"], "no checkpoint there (checkpoint.npz); nothing to resume."),
 ]
 
 
-@pytest.mark.parametrize("argv,message", CASES, ids=[" ".join(a[1 if a[0] != "train" else 0 :]) for a, _ in CASES])
-def test_bad_input_gives_one_line_and_exit_2(files, tmp_path, capsys, argv, message):
-    for name, path in files.items():
-        argv = [a.replace("{" + name + "}", str(path)) for a in argv]
-    if "--out" not in argv and argv[0] in ("train", "sweep", "explain"):
-        argv += ["--out", str(tmp_path / "out")]
+def _fill(text: str, paths: dict) -> str:
+    for name, path in paths.items():
+        text = text.replace("{" + name + "}", str(path))
+    return text
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The download cache of this module, warm (digits' split is cached on first use, as a download would be)."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("L2REG_CACHE", str(folder))
+        mp.delenv("L2REG_DATA", raising=False)
+        load_dataset("digits")
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, cache):
+    """Run folders for --resume: a train and a sweep (lmbda 0,1), each finished and as if stopped."""
+    d = tmp_path_factory.mktemp("runs")
+    kept = {"train": TRAIN + ["--lmbda", "0,1"], "sweep": SWEEP + ["--lmbda", "0,1"]}
+    f = {}
+    for command, argv in kept.items():
+        assert main(argv + ["--keep-checkpoints", "--out", str(d / "kept")]) == 0
+        f[f"{command}-done"] = shutil.copytree(d / "kept", d / f"{command}-done")
+        f[f"{command}-stopped"] = shutil.copytree(d / "kept", d / f"{command}-stopped")
+        for p in f[f"{command}-done"].glob("checkpoint*.npz"):  # as a finished run leaves it
+            p.unlink()
+        for p in f[f"{command}-stopped"].iterdir():  # as if stopped before its results were written
+            if not p.name.startswith("checkpoint"):
+                p.unlink()
+        shutil.rmtree(d / "kept")
+    f["empty-folder"] = d / "empty-folder"
+    f["empty-folder"].mkdir()
+    return f
+
+
+def _tree(*roots: Path) -> dict:
+    """Every file and folder under ``roots``; a file with its size and modification time."""
+    listing = {}
+    for root in roots:
+        for p in [root, *root.rglob("*")]:
+            listing[str(p)] = None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
+    return listing
+
+
+@pytest.fixture
+def nowhere(tmp_path, monkeypatch, files, runs, cache):
+    """A fresh working folder; returns a check that nothing appeared or changed there, in the download cache,
+    beside the data files or in the run folders."""
+    monkeypatch.chdir(tmp_path)
+    roots = (tmp_path, cache, files["a-file"].parent, runs["empty-folder"].parent)
+    before = _tree(*roots)
+
+    def unchanged():
+        after = _tree(*roots)
+        assert after == before, sorted(set(after.items()) ^ set(before.items()))
+
+    return unchanged
+
+
+@pytest.mark.parametrize("argv,message", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_gives_one_line_and_exit_2_and_creates_nothing(files, runs, nowhere, capsys, argv, message):
+    paths = {**files, **runs}
+    argv = [_fill(a, paths) for a in argv]
     assert main(argv) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    assert message in err, err
-    out = tmp_path / "out"
-    assert not out.exists() or not any(p.suffix in (".json", ".npz", ".html") for p in out.iterdir())
+    assert _fill(message, paths) in err, err
+    assert captured.out == ""
+    nowhere()
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_resume_of_a_finished_run_says_so_and_rewrites_nothing(runs, nowhere, capsys, command):
+    folder = runs[f"{command}-done"]
+    assert main([command, "--resume", str(folder), "-q"]) == 0
+    result = "metrics.json" if command == "train" else "sweep.json"
+    assert capsys.readouterr().err.strip() == f"{folder} is already complete ({result}); nothing to resume."
+    nowhere()
+
+
+# Through a pipe, as a script or CI sees it (no -q: no progress bar may start either).
+PIPED = [
+    (["train", "--lmbda", "-1"], "error: lmbda must be a finite number >= 0; got -1.0."),
+    (["sweep", "--epochs", "0"], "error: epochs must be an integer >= 1; got 0."),
+    (["explain", "--dataset", "mnsit"], "error: unknown dataset 'mnsit'"),
+    (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], "error: mnist: data folder /nonexistent"),
+    (["train", "--sizes", "784,30,10", "--train-size", "100"], "error: sizes 784,30,10 do not fit the data"),
+    (["train", "--batch-size", "2.5"], "error: Invalid value for '--batch-size'"),
+    (["train", "--resume", "{sweep-stopped}"], "error: {sweep-stopped} holds an interrupted l2reg sweep"),
+]
+
+
+@pytest.mark.parametrize("argv,message", PIPED, ids=[" ".join(a) for a, _ in PIPED])
+def test_error_is_one_line_on_a_piped_stderr(runs, nowhere, argv, message):
+    argv = [_fill(a, runs) for a in argv]
+    done = subprocess.run([sys.executable, "-m", "l2reg._entry", *argv], check=False, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(_fill(message, runs)) and done.stderr.count("\n") == 1, repr(done.stderr)
+    assert done.stderr.endswith("\n")
+    nowhere()
+
+
+_BEFORE_JAX = """
+import sys
+from l2reg.cli import main
+code = main(sys.argv[1:])
+print(code, "jax" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "explain"])
+def test_a_bad_option_fails_before_jax_is_imported(nowhere, command):
+    done = subprocess.run([sys.executable, "-c", _BEFORE_JAX, command, "--lmbda", "-1", "-q"], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout == "2 False\n", (done.stdout, done.stderr)
+    assert done.stderr == "error: lmbda must be a finite number >= 0; got -1.0.\n"
+    nowhere()
 
 
 def test_catalogue_is_large_enough():

@@ -130,6 +130,8 @@ class AlreadyComplete(Exception):
 def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
     """The options a run in ``run_dir`` was started with, and whether it finished."""
     name, finished = FILES[command]
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such folder; nothing to resume.")
     if (run_dir / finished).is_file():
         try:
             doc = json.loads((run_dir / finished).read_text())
@@ -138,11 +140,11 @@ def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
             raise DataError(f"{run_dir / finished} is not an l2reg {command} result: {e}.") from None
     if not (run_dir / name).is_file():
         for other, (other_name, other_finished) in FILES.items():
+            if other != command and (run_dir / other_finished).is_file():
+                raise ConfigError(f"{run_dir} holds a finished l2reg {other}, not an l2reg {command}.")
             if other != command and (run_dir / other_name).is_file():
                 raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: "
                                   f"l2reg {other} --resume {run_dir}")
-            if other != command and (run_dir / other_finished).is_file():
-                raise ConfigError(f"{run_dir} holds a finished l2reg {other}, not an l2reg {command}.")
         raise DataError(f"{run_dir}: no checkpoint there ({name}); nothing to resume.")
     return read_meta(run_dir / name).get("config", {}), False
 

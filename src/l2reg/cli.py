@@ -276,6 +276,18 @@ def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: 
     return store.check_out_dir(out or _default_out(command), overwrite=overwrite, marker=marker)
 
 
+def _train_with(opts, **kw):
+    from .train import train_with  # JAX: imported only once the options are checked
+
+    return train_with(opts, **kw)
+
+
+def _sweep_with(opts, **kw):
+    from .sweep import sweep_with
+
+    return sweep_with(opts, **kw)
+
+
 def _train_models(opts) -> int:
     from .train import grid
 
@@ -340,10 +352,8 @@ def train(
     keep_checkpoints: KeepCheckpoints = False, figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Train networks on C = C0 + (λ/2n)·Σw² (or L1, elastic net), every λ at once."""
-    from .train import train_with
-
     flat = dict(locals(), monitor=_monitor(monitor, O.MONITORS))
-    result, folder = _run(ctx, "train", O.TrainOptions, flat, train_with, marker="metrics.json",
+    result, folder = _run(ctx, "train", O.TrainOptions, flat, _train_with, marker="metrics.json",
                           models=_train_models)
     if quiet:
         return
@@ -373,10 +383,8 @@ def sweep(
     figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the λ path is refit."""
-    from .sweep import sweep_with
-
     flat = dict(locals(), monitor=_monitor(monitor, O.CV_MONITOR))
-    result, folder = _run(ctx, "sweep", O.SweepOptions, flat, sweep_with, marker="sweep.json", stages=2)
+    result, folder = _run(ctx, "sweep", O.SweepOptions, flat, _sweep_with, marker="sweep.json", stages=2)
     if quiet:
         return
     from . import report

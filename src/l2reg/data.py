@@ -281,8 +281,12 @@ def check_dataset_name(name, data_dir=None, train_size=None) -> None:
     elif name and path.is_file():
         raise ConfigError(f"unsupported data file {name!r}; expected a .npz or .csv file.")
     else:
+        import difflib
+
+        close = difflib.get_close_matches(key, BUILTIN_DATASETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"unknown dataset {name!r}; expected digits, mnist, fashion-mnist, or a path to a .npz or .csv file."
+            f"unknown dataset {name!r}{hint}; expected digits, mnist, fashion-mnist, or a path to a .npz or .csv file."
         )
 
 
