@@ -279,3 +279,25 @@ def test_adamw_decay_term_is_minus_eta_wd_w():
     assert "decoupled, not in the cost" in first and f"{eta * wd:.4g}·w" in first
     meta = r.to_json()
     assert [m.get("weight_decay") for m in meta["models"]] == [0.0, wd] and "answer" in meta["models"][1]
+
+
+@pytest.mark.parametrize("train_args,key", [
+    (["--optimizer", "momentum", "--momentum", "0.8", "--eta", "0.1", "--lmbda", "0,2"], "lmbda"),
+    (["--optimizer", "adamw", "--eta", "0.003", "--weight-decay", "0.01,0.1"], "weight_decay"),
+    (["--optimizer", "nesterov", "--eta", "0.05,0.1", "--lmbda", "1"], "lmbda"),
+])
+def test_explain_run_reproduces_momentum_and_adamw_runs(tmp_path, capsys, train_args, key):
+    """params.npz records every run's settings (λ, seed, η, μ, wd), so explain --run re-runs any optimizer's run
+    and finds the stored weights it reproduces."""
+    run, out = tmp_path / "run", tmp_path / "ex"
+    assert main(["train", "--train-size", "120", "--epochs", "2", "-q", "--out", str(run), *train_args]) == 0
+    if "0.05,0.1" in train_args:  # several η: explain re-runs one η only, and says so
+        assert main(["explain", "--run", str(run), "--out", str(out), "-q"]) == 2
+        assert "several η" in capsys.readouterr().err
+        return
+    assert main(["explain", "--run", str(run), "--out", str(out), "-q"]) == 0
+    doc = json.loads((out / "explain.json").read_text())
+    with np.load(run / "params.npz") as z:
+        stored = sorted(float(v) for v in z[key])
+    assert doc["reproduced"]["max_abs_diff"] < 1e-5
+    assert set(doc["reproduced"]["lmbda"]) == set(stored)  # every stored run found and reproduced
