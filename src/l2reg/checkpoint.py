@@ -119,6 +119,9 @@ def remove_all(run_dir) -> list[Path]:
     return gone
 
 
+#: Options a resume may change: where the cluster is does not change the result.
+MAY_CHANGE = {"address"}
+
 #: The checkpoint files of each command, and the file a finished run leaves.
 FILES = {"train": (FILENAME, "metrics.json"), "sweep": ("checkpoint-cv.npz", "sweep.json")}
 
@@ -175,7 +178,7 @@ def resume_options(run_dir, given: dict, explicit: set, *, cls, command: str):
     saved, finished = _saved_options(run_dir, command)
     merged = cls.from_flat({k: saved.get(k, v) if k not in explicit else v for k, v in given.items()}).checked()
     config = merged.to_config()
-    for key in sorted(explicit):
+    for key in sorted(explicit - MAY_CHANGE):
         if key in saved and key in config and config[key] != saved[key]:
             raise ConfigError(f"cannot resume: option {key} differs (checkpoint has {saved[key]!r}, "
                               f"this run has {config[key]!r}).")

@@ -262,6 +262,32 @@ def _trained(what: str, result, folder: Path) -> None:
                   f"Wrote {folder}/: {files}.", soft_wrap=True)
 
 
+@contextmanager
+def _block_progress(quiet: bool):
+    """A Rich progress bar over a cluster's finished blocks; yields the ``on_block(done, total, cluster)`` hook."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]blocks"), MofNCompleteColumn(), BarColumn(),
+                        TextColumn("{task.fields[cluster]}"), TimeElapsedColumn(), console=err_console)
+    task = None
+
+    def on_block(done: int, total: int, cluster: str) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("blocks", total=total, cluster=cluster)
+        progress.update(task, completed=done, total=total, cluster=cluster)
+
+    try:
+        yield on_block
+    finally:
+        if task is not None:
+            progress.stop()
+
+
 def _notes(notes) -> None:
     for note in notes:
         err_console.print(note, soft_wrap=True)
@@ -311,10 +337,13 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
         from .engine import one_core_for
 
         one_core_for(models(opts))
-    with _progress(stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command) as on_epoch:
+    blocks = getattr(opts, "backend", "local") == "ray"
+    with (_block_progress(flat["quiet"]) if blocks else _progress(
+            stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command)) as hook:
         try:
             interrupts.phase("options")
-            result = run(opts, on_epoch=on_epoch, checkpoint_dir=folder, resume=resume is not None)
+            kw = {"on_block": hook} if blocks else {"on_epoch": hook}
+            result = run(opts, checkpoint_dir=folder, resume=resume is not None, **kw)
         except Interrupted as e:
             raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
     result.save(folder)

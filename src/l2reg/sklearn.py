@@ -331,10 +331,17 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
 
     ``penalty``, ``optimizer`` and the options after them are
     :class:`L2MLPClassifier`'s (no early stopping); CV models and refit use them alike.
+
+    ``backend="ray"`` trains the pairs × folds on a Ray cluster, one task per
+    fold × ``block_size`` pairs (None: all of a fold's pairs), to the same
+    scores within float32 tolerance (:class:`l2reg.distributed.RayExecutor`;
+    ``address`` "auto", HOST:PORT, or None for this machine); the refit stays
+    in process.
     """
 
     __init__ = _storing_init({"lmbda": None, "cv": DEFAULT_FOLDS, "select": "min",
-                              **{k: v for k, v in PARAMS.items() if k != "lmbda" and k not in _STOPPING}})
+                              **{k: v for k, v in PARAMS.items() if k != "lmbda" and k not in _STOPPING},
+                              "backend": "local", "address": None, "block_size": None})
 
     def _grid(self, n: int) -> list[float]:
         from .sweep import check_grid, default_grid
@@ -345,9 +352,24 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
             return default_grid(n, V.integer("lmbda", self.lmbda, low=1))
         return check_grid(self.lmbda)
 
-    def fit(self, X, y):
-        from .sweep import SELECT, choose, cross_validate
+    def _cross_validate(self, spec, X, Y, opts, folds, **pairs):
+        """Every pair × fold: in process (one stack), or on Ray in blocks."""
+        from .sweep import CVTask, cross_validate
 
+        if self.backend == "local":
+            return cross_validate(spec, X, Y, opts, folds, **pairs)
+        from .distributed import RayExecutor
+
+        executor = RayExecutor(address=self.address, block_size=self.block_size, expect_refit=False)
+        task = CVTask(spec, opts, X, Y, list(folds), list(pairs["group_seeds"]),
+                      np.asarray(pairs["pair_eta"], np.float64), np.asarray(pairs["pair_lmbda"], np.float64))
+        return executor.cv(task)
+
+    def fit(self, X, y):
+        from .distributed import check_backend
+        from .sweep import SELECT, choose
+
+        check_backend(self.backend, self.address, self.block_size)
         X, Y = self._encode(X, y)
         V.choice("select", self.select, SELECT)
         grid = self._grid(len(X))
@@ -361,8 +383,8 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
         m = min(int(V.integer("batch_size", self.batch_size, low=1)), min(len(tr) for tr, _ in folds))
         opts = self._options(X.shape[1], len(self.classes_), lmbda=pair_lmbda, eta=etas, batch_size=m)
         seed = _seed(self.random_state)
-        run = cross_validate(self._spec(opts), X, Y, opts, folds, pair_lmbda=pair_lmbda, pair_eta=pair_eta,
-                             group_seeds=[seed] * len(folds))
+        run = self._cross_validate(self._spec(opts), X, Y, opts, folds, pair_lmbda=pair_lmbda, pair_eta=pair_eta,
+                                   group_seeds=[seed] * len(folds))
         val = run.final["validation_accuracy"]  # (E·L, k)
         choice = choose(val, run.diverged, E=E, rule=self.select)
         self.cv_results_ = _cv_results(val, run.final["training_accuracy"], choice, pair_eta, pair_lmbda,

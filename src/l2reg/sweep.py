@@ -639,13 +639,14 @@ class LocalExecutor:
 
 
 def sweep_with(opts: SweepOptions, *, on_epoch=None, checkpoint_dir=None, resume: bool = False,
-               executor=None) -> SweepResult:
+               executor=None, on_block=None) -> SweepResult:
     """:func:`sweep` for an options object (checked). ``executor`` trains the two stages
-    (default :class:`LocalExecutor`; ``opts.backend="ray"``: :class:`l2reg.distributed.RayExecutor`)."""
+    (default :class:`LocalExecutor`; ``opts.backend="ray"``: :class:`l2reg.distributed.RayExecutor`,
+    which reports each finished block to ``on_block(done, total, cluster)``)."""
     if resume and checkpoint_dir is None:
         raise ConfigError("resume needs checkpoint_dir (the folder of the interrupted sweep).")
     if executor is None:
-        executor = make_executor(opts, checkpoint_dir, resume=resume)
+        executor = make_executor(opts, checkpoint_dir, resume=resume, on_block=on_block)
     plan = plan_sweep(opts)
     interrupts.phase("data")
     cv = executor.cv(plan.task, on_epoch)
@@ -665,13 +666,13 @@ def sweep_with(opts: SweepOptions, *, on_epoch=None, checkpoint_dir=None, resume
         refit_terms=refit["terms"], options=plan.config)
 
 
-def make_executor(opts: SweepOptions, run_dir=None, *, resume: bool = False):
+def make_executor(opts: SweepOptions, run_dir=None, *, resume: bool = False, on_block=None):
     """The executor of ``opts.backend``: in process, or on a Ray cluster (``address``, ``block_size``)."""
     if opts.backend == "ray":
         from .distributed import RayExecutor
 
         return RayExecutor(run_dir, resume=resume, config=opts.to_config(), address=opts.address,
-                           block_size=opts.block_size)
+                           block_size=opts.block_size, on_block=on_block)
     return LocalExecutor(run_dir, resume=resume, config=opts.to_config())
 
 
