@@ -606,6 +606,7 @@ def torch_sweep(
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: Policy = "l2reg",
     device: Annotated[str, _opt(OPTIM, "cpu, or cuda where available.")] = "cpu",
+    backend: Backend = "local", address: Address = None, block_size: BlockSize = None,
     out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Choose λ for your own PyTorch model: every λ × fold in one torch.func ensemble, then the λ path refit."""
@@ -614,8 +615,12 @@ def torch_sweep(
     folder = _run_folder("torch-sweep", out, None, overwrite, "sweep.json")
     from .torch.sweep import sweep_with
 
-    with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
-        result = sweep_with(factory, data, opts, on_epoch=on_epoch)
+    if opts.backend == "ray":
+        with _block_progress(quiet) as on_block:
+            result = sweep_with(factory, data, opts, on_block=on_block)
+    else:
+        with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
+            result = sweep_with(factory, data, opts, on_epoch=on_epoch)
     result.save(folder)
     if figures is not None:
         from .report import write_figures

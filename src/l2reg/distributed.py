@@ -394,6 +394,8 @@ class RayExecutor:
     (picklable) runs in the worker before each block and after each of its
     epochs as ``worker_hook(block_name, epoch)``: for fault-injection tests
     and debugging. ``on_epoch`` of ``cv``/``refit`` is not called on Ray.
+    ``cv_fn``/``refit_fn``: the block functions (default the JAX engine's;
+    :mod:`l2reg.torch.sweep` passes its own), ``fn(task, block, on_epoch=...)``.
 
     The connection stays open for the rest of the process (later sweeps
     reuse its warm workers; ``ray.shutdown()`` ends it).
@@ -402,7 +404,8 @@ class RayExecutor:
     def __init__(self, run_dir=None, *, resume: bool = False, config: dict | None = None, address=None,
                  block_size: int | None = None, max_retries: int = MAX_RETRIES,
                  on_block: Callable[[int, int, str], None] | None = None, expect_refit: bool = True,
-                 worker_hook: Callable | None = None):
+                 worker_hook: Callable | None = None, cv_fn: Callable | None = None,
+                 refit_fn: Callable | None = None):
         check_backend("ray", address, block_size)
         self.max_retries = V.integer("max_retries", max_retries, low=0)
         if address is not None:
@@ -417,6 +420,8 @@ class RayExecutor:
         self._connect_seconds = 0.0
         self._task = None  # (task, its object ref)
         self.blocks = None if self.run_dir is None else BlockStore(self.run_dir)
+        # The block functions: the JAX engine's by default (l2reg.torch.sweep passes its own).
+        self.cv_fn, self.refit_fn = cv_fn or cv_block, refit_fn or refit_block
 
     # ------------------------------------------------------------ the two stages
 
@@ -432,7 +437,7 @@ class RayExecutor:
         self._cv_blocks = len(blocks)
         L = len(task.pair_lmbda) // len(np.unique(task.pair_eta))  # the λ path that the refit trains
         n_refit = math.ceil(L / (self.block_size or L)) if self.expect_refit else 0
-        results = self.run_blocks(cv_block, task, blocks, stage="cv", total=len(blocks) + n_refit)
+        results = self.run_blocks(self.cv_fn, task, blocks, stage="cv", total=len(blocks) + n_refit)
         return assemble(task, blocks, results)
 
     def refit(self, task, grid: list, eta: float, on_epoch=None) -> dict:
@@ -440,7 +445,7 @@ class RayExecutor:
         ``block_size`` λ (each λ's model is independent of the others: same seed, same data order)."""
         connect(self.address)
         blocks = refit_blocks(eta, grid, self.block_size)
-        results = self.run_blocks(refit_block, task, blocks, stage="refit", offset=self._cv_blocks,
+        results = self.run_blocks(self.refit_fn, task, blocks, stage="refit", offset=self._cv_blocks,
                                   total=self._cv_blocks + len(blocks))
         return join_refits(results)
 

@@ -27,7 +27,8 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..options import DEFAULT_FOLDS, TorchSweepOptions
-from ..sweep import CVRun, SweepResult, _summary_rows, check_folds, choose, default_grid, fold_seeds, make_folds
+from ..sweep import (Block, CVRun, SweepResult, _summary_rows, assemble, check_folds, choose, default_grid,
+                     fold_seeds, make_folds)
 from .ensemble import Member, train_ensemble
 from .factory import load_factory
 from .groups import decayed_names
@@ -113,20 +114,43 @@ def _members(pairs, folds: Sequence[int], adamw: bool) -> list[Member]:
             for g in folds for e, v in pairs]
 
 
-def _cv(model_fn, data: TorchData, opts: TorchSweepOptions, folds, pairs, on_epoch) -> CVRun:
-    """Every pair on every fold, one ensemble; the fold models' final scores ``(P, k)``."""
+@dataclass(frozen=True)
+class TorchTask:
+    """Everything a block of a PyTorch sweep needs (what a Ray worker receives once, ``ray.put``).
+
+    ``model``: the factory, or its ``"module:function"`` name (resolved where the block runs).
+    Pairs and folds as :class:`l2reg.sweep.CVTask`'s, so :func:`l2reg.sweep.assemble` assembles the blocks.
+    """
+
+    model: object
+    data: TorchData
+    opts: TorchSweepOptions
+    folds: list
+    seeds: list  # one per fold
+    pair_eta: np.ndarray  # (P,)
+    pair_lmbda: np.ndarray  # (P,)
+
+    def model_fn(self):
+        return load_factory(self.model) if isinstance(self.model, str) else self.model
+
+
+def cv_block(task: TorchTask, block, *, on_epoch=None) -> dict:
+    """One block (some folds × some pairs) as one ensemble: the fold models' final scores ``(P_b, k_b)``."""
+    model_fn, d, opts = task.model_fn(), task.data, task.opts
+    folds = [task.folds[g] for g in block.folds]
+    pairs = [(float(task.pair_eta[p]), float(task.pair_lmbda[p])) for p in block.pairs]
     P, k = len(pairs), len(folds)
-    r = train_ensemble(model_fn, data.X, data.y, members=_members(pairs, range(k), opts.optimizer == "adamw"),
+    r = train_ensemble(model_fn, d.X, d.y, members=_members(pairs, range(k), opts.optimizer == "adamw"),
                        folds=folds, epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
-                       momentum=(opts.momentum or (0.9,))[0], policy=opts.policy, seed=opts.seed[0],
-                       device=opts.device, on_epoch=on_epoch)
+                       momentum=(opts.momentum or (0.9,))[0], policy=opts.policy,
+                       seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch)
     by_fold = lambda a: np.asarray(a, np.float64).reshape(*np.shape(a)[:-1], k, P).swapaxes(-1, -2)  # (..., P, k)
     h = r.history
     c0 = {name: h[name] - h["penalty"] for name in ("training_cost", "validation_cost")}
     history = {"validation_cost": by_fold(c0["validation_cost"]), "weight_sq_norm": by_fold(h["weight_sq_norm"])}
     final = {"training_cost": by_fold(c0["training_cost"][-1]), "validation_cost": by_fold(c0["validation_cost"][-1]),
              "weight_sq_norm": by_fold(h["weight_sq_norm"][-1])}
-    test = _evaluate(model_fn, r, data.X_test, data.y_test, opts.device)
+    test = _evaluate(model_fn, r, d.X_test, d.y_test, opts.device)
     final.update(test_cost=by_fold(test["cost"]), test_accuracy=by_fold(test["accuracy"]))
     for name in ("training_accuracy", "validation_accuracy"):
         if name in h:
@@ -134,8 +158,8 @@ def _cv(model_fn, data: TorchData, opts: TorchSweepOptions, folds, pairs, on_epo
             history[name] = by_fold(h[name])
     if "validation_accuracy" not in final:  # regression: no accuracies
         final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
-    return CVRun([v for _, v in pairs], list(folds), final, history, r.train_seconds, 0.0,
-                 [e for e, _ in pairs], by_fold(r.diverged_epoch > 0))
+    return {"final": final, "history": history, "diverged": by_fold(r.diverged_epoch > 0),
+            "train_seconds": r.train_seconds, "compile_seconds": 0.0, "params": None}
 
 
 def _evaluate(model_fn, result, X, y, device) -> dict:
@@ -155,8 +179,10 @@ def _evaluate(model_fn, result, X, y, device) -> dict:
     return {"cost": np.array(cost), "accuracy": np.array(acc)}
 
 
-def _refit(model_fn, data: TorchData, opts: TorchSweepOptions, grid: list, eta: float, on_epoch) -> dict:
-    """The whole λ path at ``eta`` on all the training rows, the test set watched each epoch (as ``validation``)."""
+def refit_block(task: TorchTask, block, *, on_epoch=None) -> dict:
+    """The λ path ``block.lmbdas`` at ``block.eta`` on all the training rows, the test set watched each epoch
+    (as the ensemble's ``validation``); :func:`l2reg.sweep.refit_path`'s result."""
+    model_fn, data, opts, grid, eta = task.model_fn(), task.data, task.opts, list(block.lmbdas), block.eta
     n = len(data.X)
     X = np.concatenate([data.X, data.X_test])
     y = np.concatenate([data.y, data.y_test])
@@ -216,7 +242,8 @@ def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: floa
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
-          device: str = "cpu", on_epoch: Callable | None = None) -> SweepResult:
+          device: str = "cpu", backend: str = "local", address: str | None = None, block_size: int | None = None,
+          on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own PyTorch model by k-fold CV, every λ × fold in one ``torch.func`` ensemble.
 
     ``model_fn``: a no-argument factory of the ``nn.Module`` (or ``"module:function"``);
@@ -227,6 +254,8 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     η × λ); ``policy``: which parameters decay (:data:`l2reg.torch.POLICIES`). Then as
     :func:`l2reg.sweep.sweep`: ``select`` ``min`` or ``1se``, the whole λ path refit at the chosen η on
     all the training rows and reported on the test set. ``on_epoch`` sees 2·epochs epochs.
+    ``backend="ray"`` trains the grid in blocks on a Ray cluster (``address``, ``block_size``), as
+    :func:`l2reg.sweep.sweep` does; the model factory is then best given by name (``"module:function"``).
     Returns an :class:`l2reg.sweep.SweepResult` (``save`` writes sweep.json, params.npz, report.html).
     """
     dataset = str(data) if isinstance(data, (str, Path)) else "arrays"
@@ -234,9 +263,33 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     return sweep_with(model_fn, data, opts, on_epoch=on_epoch)
 
 
-def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None) -> SweepResult:
-    """:func:`sweep` for an options object (checked)."""
+class _LocalTorch:
+    """The PyTorch sweep's two stages in this process: the whole grid as one block, then the refit."""
+
+    def cv(self, task: TorchTask, on_epoch=None) -> CVRun:
+        block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
+        return assemble(task, [block], [cv_block(task, block, on_epoch=on_epoch)])
+
+    def refit(self, task: TorchTask, grid: list, eta: float, on_epoch=None) -> dict:
+        from ..distributed import RefitBlock
+
+        return refit_block(task, RefitBlock(float(eta), tuple(grid)), on_epoch=on_epoch)
+
+
+def _executor(opts: TorchSweepOptions, on_block=None):
+    """In process, or on Ray in blocks (:class:`l2reg.distributed.RayExecutor` with this module's block functions)."""
+    if opts.backend != "ray":
+        return _LocalTorch()
+    from ..distributed import RayExecutor
+
+    return RayExecutor(address=opts.address, block_size=opts.block_size, on_block=on_block, cv_fn=cv_block,
+                       refit_fn=refit_block)
+
+
+def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
+    """:func:`sweep` for an options object (checked); ``opts.backend="ray"`` trains it in blocks on Ray."""
     name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
+    spec = _absolute(model_fn) if isinstance(model_fn, str) else None
     model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
     d = load_data(data)
     k = check_folds(opts.folds, d.y, d.classification)
@@ -247,18 +300,27 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None) -> Swe
                           f"size); got {opts.batch_size}.")
     grid = list(opts.lmbda) if opts.lmbda is not None else _default_grid(len(d.X), opts.optimizer)
     pairs = [(e, v) for e in opts.eta for v in grid]
-    cv = _cv(model_fn, d, opts, cv_folds, pairs, on_epoch)
+    task = TorchTask(spec if isinstance(spec, str) else model_fn, d, opts, cv_folds, fold_seeds(opts.seed[0], k),
+                     np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
+    executor = _executor(opts, on_block)
+    cv = executor.cv(task, on_epoch)
     score = cv.final["validation_accuracy" if d.classification else "validation_cost"]
     choice = choose(score, cv.diverged, E=len(opts.eta), rule=opts.select, higher_is_better=d.classification)
     eta = pairs[choice.index][0]
     stage2 = None if on_epoch is None else (lambda ep, m: on_epoch(opts.epochs + ep, m))
-    refit = _refit(model_fn, d, opts, grid, eta, stage2)
+    refit = executor.refit(task, grid, eta, stage2)
     rows = _summary_rows(cv, choice, eta, grid, refit["final"], refit["diverged"], not d.classification, len(d.X))
     config = _config(opts, name, d, cv_folds, grid, eta, model_fn)
     return SweepResult(config=config, rows=rows, chosen_index=choice.index, min_index=choice.best, cv=cv,
                        refit_lmbdas=list(grid), refit_history=refit["history"], refit_params=refit["params"],
                        train_seconds=cv.train_seconds + refit["train_seconds"], compile_seconds=0.0,
                        notes=d.notes, refit_terms=refit["terms"], options=opts.to_config())
+
+
+def _absolute(spec: str) -> str:
+    """``"file.py:function"`` with the file's absolute path, so a worker elsewhere finds it."""
+    module, _, fn = spec.rpartition(":")
+    return f"{Path(module).resolve()}:{fn}" if module.endswith(".py") else spec
 
 
 def _default_grid(n: int, optimizer: str) -> list[float]:
