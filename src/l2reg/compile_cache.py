@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,14 +35,13 @@ def cache_dir() -> Path | None:
 
 
 def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
-        return True
-    except OSError as e:
-        log.info("compilation cache off: %s is not writable (%s)", folder, e.strerror or e)
+    """Whether the cache folder is (or could be made) writable; nothing is created here (JAX creates the
+    folder at its first compile, so a run that fails before compiling leaves nothing behind)."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        log.info("compilation cache off: %s is not writable", folder)
         return False
+    return True
 
 
 def configure() -> Path | None:
