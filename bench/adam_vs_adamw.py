@@ -4,7 +4,7 @@ Loshchilov & Hutter ("Decoupled Weight Decay Regularization", ICLR 2019)
 claim that with decoupled decay the best decay depends less on the learning
 rate than with L2 in the cost under Adam. This script trains, on a subset of
 Fashion-MNIST, a grid of learning rates η × decay values for three update
-rules (each grid one vectorized stack, :func:`l2reg.train.fit_stack`):
+rules (each grid one vectorized stack, :func:`l2reg.engine.fit_stack`):
 
 * ``adam``:            coupled L2, C = C0 + (λ/2n)·Σw², the penalty's gradient
                        goes through Adam's moments (PyTorch ``Adam(weight_decay=λ/n)``);
@@ -19,9 +19,11 @@ without the penalty), and validation accuracy (the 10,000 images held out
 of the training set), which is what a user would select on.
 
     python bench/adam_vs_adamw.py --data-dir ../shared/data [--train-size 5000 --epochs 30]
+    python bench/adam_vs_adamw.py --data-dir ../shared/data --quick    # smoke run, into a temporary folder
 
 Writes ``docs/adam_vs_adamw.png`` (heat maps) and ``docs/adam_vs_adamw.json``
-(every number, the configuration, date and machine).
+(every number, the configuration, date and machine); ``--quick`` (500
+images, 2 epochs, one seed) writes into a temporary folder unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import header, load
 
 ETAS = [1e-3, 3e-3, 1e-2, 3e-2]
 #: Decay grids, each 0 plus 5 values a factor √10 apart. Adam's is λ/n (×n gives λ).
@@ -50,7 +55,7 @@ LABELS = {
 
 
 def run_case(name, data, spec, args) -> dict:
-    from l2reg.train import fit_stack
+    from _common import fit_stack
 
     n = len(data.X_train)
     grid = [0.0] + GRIDS[name]
@@ -69,6 +74,7 @@ def run_case(name, data, spec, args) -> dict:
         monitor=("evaluation_accuracy", "evaluation_cost", "test_cost", "test_accuracy", "training_accuracy"), **kw,
     )
     seconds = time.perf_counter() - t0
+    print(f"{name}: {len(E) * S} models, {seconds:.1f} s (compiling {r.compile_seconds:.1f} s)  ({load()})", flush=True)
     h = r.history
     shape = (S, len(ETAS), len(grid))
     # Final epoch, mean over the seeds: (η, decay). Costs are C0 (the penalty taken out).
@@ -179,18 +185,24 @@ def _cpu() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=os.environ.get("L2REG_DATA", "../shared/data"))
-    ap.add_argument("--train-size", type=int, default=5000)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="Takes minutes at the default size; every timing is printed with the load average.")
+    ap.add_argument("--data-dir", default=os.environ.get("L2REG_DATA", "../shared/data"),
+                    help="folder with the Fashion-MNIST IDX files")
+    ap.add_argument("--train-size", type=int, default=5000, help="the first N training images")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=50)
-    ap.add_argument("--hidden", type=int, default=100)
+    ap.add_argument("--hidden", type=int, default=100, help="hidden units (784-H-10, ReLU, softmax)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=2, help="Seeds per cell (initial weights and data order), averaged.")
-    ap.add_argument("--out", default="docs")
+    ap.add_argument("--out", default=None, help="output folder (default docs; --quick: a temporary folder)")
     ap.add_argument("--replot", action="store_true", help="Redraw the PNG from OUT/adam_vs_adamw.json; no training.")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 500 images, 2 epochs, 1 seed, a temporary folder")
     args = ap.parse_args()
-    out = Path(args.out)
+    if args.quick:
+        args.train_size, args.epochs, args.seeds = min(args.train_size, 500), 2, 1
+        args.out = args.out or tempfile.mkdtemp(prefix="adam-vs-adamw-")
+    out = Path(args.out or "docs")
     if args.replot:
         saved = json.loads((out / "adam_vs_adamw.json").read_text())
         c = saved["config"]
@@ -202,6 +214,7 @@ def main() -> None:
     from l2reg.network import NetworkSpec
 
     data = load_dataset("fashion-mnist", args.data_dir, train_size=args.train_size)
+    print(header(f"n = {len(data.X_train)}, {args.epochs} epochs, {args.seeds} seed(s)"), flush=True)
     spec = NetworkSpec((784, args.hidden, 10), "relu", "log-likelihood")
     t0 = time.perf_counter()
     results = {name: run_case(name, data, spec, args) for name in GRIDS}
@@ -226,7 +239,7 @@ def main() -> None:
     }
     (out / "adam_vs_adamw.json").write_text(json.dumps({"config": config, "results": results}, indent=1))
     plot(results, out / "adam_vs_adamw.png", _title(len(data.X_train), args.hidden, args.epochs, args.batch_size))
-    print(f"total {total:.0f} s; wrote {out}/adam_vs_adamw.json and {out}/adam_vs_adamw.png")
+    print(f"total {total:.0f} s ({load()}); wrote {out}/adam_vs_adamw.json and {out}/adam_vs_adamw.png")
 
 
 if __name__ == "__main__":

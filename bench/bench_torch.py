@@ -1,4 +1,4 @@
-"""l2reg.torch: a 16-λ vectorized ensemble against 16 ordinary PyTorch loops, and DecayMonitor's overhead.
+"""l2reg.torch: a 16-λ vectorized ensemble against 16 ordinary PyTorch loops, against the JAX engine, and DecayMonitor.
 
 Same model, data, initial weights and batch order on both sides: the 5,000
 first MNIST training images (1,000 more held out for validation), batch 64,
@@ -7,15 +7,27 @@ plain SGD with coupled L2 on the weights (``decay_groups``, l2reg policy),
 validation rows after each epoch (what a sweep records). The sequential side
 is the loop a PyTorch user writes, one λ after another. Target: ≥ 3× faster.
 
+Against ``l2reg sweep``'s JAX engine (issue 11): the PyTorch vectorized
+sweep of the seed's MLP (784-30-10, sigmoid hidden units, softmax +
+cross-entropy, m = 10, η = 0.5, plain SGD with coupled L2) over ``--k`` λ ×
+``--vs-jax-folds`` stratified folds of the training images, against the same
+grid trained by the engine of ``l2reg sweep``
+(:func:`l2reg.sweep.cross_validate`, the same network and cost); both record
+every model's training and validation cost and accuracy after each epoch.
+Seconds per model-epoch (the epochs after the first, medians), with torch at
+each of ``--vs-jax-threads`` threads; the ratio is reported as measured.
+
 DecayMonitor: the same ordinary loop (one model) with and without a monitor
 attached, recording every step (and every 10th), for plain SGD (closed-form
 split) and SGD with momentum (split by a shadow step on clones).
 
 Medians of ``--repeats`` runs; ratios are measured in the same run; the load
-average is printed beside every timing. Keep it under ~5 minutes:
+average is printed beside every timing. The ensemble and monitor parts take about
+5 minutes, the comparison with the JAX engine 3 to 4 more (``--skip-vs-jax`` skips it):
 
     python bench/bench_torch.py --data-dir /work/shared/data
     python bench/bench_torch.py --data-dir /work/shared/data --models cnn,mlp --epochs 1 --repeats 3 --threads 1
+    python bench/bench_torch.py --data-dir /work/shared/data --quick     # smoke run, seconds
 """
 
 from __future__ import annotations
@@ -92,14 +104,14 @@ def ordinary_run(model_fn, X, y, *, lmbda, eta, train, val, seed, epochs, m, mom
 
 def bench_sweep(name, X, y, args, train, val) -> None:
     model_fn = MODELS[name]
-    lmbdas = np.geomspace(0.1, 100, args.k)
+    grid = np.geomspace(0.1, 100, args.k)
     seed = fold_seeds(args.seed, 1)[0]
-    members = [Member(lmbda=float(lm), eta=args.eta) for lm in lmbdas]
+    members = [Member(lmbda=float(lm), eta=args.eta) for lm in grid]
     times = {"sequential": [], "vectorized": []}
     for r in range(args.repeats):
         t0 = time.perf_counter()
         models = [ordinary_run(model_fn, X, y, lmbda=float(lm), eta=args.eta, train=train, val=val, seed=seed,
-                               epochs=args.epochs, m=args.batch_size)[0] for lm in lmbdas]
+                               epochs=args.epochs, m=args.batch_size)[0] for lm in grid]
         times["sequential"].append(time.perf_counter() - t0)
         print(f"  {name} repeat {r}: sequential {times['sequential'][-1]:7.2f} s  ({_load()})", flush=True)
         t0 = time.perf_counter()
@@ -113,6 +125,66 @@ def bench_sweep(name, X, y, args, train, val) -> None:
     print(f"{name}: {args.k} λ × {args.epochs} epoch(s), n = {len(train)}, m = {args.batch_size}: sequential "
           f"{seq:.2f} s, vectorized {vec:.2f} s (medians of {args.repeats}): {seq / vec:.2f}× "
           f"[max |Δw| vectorized vs sequential {diff:.1e}]  ({_load()})", flush=True)
+
+
+def _epoch_seconds(stamps: list[float]) -> float:
+    """Median seconds of the epochs after the first, from the times each epoch ended."""
+    return statistics.median(np.diff(stamps))
+
+
+def torch_sweep_epoch(X, y, folds, grid, args) -> float:
+    """Seconds per epoch of the PyTorch vectorized sweep (every λ × fold in one ``train_ensemble``)."""
+    members = [Member(lmbda=float(lm), eta=args.vs_jax_eta, fold=f) for f in range(len(folds)) for lm in grid]
+    stamps: list[float] = []
+    train_ensemble(mlp, X, y, members=members, folds=folds, epochs=args.vs_jax_epochs, batch_size=args.vs_jax_m,
+                   seed=args.seed, on_epoch=lambda e, metrics: stamps.append(time.perf_counter()))
+    return _epoch_seconds(stamps)
+
+
+def jax_sweep_epoch(X, y, folds, grid, args) -> float:
+    """Seconds per epoch of ``l2reg sweep``'s engine on the same grid, network and cost (the CV stage)."""
+    from l2reg.network import NetworkSpec
+    from l2reg.options import MONITORS, TrainOptions
+    from l2reg.sweep import cross_validate
+
+    spec = NetworkSpec((784, 30, 10), "sigmoid", "log-likelihood")
+    opts = TrainOptions(lmbda=tuple(grid), eta=(args.vs_jax_eta,), epochs=args.vs_jax_epochs,
+                        batch_size=args.vs_jax_m, cost="log-likelihood", monitor=MONITORS).checked()
+    stamps: list[float] = []
+    cross_validate(spec, X, y, opts, folds, pair_lmbda=list(grid), pair_eta=[args.vs_jax_eta] * len(grid),
+                   group_seeds=fold_seeds(args.seed, len(folds)),
+                   on_epoch=lambda e, metrics: stamps.append(time.perf_counter()) if e is not None else None)
+    return _epoch_seconds(stamps)
+
+
+def bench_vs_jax(X, y, args) -> None:
+    """Issue 11: the PyTorch vectorized sweep of the seed's MLP against ``l2reg sweep``'s JAX engine."""
+    from l2reg.sweep import make_folds
+
+    Xf, yf = X.reshape(len(X), -1).numpy(), y.numpy()
+    folds = make_folds(yf, args.vs_jax_folds, args.seed, True)
+    grid = [float(v) for v in np.geomspace(0.1, 100, args.k)]
+    K = len(grid) * len(folds)
+    times: dict[str, list] = {}
+    for r in range(args.repeats):
+        for threads in [int(t) for t in args.vs_jax_threads.split(",")]:
+            torch.set_num_threads(threads)
+            name = f"PyTorch train_ensemble, {threads} thread(s)"
+            times.setdefault(name, []).append(torch_sweep_epoch(Xf, yf, folds, grid, args) / K)
+            print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({_load()})", flush=True)
+        torch.set_num_threads(args.threads)
+        name = "l2reg sweep engine (JAX)"
+        times.setdefault(name, []).append(jax_sweep_epoch(Xf, yf, folds, grid, args) / K)
+        print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({_load()})", flush=True)
+    jax_s = statistics.median(times["l2reg sweep engine (JAX)"])
+    print(f"MLP 784-30-10 (sigmoid, softmax), {args.k} λ × {len(folds)} folds = {K} models, n_fold = "
+          f"{len(folds[0][0])}, m = {args.vs_jax_m}, η = {args.vs_jax_eta}, per-epoch train+validation scoring; "
+          f"medians of {args.repeats}:")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rel = "1×" if name.startswith("l2reg") else (
+            f"the JAX engine is {med / jax_s:.1f}× faster" if med >= jax_s else f"PyTorch is {jax_s / med:.1f}× faster")
+        print(f"  {name:36s} {med:.5f} s/model-epoch   {rel}  ({_load()})", flush=True)
 
 
 def bench_monitor(X, y, args, train, val) -> None:
@@ -140,19 +212,31 @@ def bench_monitor(X, y, args, train, val) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="/work/shared/data")
-    ap.add_argument("--train-size", type=int, default=5000)
-    ap.add_argument("--val-size", type=int, default=1000)
-    ap.add_argument("--k", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--eta", type=float, default=0.1)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--data-dir", default="/work/shared/data", help="folder with the MNIST IDX files")
+    ap.add_argument("--train-size", type=int, default=5000, help="training images (the first N)")
+    ap.add_argument("--val-size", type=int, default=1000, help="validation images (the next ones)")
+    ap.add_argument("--k", type=int, default=16, help="number of λ (0.1 to 100, log-spaced)")
+    ap.add_argument("--epochs", type=int, default=1, help="epochs of the ensemble-vs-loops runs")
+    ap.add_argument("--batch-size", type=int, default=64, help="mini-batch of the ensemble-vs-loops runs")
+    ap.add_argument("--eta", type=float, default=0.1, help="learning rate of the ensemble-vs-loops runs")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of every timing (medians)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="cnn,mlp")
+    ap.add_argument("--models", default="cnn,mlp", help="models of the ensemble-vs-loops runs")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2 shared cores are oversubscribed)")
-    ap.add_argument("--skip-monitor", action="store_true")
+    ap.add_argument("--skip-monitor", action="store_true", help="skip the DecayMonitor overhead")
+    ap.add_argument("--skip-vs-jax", action="store_true", help="skip the comparison with l2reg sweep's JAX engine")
+    ap.add_argument("--vs-jax-folds", type=int, default=5, help="folds of the sweep compared with the JAX engine")
+    ap.add_argument("--vs-jax-epochs", type=int, default=3, help="its epochs (≥ 2: the first is not timed)")
+    ap.add_argument("--vs-jax-m", type=int, default=10, help="its mini-batch size (the seed's m = 10)")
+    ap.add_argument("--vs-jax-eta", type=float, default=0.5, help="its learning rate")
+    ap.add_argument("--vs-jax-threads", default="1,2", help="torch threads for the PyTorch side, each measured")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 600 images, 4 λ, 2 epochs, MLP, one repeat")
     args = ap.parse_args()
+    if args.quick:
+        args.train_size, args.val_size, args.k, args.repeats, args.models = 500, 100, 4, 1, "mlp"
+        args.vs_jax_epochs, args.skip_monitor = 2, True
+    if args.vs_jax_epochs < 2:
+        ap.error("--vs-jax-epochs must be at least 2 (the first epoch is not timed).")
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist", args.data_dir, train_size=args.train_size + args.val_size)
     X = torch.as_tensor(data.X_train.reshape(-1, 1, 28, 28), dtype=torch.float32)
@@ -162,6 +246,8 @@ def main() -> None:
           f"threads {torch.get_num_threads()}  ({_load()})", flush=True)
     for name in args.models.split(","):
         bench_sweep(name, X, y, args, train, val)
+    if not args.skip_vs_jax:
+        bench_vs_jax(X[: args.train_size], y[: args.train_size], args)
     if not args.skip_monitor:
         bench_monitor(X, y, args, train, val)
 
