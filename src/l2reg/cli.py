@@ -38,8 +38,8 @@ console = _console()
 err_console = _console(stderr=True)
 
 
-class _Command(typer.core.TyperCommand):
-    """A command whose ``--help`` row shows no type (Typer would show ``<bool>``)."""
+class _PlainHelp:
+    """``--help`` listed without a type (Typer would show ``<bool>``)."""
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
@@ -48,12 +48,12 @@ class _Command(typer.core.TyperCommand):
         return option
 
 
-class _Group(typer.core.TyperGroup):
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = ""
-        return option
+class _Command(_PlainHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, typer.core.TyperGroup):
+    pass
 
 
 app = typer.Typer(help="L2 regularization of neural networks: train, sweep λ, explain, convert.",
