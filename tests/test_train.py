@@ -185,3 +185,22 @@ def test_bad_options_raise_clear_errors(digits, kwargs, error, message):
 def test_unknown_dataset_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown dataset 'cifar'"):
         T.train("cifar", epochs=1)
+
+
+def test_checkpoints_are_throttled_but_the_first_last_and_interrupted_epochs_are_saved(monkeypatch, tmp_path):
+    """Short epochs would spend longer writing checkpoints than training: by default a checkpoint is
+    written after the first epoch, then at most every few seconds, and always after the last one."""
+    from l2reg import checkpoint as ckpt_module
+    from l2reg import engine
+
+    saved = []
+    real = ckpt_module.save
+    monkeypatch.setattr(ckpt_module, "save", lambda path, state, meta: saved.append(meta["epoch"]) or
+                        real(path, state, meta))
+    monkeypatch.setenv(engine.CHECKPOINT_ENV, "1000")
+    T.train(epochs=6, train_size=100, lmbda=1.0, monitor=(), checkpoint_dir=tmp_path)
+    assert saved == [1, 6]
+    monkeypatch.setenv(engine.CHECKPOINT_ENV, "0")
+    saved.clear()
+    T.train(epochs=3, train_size=100, lmbda=1.0, monitor=(), checkpoint_dir=tmp_path / "b")
+    assert saved == [1, 2, 3]

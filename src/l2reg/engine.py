@@ -22,6 +22,7 @@ same steps to split each update into its decay and data terms.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -399,13 +400,47 @@ class StackResult:
     rec_state: object = None  # the recorder's running state after the last epoch
 
 
-@dataclass(frozen=True)
+#: ``L2REG_CHECKPOINT_SECONDS``: the least time between two checkpoints (default 5 s; 0: every epoch).
+CHECKPOINT_ENV = "L2REG_CHECKPOINT_SECONDS"
+CHECKPOINT_SECONDS = 5.0
+
+
+def checkpoint_seconds() -> float:
+    """The least time between two checkpoints, from ``L2REG_CHECKPOINT_SECONDS`` (a bad value: the default)."""
+    raw = os.environ.get(CHECKPOINT_ENV, "")
+    try:
+        value = float(raw) if raw else CHECKPOINT_SECONDS
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        log.warning("%s must be a finite number of seconds >= 0; got %r. Using %g.", CHECKPOINT_ENV, raw,
+                    CHECKPOINT_SECONDS)
+        return CHECKPOINT_SECONDS
+    return value
+
+
+@dataclass
 class Checkpointing:
-    """Where :func:`fit_stack` saves after every epoch, with what config, and whether to resume."""
+    """Where :func:`fit_stack` saves, with what config, and whether to resume.
+
+    A checkpoint is written after the first epoch, then after any epoch at
+    least :data:`CHECKPOINT_SECONDS` after the last one, and always after the
+    last epoch, after early stopping, and when Ctrl-C asks to stop: short
+    epochs (digits: milliseconds) would otherwise spend more time writing
+    checkpoints than training, while a kill loses at most those seconds.
+    """
 
     path: Path
     config: dict
     resume: bool = False
+    last: float | None = None  # monotonic time of the last save
+
+    def due(self, final: bool) -> bool:
+        return (final or self.last is None or interrupts.requested()
+                or time.monotonic() - self.last >= checkpoint_seconds())
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
 
 
 @dataclass
@@ -686,10 +721,11 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
             if on_epoch is not None:
                 on_epoch(epoch_no, metrics_)
             interrupts.pause_point("epoch")
-            if checkpoint is not None:
+            if checkpoint is not None and checkpoint.due(epoch_no == opts.epochs - 1 or not state.active.any()):
                 interrupts.pause_point("checkpoint")
                 ckpt.save(checkpoint.path, {"params": params, "opt_state": opt_state}, state.meta(
                     epoch_no, opts.epochs, time.perf_counter() - t_start, checkpoint.config, plan.stopper))
+                checkpoint.saved()
         done = len(state.epoch_seconds)
         if interrupts.requested() and done < opts.epochs and state.active.any():
             raise Interrupted(f"stopped after epoch {done} of {opts.epochs}.", epoch=done,

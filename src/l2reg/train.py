@@ -115,9 +115,10 @@ def decay_warnings(opts: TrainOptions, n: int, *, grid: bool = False) -> list[st
     name = "wd" if key == "weight_decay" else "λ"
     if grid:
         low = min(v for _, v, _ in bad)
+        eta, value, ts = bad[0]
         return [f"{len(bad)} of the {len(opts.eta) * len(opts.decay_values)} (η, {name}) pairs (from {name} = {low:g}) "
                 f"decay faster than the data can teach: τ_epoch < 1, the weights forget everything within an epoch "
-                f"(e.g. {bad[0][2].describe()})"]
+                f"(η = {eta:g}, {name} = {value:g}: τ = {ts.tau_iter:.3g} steps, {ts.tau_epoch:.3g} epochs)."]
     return [f"η = {eta:g}, {name} = {value:g}: τ_epoch = {ts.tau_epoch:.3g} < 1 epoch ({ts.tau_iter:.3g} steps, "
             f"{ts.steps_per_epoch} steps per epoch): the decay alone shrinks the weights by more than a factor e "
             f"within an epoch, so they forget everything the data taught them; lower {name}"
