@@ -106,6 +106,25 @@ def test_grouped_inputs_match_shared_inputs():
     np.testing.assert_allclose(z[:, 2:], network.logits(spec, params, jnp.asarray(x1, jnp.float32))[:, 2:], rtol=1e-6)
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.activation}-{s.cost}-{len(s.sizes)}")
+@pytest.mark.parametrize("chunk", [1, 16, 50, 64])  # one row at a time, whole chunks and a tail, one chunk, > n
+@pytest.mark.parametrize("weighted", [False, True])
+def test_evaluate_equals_the_mean_cost_and_accuracy_of_the_training_layout(spec, chunk, weighted):
+    K, n = 3, 50
+    params = network.stack([network.init_params(spec, jax.random.PRNGKey(k)) for k in range(K)])
+    x, y = _data(spec, m=n, seed=3)
+    member = np.random.default_rng(1).integers(0, 2, (n, K)).astype(np.float32) if weighted else None
+    X, Y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+    cost, acc = network.evaluate(spec, params, X, Y, None if member is None else jnp.asarray(member), chunk=chunk)
+
+    z = network.logits(spec, params, X)  # (n, K, n_out): the layout training uses
+    c0 = np.asarray(network.cost_per_example(spec, z, network.targets(spec, Y, spec.sizes[-1])[:, None]))
+    ok = np.asarray(network.correct(spec, z, Y[:, None] if Y.ndim == 1 else Y))
+    w = np.ones((n, K), np.float32) if member is None else member
+    np.testing.assert_allclose(cost, (c0 * w).sum(0) / w.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(acc, (ok * w).sum(0) / w.sum(0), rtol=1e-6)
+
+
 def test_evaluate_counts_members_only():
     spec = NetworkSpec((5, 4, 3))
     params = network.stack([network.init_params(spec, jax.random.PRNGKey(0))], repeats=2)

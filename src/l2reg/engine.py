@@ -482,10 +482,8 @@ def _eval_sets(X, Y, streams, L, eval_sets, monitor, dtype) -> dict:
     idx, valid, n_g = streams
     sets = {}
     if any(w.startswith("training") for w in monitor):
-        if len(n_g) == 1 and n_g[0] == X.shape[0]:
+        if np.all(n_g == X.shape[0]):  # one stream, or seeds: every group trains on every row
             member = None
-        elif np.all(n_g == X.shape[0]):  # seeds: every group trains on every row
-            member = jnp.ones((X.shape[0], len(n_g) * L), dtype)
         else:  # folds: each group is scored on its own rows only
             member = network.Rows(jnp.asarray(idx), jnp.asarray(valid))
         sets["training"] = (X, Y, member)

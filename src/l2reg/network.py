@@ -266,40 +266,59 @@ def predict(spec: NetworkSpec, params, x):
 # ---------------------------------------------------------------- evaluation
 
 
+def _eval_logits(spec: NetworkSpec, params, x):
+    """Output pre-activations ``(K, m, n_out)`` for inputs ``x`` ``(m, n_in)``.
+
+    Model-major after the first layer, so that every later layer is a batched
+    GEMM without transposes: on MNIST's 10,000 test images this evaluation
+    runs near the first layer's GEMM rate (bench: 60 against 90–110 ms for
+    15 models in the training layout of :func:`logits`).
+    """
+    w0 = params[0]["w"]
+    n_in, K, n_out = w0.shape
+    z = (x @ w0.reshape(n_in, K * n_out)).reshape(x.shape[0], K, n_out) + params[0]["b"]
+    z = jnp.swapaxes(z, 0, 1)  # (K, m, n_1)
+    for layer in params[1:]:
+        a = _act(spec.activation, z)
+        z = jnp.einsum("kmi,kio->kmo", a, jnp.swapaxes(layer["w"], 0, 1)) + layer["b"][:, None, :]
+    return z
+
+
+def _eval_sums(spec: NetworkSpec, params, x, y, w):
+    """Σ C0, Σ correct and Σ weight of every model over the rows ``x``: three ``(K,)``.
+
+    ``w`` ``(m, K)`` weights the rows per model; None counts every row once.
+    """
+    z = _eval_logits(spec, params, x)
+    c0 = cost_per_example(spec, z, targets(spec, y, spec.sizes[-1])[None])  # (K, m)
+    ok = correct(spec, z, y[None])  # (K, m)
+    if w is None:
+        return c0.sum(1), ok.sum(1), jnp.full(c0.shape[:1], x.shape[0], c0.dtype)
+    w = w.T.astype(c0.dtype)
+    return (c0 * w).sum(1), (ok * w).sum(1), w.sum(1)
+
+
 def _eval_chunks(spec: NetworkSpec, params, X, Y, member, chunk: int):
+    # Whole chunks in one lax.map and the rest in one more call: no padded copy of X.
     n = X.shape[0]
-    K = n_models(params)
-    n_chunks = -(-n // chunk)
-    pad = n_chunks * chunk - n
-    valid = jnp.concatenate([jnp.ones(n, X.dtype), jnp.zeros(pad, X.dtype)])
-    Xp = jnp.concatenate([X, jnp.zeros((pad,) + X.shape[1:], X.dtype)])
-    Yp = jnp.concatenate([Y, jnp.zeros((pad,) + Y.shape[1:], Y.dtype)])
-    if member is None:
-        member = jnp.ones((n, K), X.dtype)
-    Mp = jnp.concatenate([member, jnp.zeros((pad, K), member.dtype)]) * valid[:, None]
+    n_main = n // chunk * chunk
+    parts = []
+    if n_main:
+        c = n_main // chunk
 
-    def one(c):
-        x, y, w = c
-        z = logits(spec, params, x)
-        t = targets(spec, y, spec.sizes[-1])[:, None]
-        c0 = cost_per_example(spec, z, t)
-        ok = correct(spec, z, y[:, None] if y.ndim == 1 else y)
-        return jnp.sum(c0 * w, 0), jnp.sum(ok * w, 0), jnp.sum(w, 0)
+        def rows(a):
+            return None if a is None else a[:n_main].reshape(c, chunk, *a.shape[1:])
 
-    parts = jax.lax.map(
-        one,
-        (
-            Xp.reshape(n_chunks, chunk, *X.shape[1:]),
-            Yp.reshape(n_chunks, chunk, *Y.shape[1:]),
-            Mp.reshape(n_chunks, chunk, K),
-        ),
-    )
-    cost_sum, ok_sum, count = (p.sum(0) for p in parts)
+        sums = jax.lax.map(lambda b: _eval_sums(spec, params, *b), (rows(X), rows(Y), rows(member)))
+        parts.append(tuple(p.sum(0) for p in sums))
+    if n_main < n:
+        parts.append(_eval_sums(spec, params, X[n_main:], Y[n_main:], None if member is None else member[n_main:]))
+    cost_sum, ok_sum, count = (sum(p[i] for p in parts) for i in range(3))
     count = jnp.maximum(count, 1)
     return cost_sum / count, ok_sum / count
 
 
-def evaluate(spec: NetworkSpec, params, X, Y, member=None, chunk: int = 2048):
+def evaluate(spec: NetworkSpec, params, X, Y, member=None, chunk: int = 1024):
     """Mean C0 and accuracy of every model on ``(X, Y)``: two ``(K,)`` arrays.
 
     ``member`` may be :class:`Rows`: each group's models are then scored on
