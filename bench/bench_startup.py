@@ -1,7 +1,7 @@
 """Start-up of the command line (issue 15): ``l2reg train --dataset digits --epochs 1 -q``, first and second run.
 
 Each round makes a fresh, empty ``L2REG_CACHE`` folder (a temporary one:
-JAX's compilation cache and the cached digits split start empty), runs the
+JAX's compilation cache starts empty), runs the
 command once in a child process (the *first* run: everything is compiled and
 written to the cache), then ``--second-runs`` more times with the same folder
 (the *second* run: the compiled programs are loaded from the cache). Every

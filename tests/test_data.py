@@ -9,6 +9,8 @@ import io
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import zipfile
@@ -138,6 +140,28 @@ def test_digits_stratified_and_disjoint():
     # the three splits hold different images (digits has a few exact duplicates, so compare counts)
     rows = {r.tobytes() for r in np.vstack([ds.X_train, ds.X_val, ds.X_test])}
     assert len(rows) > 1700
+
+
+def test_digits_split_is_scikit_learns_without_importing_it():
+    """The embedded rows give exactly scikit-learn's stratified 60/20/20 split of load_digits (random_state=0).
+
+    To regenerate ``assets/digits_split.npz`` after a change in scikit-learn's
+    split, save the three index arrays this test computes.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+    X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0)
+    ds = load_dataset("digits")
+    for attr, want in zip(("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"),
+                          (X_train, y_train, X_val, y_val, X_test, y_test)):
+        np.testing.assert_array_equal(getattr(ds, attr), want)
+    code = "import sys, l2reg.data as d; d.load_dataset('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_digits_train_size_takes_first_examples():

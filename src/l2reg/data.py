@@ -329,47 +329,43 @@ def _apply_train_size(ds: Dataset, train_size: int | None) -> Dataset:
 # --------------------------------------------------------------------------
 
 
-_DIGITS_SPLITS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+#: The rows of each part of the split, as scikit-learn's
+#: ``train_test_split(..., stratify=y, random_state=0)`` draws them (20 % test,
+#: then a quarter of the rest for validation); tests/test_data.py checks them
+#: against scikit-learn. Embedded because importing scikit-learn's datasets
+#: takes longer (1.2 s) than the whole rest of a one-epoch run.
+_DIGITS_ROWS = "assets/digits_split.npz"
+
+
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 digits, ``(X (1797, 64) in 0..16, y)``, read from its data file without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():  # a layout we do not know: the slow, sure way
+        from sklearn.datasets import load_digits
+
+        return load_digits(return_X_y=True)
+    data = np.loadtxt(path, delimiter=",")  # as load_digits reads it
+    return data[:, :-1], data[:, -1].astype(int)
 
 
 def _split_digits() -> dict[str, np.ndarray]:
     """scikit-learn's digits, scaled to [0, 1], split 60/20/20 (stratified, random_state=0)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from importlib.resources import files
 
-    X, y = load_digits(return_X_y=True)
+    X, y = _digits_raw()
     X = (np.asarray(X, dtype=np.float64) / 16.0).astype(np.float32)
     y = np.asarray(y, dtype=np.int32)
-    # 20% test first, then a quarter of the rest (20% of all) for validation.
-    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
-    X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=0)
-    return dict(zip(_DIGITS_SPLITS, (np.ascontiguousarray(a) for a in
-                                     (X_train, y_train, X_val, y_val, X_test, y_test))))
-
-
-def _digits_cache() -> Path:
-    from importlib.metadata import version
-
-    # Keyed by scikit-learn's version: its split is what the arrays must equal.
-    return default_cache_dir() / f"digits-split-sklearn-{version('scikit-learn')}.npz"
+    with (files("l2reg") / _DIGITS_ROWS).open("rb") as f, np.load(f) as rows:
+        parts = [(rows[k], k) for k in ("train", "val", "test")]
+    return {f"{a}_{k}": np.ascontiguousarray(arr[r]) for r, k in parts for a, arr in (("X", X), ("y", y))}
 
 
 def _load_digits() -> Dataset:
-    """The digits split, from the cache folder when an earlier run saved it (importing scikit-learn's
-    datasets takes longer than the whole rest of a one-epoch run)."""
-    path = _digits_cache()
-    arrays = None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in _DIGITS_SPLITS}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
-        arrays = _split_digits()
-        try:
-            from . import store
-
-            store.write_npz(path, arrays)
-        except OSError as e:  # an unwritable cache only costs time
-            logger.info("digits not cached: %s", e)
+    """The digits split (scikit-learn's images, the embedded rows of each part)."""
+    arrays = _split_digits()
     n = sum(len(arrays[k]) for k in ("y_train", "y_val", "y_test"))
     note = (
         f"scikit-learn digits: {n} 8x8 images scaled to [0, 1]; stratified 60/20/20 split "
