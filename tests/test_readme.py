@@ -249,3 +249,31 @@ def test_explain_run_of_a_train_folder(tmp_path, monkeypatch, capsys):
     assert main(["explain", "--run", "runs/train-1", "--out", "ex", "-q"]) == 0
     doc = json.loads((tmp_path / "ex" / "explain.json").read_text())
     assert doc["reproduced"]["max_abs_diff"] < 1e-5  # the re-run is the run
+
+
+# README's "Where the formula lives": `name` (lines a–b) must be that function's lines,
+# and each "(line N)" must point at the code it names, so the pointers cannot drift.
+LINE_POINTERS = [  # (file, text on the README's line, what that line of the file holds)
+    ("src/l2reg/update.py", "`penalties.coupled_penalty` adds", "penalties.coupled_penalty("),
+    ("src/l2reg/update.py", "`optax.sgd(η)` (line", "optax.sgd("),
+    ("src/l2reg/update.py", "`make_hyper` (line", 'hyper["lmbda_over_n"]'),
+]
+
+
+def test_readme_function_line_ranges_match_the_code():
+    import ast
+
+    found = re.findall(r"\[`(src/l2reg/\w+\.py)`\]\([^)]*\) `([\w.]+)` \(lines (\d+)–(\d+)\)", README)
+    assert len(found) >= 2
+    for path, name, a, b in found:
+        spans = [(n.lineno, n.end_lineno) for n in ast.walk(ast.parse((ROOT / path).read_text()))
+                 if isinstance(n, ast.FunctionDef) and n.name == name.split(".")[-1]]
+        assert (int(a), int(b)) in spans, (path, name, a, b, spans)
+
+
+@pytest.mark.parametrize("path,readme_text,code", LINE_POINTERS)
+def test_readme_line_pointers_match_the_code(path, readme_text, code):
+    at = README.index(readme_text)
+    line = int(re.search(r"\(line (\d+)\)", README[at:at + 200]).group(1))
+    source = (ROOT / path).read_text().splitlines()
+    assert code in source[line - 1], (path, line, source[line - 1])
