@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -43,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _common import cpu_name, load
 from l2reg.data import load_dataset
 from l2reg.torch import DecayMonitor, Member, decay_groups, epoch_order, fold_seeds, train_ensemble
 
@@ -57,18 +57,6 @@ def mlp() -> nn.Module:
 
 
 MODELS = {"cnn": cnn, "mlp": mlp}
-
-
-def _load() -> str:
-    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 @torch.no_grad()
@@ -113,18 +101,18 @@ def bench_sweep(name, X, y, args, train, val) -> None:
         models = [ordinary_run(model_fn, X, y, lmbda=float(lm), eta=args.eta, train=train, val=val, seed=seed,
                                epochs=args.epochs, m=args.batch_size)[0] for lm in grid]
         times["sequential"].append(time.perf_counter() - t0)
-        print(f"  {name} repeat {r}: sequential {times['sequential'][-1]:7.2f} s  ({_load()})", flush=True)
+        print(f"  {name} repeat {r}: sequential {times['sequential'][-1]:7.2f} s  ({load()})", flush=True)
         t0 = time.perf_counter()
         result = train_ensemble(model_fn, X.numpy(), y.numpy(), members=members, folds=[(train, val)],
                                 epochs=args.epochs, batch_size=args.batch_size, seed=[seed])
         times["vectorized"].append(time.perf_counter() - t0)
-        print(f"  {name} repeat {r}: vectorized {times['vectorized'][-1]:7.2f} s  ({_load()})", flush=True)
+        print(f"  {name} repeat {r}: vectorized {times['vectorized'][-1]:7.2f} s  ({load()})", flush=True)
     diff = max(float(np.max(np.abs(result.state_dicts[k][p] - v.detach().numpy())))
                for k, model in enumerate(models) for p, v in model.state_dict().items())
     seq, vec = statistics.median(times["sequential"]), statistics.median(times["vectorized"])
     print(f"{name}: {args.k} λ × {args.epochs} epoch(s), n = {len(train)}, m = {args.batch_size}: sequential "
           f"{seq:.2f} s, vectorized {vec:.2f} s (medians of {args.repeats}): {seq / vec:.2f}× "
-          f"[max |Δw| vectorized vs sequential {diff:.1e}]  ({_load()})", flush=True)
+          f"[max |Δw| vectorized vs sequential {diff:.1e}]  ({load()})", flush=True)
 
 
 def _epoch_seconds(stamps: list[float]) -> float:
@@ -171,11 +159,11 @@ def bench_vs_jax(X, y, args) -> None:
             torch.set_num_threads(threads)
             name = f"PyTorch train_ensemble, {threads} thread(s)"
             times.setdefault(name, []).append(torch_sweep_epoch(Xf, yf, folds, grid, args) / K)
-            print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({_load()})", flush=True)
+            print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({load()})", flush=True)
         torch.set_num_threads(args.threads)
         name = "l2reg sweep engine (JAX)"
         times.setdefault(name, []).append(jax_sweep_epoch(Xf, yf, folds, grid, args) / K)
-        print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({_load()})", flush=True)
+        print(f"  vs JAX repeat {r}: {name:36s} {times[name][-1]:.5f} s/model-epoch  ({load()})", flush=True)
     jax_s = statistics.median(times["l2reg sweep engine (JAX)"])
     print(f"MLP 784-30-10 (sigmoid, softmax), {args.k} λ × {len(folds)} folds = {K} models, n_fold = "
           f"{len(folds[0][0])}, m = {args.vs_jax_m}, η = {args.vs_jax_eta}, per-epoch train+validation scoring; "
@@ -184,7 +172,7 @@ def bench_vs_jax(X, y, args) -> None:
         med = statistics.median(ts)
         rel = "1×" if name.startswith("l2reg") else (
             f"the JAX engine is {med / jax_s:.1f}× faster" if med >= jax_s else f"PyTorch is {jax_s / med:.1f}× faster")
-        print(f"  {name:36s} {med:.5f} s/model-epoch   {rel}  ({_load()})", flush=True)
+        print(f"  {name:36s} {med:.5f} s/model-epoch   {rel}  ({load()})", flush=True)
 
 
 def bench_monitor(X, y, args, train, val) -> None:
@@ -207,7 +195,7 @@ def bench_monitor(X, y, args, train, val) -> None:
     for label, ts in times.items():
         base = statistics.median(times[label.split(",")[0] + ", no monitor"])
         med = statistics.median(ts)
-        print(f"DecayMonitor, cnn, {label:32s} median {med:6.2f} s  ×{med / base:5.2f}  ({_load()})", flush=True)
+        print(f"DecayMonitor, cnn, {label:32s} median {med:6.2f} s  ×{med / base:5.2f}  ({load()})", flush=True)
 
 
 def main() -> None:
@@ -242,8 +230,8 @@ def main() -> None:
     X = torch.as_tensor(data.X_train.reshape(-1, 1, 28, 28), dtype=torch.float32)
     y = torch.as_tensor(data.y_train, dtype=torch.int64)
     train, val = np.arange(args.train_size), np.arange(args.train_size, args.train_size + args.val_size)
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}  {_cpu()}  {os.cpu_count()} cores  torch {torch.__version__} "
-          f"threads {torch.get_num_threads()}  ({_load()})", flush=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}  {cpu_name()}  {os.cpu_count()} cores  torch {torch.__version__} "
+          f"threads {torch.get_num_threads()}  ({load()})", flush=True)
     for name in args.models.split(","):
         bench_sweep(name, X, y, args, train, val)
     if not args.skip_vs_jax:
