@@ -19,7 +19,6 @@ import pytest
 from l2reg import conventions as C
 from l2reg import engine, network, penalties
 from l2reg import update as U
-from l2reg.options import MONITORS
 from stacks import fit_stack
 
 from l2reg.cli import main

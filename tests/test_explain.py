@@ -10,11 +10,10 @@ import pytest
 
 import oracle
 from l2reg import engine, network, report
-from l2reg import update as U
 
 from l2reg.cli import main
 from l2reg.data import Dataset
-from l2reg.errors import ConfigError, ConfigTypeError, DataError
+from l2reg.errors import ConfigError, DataError
 
 E = importlib.import_module("l2reg.explain")
 T = importlib.import_module("l2reg.train")

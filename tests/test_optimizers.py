@@ -11,7 +11,6 @@ import pytest
 
 from l2reg import engine, network, penalties
 from l2reg import update as U
-from l2reg.options import MONITORS
 from stacks import fit_stack
 
 from l2reg.data import load_dataset

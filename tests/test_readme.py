@@ -9,8 +9,6 @@ the README states a number, the case runs at the README's own size.
 
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,6 @@ import pytest
 
 import oracle
 from l2reg import engine, network
-from l2reg import update as U
 from stacks import fit_stack
 
 from l2reg.data import Dataset, load_dataset

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import network, penalties, store
+from . import penalties, store
 from . import interrupts
 from .errors import ConfigError, DataError
 from .network import NetworkSpec
@@ -347,7 +347,6 @@ def _pct(x: float) -> str:
 def answer(result: ExplainResult, k: int) -> list[str]:
     """The plain-language answer for model k (λ > 0), with this run's numbers."""
     c = result.config
-    lmbda, n = result.lmbdas[k], c["n"]
     s = result.epoch_summary()
     f, fe, steps = _shrink(result, k)
     name, eta = c.get("optimizer", "sgd"), c["eta"]

@@ -30,11 +30,10 @@ used only for that final report, never for selection.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -42,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checkpoint as ckpt
 from . import interrupts
 from . import network, store
 from . import validation as V
