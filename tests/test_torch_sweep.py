@@ -91,6 +91,15 @@ def test_data_of_the_wrong_shape_is_one_line(data):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_negative_labels_are_one_line(data, dtype):
+    X, y = data[:2]
+    y = np.where(np.arange(len(y)) == 3, -1, y).astype(dtype)  # whole numbers: class labels, of any dtype
+    with pytest.raises(DataError, match=r"labels must be integers in 0\.\.C-1; found -1") as e:
+        lt.sweep(mlp, (X, y), epochs=1, folds=2, batch_size=8)
+    assert "\n" not in str(e.value)
+
+
 def test_cli_sweep_and_its_bad_inputs(tmp_path, data, capsys, monkeypatch):
     X, y, X_test, y_test = data
     np.savez(tmp_path / "d.npz", X=X, y=y, X_test=X_test, y_test=y_test)

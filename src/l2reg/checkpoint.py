@@ -105,17 +105,29 @@ def check_same_config(saved: dict, current: dict, ignore=("epochs",)) -> None:
             )
 
 
+#: A cluster run's folder of finished blocks (:mod:`l2reg.distributed`).
+BLOCKS_DIR = "blocks"
+
+
+def saved_in(run_dir) -> list[Path]:
+    """What a run folder holds to resume from: its ``checkpoint*.npz`` and a cluster run's ``blocks/``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    blocks = run_dir / BLOCKS_DIR
+    return sorted(run_dir.glob("checkpoint*.npz")) + ([blocks] if blocks.is_dir() else [])
+
+
 def remove_all(run_dir) -> list[Path]:
-    """Delete a finished run's checkpoints (``checkpoint*.npz`` and a cluster run's ``blocks/``); returns them."""
+    """Delete a finished run's checkpoints (:func:`saved_in`); returns them."""
     import shutil
 
-    run_dir = Path(run_dir)
-    gone = sorted(run_dir.glob("checkpoint*.npz"))
+    gone = saved_in(run_dir)
     for path in gone:
-        path.unlink(missing_ok=True)
-    if (run_dir / "blocks").is_dir():
-        shutil.rmtree(run_dir / "blocks")
-        gone.append(run_dir / "blocks")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     return gone
 
 

@@ -172,7 +172,7 @@ Monitor = Annotated[Optional[str], _opt(OUTPUT, "What to compute each epoch (com
 Out = Annotated[Optional[Path], _opt(OUTPUT, "Output folder (default runs/COMMAND-TIMESTAMP).")]
 Overwrite = Annotated[bool, _flag(OUTPUT, "Allow writing into a folder that holds a previous run.", "--overwrite")]
 Resume = Annotated[Optional[Path], _opt(OUTPUT, "Continue the interrupted run in this folder; options default to its own.")]
-Figures = Annotated[Optional[str], _choice_of(("png", "svg"), OUTPUT, "Also write every figure alone, in this format, to OUT/figures/.")]
+Figures = Annotated[Optional[str], _choice_of(O.FIGURE_FORMATS, OUTPUT, "Also write every figure alone, in this format, to OUT/figures/.")]
 KeepCheckpoints = Annotated[bool, _flag(OUTPUT, "Keep the checkpoints of a finished run (they are removed by default).",
                                         "--keep-checkpoints")]
 Quiet = Annotated[bool, _opt(OUTPUT, "No progress bar or table; one line says where the results are.", "--quiet", "-q",
@@ -244,8 +244,9 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
 
 def _stopped(e: Interrupted, command: str, folder: Path) -> str:
     """What Ctrl-C stopped, what is saved, and the command that continues."""
-    saved = sorted(p.name for p in folder.glob("checkpoint*.npz")) if folder.is_dir() else []
-    saved += ["blocks/"] if (folder / "blocks").is_dir() else []
+    from .checkpoint import saved_in
+
+    saved = [p.name + ("/" if p.is_dir() else "") for p in saved_in(folder)]
     if not saved:
         return f"{e} Nothing was saved yet; run the same command again to start over."
     return f"{e} Saved in {folder}: {', '.join(saved)}. Resume with: l2reg {command} --resume {folder}"
@@ -253,7 +254,7 @@ def _stopped(e: Interrupted, command: str, folder: Path) -> str:
 
 def _check_figures(fmt) -> None:
     if fmt is not None:
-        V.choice("figures", fmt, ("png", "svg"))
+        V.choice("figures", fmt, O.FIGURE_FORMATS)
 
 
 def _trained(what: str, result, folder: Path) -> None:
@@ -579,8 +580,8 @@ torch_app = typer.Typer(help="Your own PyTorch model: which parameters decay, an
 app.add_typer(torch_app, name="torch")
 Factory = Annotated[str, typer.Argument(help="The model factory, module:function or file.py:function (no arguments).",
                                         metavar="MODULE:FACTORY")]
-Policy = Annotated[str, _opt(PENALTY, "Which parameters decay: l2reg (weights, never biases or norms), timm, hf, "
-                             "mingpt or nanogpt.")]
+Policy = Annotated[str, _choice_of(O.POLICIES, PENALTY, "Which parameters decay: l2reg (weights, never biases or "
+                                   "norms) or the rule of timm, hf, mingpt or nanogpt.")]
 
 
 @torch_app.command("audit", cls=_Command)

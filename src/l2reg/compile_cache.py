@@ -3,8 +3,8 @@
 Every run compiles its epoch, its monitoring and its initialization; with
 the cache, a later run of the same shapes loads them from disk instead. The
 cache lives in ``$L2REG_CACHE/jax`` (default ``~/.cache/l2reg/jax``);
-``L2REG_COMPILE_CACHE=0`` turns it off and ``L2REG_COMPILE_CACHE=DIR``
-puts it elsewhere. A cache folder that cannot be created or written is
+``L2REG_COMPILE_CACHE=0`` (or off, false, no) turns it off, 1 (or on, true,
+yes) keeps the default, and ``L2REG_COMPILE_CACHE=DIR`` puts it elsewhere. A cache folder that cannot be created or written is
 skipped (with a note in the log), and a corrupt entry is recompiled (JAX
 reads entries defensively and ``jax_raise_persistent_cache_errors`` stays
 off), so the cache never fails a run.
@@ -27,7 +27,7 @@ def cache_dir() -> Path | None:
     value = os.environ.get(ENV, "").strip()
     if value.lower() in ("0", "off", "false", "no"):
         return None
-    if value:
+    if value and value.lower() not in ("1", "on", "true", "yes"):
         return Path(value).expanduser()
     from .data import default_cache_dir
 
@@ -48,8 +48,10 @@ def configure() -> Path | None:
     """Turn the cache on (once per process) unless disabled or unwritable; returns its folder."""
     global _configured
     folder = cache_dir()
-    if _configured or folder is None or not _writable(folder):
-        return None if folder is None or not _configured else folder
+    if _configured:
+        return folder
+    if folder is None or not _writable(folder):
+        return None
     import jax
 
     if jax.config.jax_compilation_cache_dir is None:  # a caller's own choice wins

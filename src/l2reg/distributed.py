@@ -44,13 +44,13 @@ object once and calls a block function on each block.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
 import os
 import socket
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -58,20 +58,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import interrupts, store
+from . import checkpoint, interrupts, store
 from . import validation as V
-from .errors import ConfigError, ConfigTypeError, Interrupted, L2RegError
+from .errors import ConfigError, Interrupted, L2RegError
+from .options import check_backend, parse_address  # noqa: F401  (the checks live with the options)
 
 log = logging.getLogger(__name__)
 
-BLOCKS_DIR = "blocks"
 LOG_FILE = "log.json"
 REFIT = "refit"
 #: Retries of a block whose worker died (Ray's ``max_retries``); errors raised by the block itself are not retried.
 MAX_RETRIES = 3
 #: Seconds the TCP check of ``address`` waits for an answer.
 CONNECT_TIMEOUT = 3.0
-INSTALL_HINT = "backend 'ray' needs Ray: pip install 'l2reg[ray]'."
 _TREE = "__tree__"
 
 
@@ -80,33 +79,6 @@ class ClusterError(L2RegError, RuntimeError):
 
 
 # ---------------------------------------------------------------- options
-
-
-def check_backend(backend: str, address, block_size) -> None:
-    """The checks of ``backend``, ``address`` and ``block_size`` (one line each), without importing Ray."""
-    V.choice("backend", backend, ("local", "ray"))
-    for name, value in (("address", address), ("block_size", block_size)):
-        if value is not None and backend != "ray":
-            raise ConfigError(f"{name} applies to backend 'ray'; got backend {backend!r}.")
-    if address is not None:
-        parse_address(address)
-    if block_size is not None:
-        V.integer("block_size", block_size, low=1)
-    if backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError(INSTALL_HINT)
-
-
-def parse_address(address) -> tuple[str, int] | None:
-    """``(host, port)`` of a HOST:PORT address (IPv6 in brackets); None for "auto"."""
-    if not isinstance(address, str):
-        raise ConfigTypeError(f"address must be 'auto' or HOST:PORT; got {address!r}.")
-    if address == "auto":
-        return None
-    host, sep, port = address.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or "/" in address or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"address must be 'auto' or HOST:PORT; got {address!r}.")
-    return host, int(port)
 
 
 def _resolve_auto() -> tuple[str, int] | None:
@@ -276,7 +248,7 @@ class BlockStore:
     """The run folder's ``blocks/``: one ``NAME.npz`` per finished block, and ``log.json`` of what ran."""
 
     def __init__(self, run_dir):
-        self.dir = Path(run_dir) / BLOCKS_DIR
+        self.dir = Path(run_dir) / checkpoint.BLOCKS_DIR
         self.log_path = self.dir / LOG_FILE
 
     def path(self, name: str) -> Path:
@@ -293,7 +265,8 @@ class BlockStore:
         try:
             with np.load(path, allow_pickle=False) as z:
                 doc = unpack(z)
-        except (ValueError, OSError, EOFError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError,
+                UnicodeDecodeError) as e:
             log.warning("%s: unreadable (%s); training the block again", path, type(e).__name__)
             return None
         if doc.get("block") != block:
@@ -453,7 +426,6 @@ class RayExecutor:
 
     def _start_run_dir(self, names: list) -> None:
         """Resume: check the saved options. Fresh start: the meta-only checkpoint that ``--resume`` reads."""
-        from . import checkpoint
         from .sweep import CHECKPOINT_CV
 
         if self.run_dir is None:
@@ -463,7 +435,7 @@ class RayExecutor:
             meta = checkpoint.read_meta(path)
             if meta.get("backend") != "ray":
                 raise ConfigError(f"cannot resume {self.run_dir} on backend 'ray': it was started in process.")
-            checkpoint.check_same_config(meta.get("config", {}), self.config, ignore=("address",))
+            checkpoint.check_same_config(meta.get("config", {}), self.config, ignore=tuple(checkpoint.MAY_CHANGE))
             return
         self.blocks.clear()
         checkpoint.save(path, {}, {"config": self.config, "backend": "ray", "stage": "cv", "blocks": names})

@@ -547,8 +547,6 @@ def one_core_for(K: int) -> bool:
     the library: it would change the affinity of the caller's process).
     Returns whether it pinned.
     """
-    import os
-
     if K >= BLOCKED_MIN_MODELS or os.environ.get(ONE_CORE_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
         return False
     cpus = os.sched_getaffinity(0)
@@ -560,8 +558,6 @@ def one_core_for(K: int) -> bool:
 
 def choose_block(opt: OptimizerSpec, hyper: dict, K: int, *, recorder=None) -> int:
     """B for the blocked first-layer path (:mod:`l2reg.blocked`), or 0 for the per-step path."""
-    import os
-
     from . import blocked
 
     path = os.environ.get(ENGINE_ENV, "auto")

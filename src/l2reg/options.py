@@ -44,6 +44,8 @@ EVALS = ("validation", "test")
 SELECT = ("min", "1se")
 #: Which parameters of a PyTorch model decay (:mod:`l2reg.torch.groups`); a callable is allowed too.
 POLICIES = ("l2reg", "timm", "hf", "mingpt", "nanogpt")
+#: ``--figures``: the formats the figures can be written in alone.
+FIGURE_FORMATS = ("png", "svg")
 #: Where a sweep trains: in this process, or in blocks on a Ray cluster (:mod:`l2reg.distributed`).
 BACKENDS = ("local", "ray")
 MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
@@ -312,6 +314,36 @@ def _check_combinations(o: TrainOptions) -> None:
 # ---------------------------------------------------------------- sweep and explain
 
 
+def check_backend(backend: str, address, block_size) -> None:
+    """The checks of ``backend``, ``address`` and ``block_size`` (one line each), without importing Ray."""
+    V.choice("backend", backend, BACKENDS)
+    for name, value in (("address", address), ("block_size", block_size)):
+        if value is not None and backend != "ray":
+            raise ConfigError(f"{name} applies to backend 'ray'; got backend {backend!r}.")
+    if address is not None:
+        parse_address(address)
+    if block_size is not None:
+        V.integer("block_size", block_size, low=1)
+    if backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("backend 'ray' needs Ray: pip install 'l2reg[ray]'.")
+
+
+def parse_address(address) -> tuple[str, int] | None:
+    """``(host, port)`` of a HOST:PORT address (IPv6 in brackets); None for "auto"."""
+    if not isinstance(address, str):
+        raise ConfigTypeError(f"address must be 'auto' or HOST:PORT; got {address!r}.")
+    if address == "auto":
+        return None
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or "/" in address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"address must be 'auto' or HOST:PORT; got {address!r}.")
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class SweepOptions(TrainOptions):
     """:class:`TrainOptions` plus the sweep's own: ``folds``, ``select``, ``lmbda_grid``, and where it
@@ -332,19 +364,7 @@ class SweepOptions(TrainOptions):
     block_size: int | None = None  # ray: pairs (η, λ) per task; None: all of a fold's pairs
 
     def checked(self):
-        V.choice("backend", self.backend, BACKENDS)
-        for name in ("address", "block_size"):
-            if getattr(self, name) is not None and self.backend != "ray":
-                raise ConfigError(f"{name} applies to backend 'ray'; got backend {self.backend!r}.")
-        if self.address is not None and not isinstance(self.address, str):
-            raise ConfigTypeError(f"address must be 'auto' or HOST:PORT; got {self.address!r}.")
-        if self.block_size is not None:
-            V.integer("block_size", self.block_size, low=1)
-        if self.backend == "ray":
-            import importlib.util
-
-            if importlib.util.find_spec("ray") is None:
-                raise ConfigError("backend 'ray' needs Ray: pip install 'l2reg[ray]'.")
+        check_backend(self.backend, self.address, self.block_size)
         if self.lmbda is not None and self.lmbda_grid is not None:
             raise ConfigError("give lmbda or lmbda_grid, not both.")
         V.choice("select", self.select, SELECT)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from . import explorer, plots_explain, plots_sweep, plots_train, store
 from . import validation as V
+from .options import FIGURE_FORMATS as FORMATS
 from .plots import STYLE, pyplot
 
-FORMATS = ("png", "svg")
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1300px; margin: 1.5em auto;

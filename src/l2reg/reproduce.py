@@ -381,7 +381,7 @@ def _cv_choice(exp: Experiment, data: Dataset, seed: int, cv_lmbdas, progress) -
     plan = plan_sweep(opts)
     with progress(f"{CV_FOLDS}-fold CV", exp.epochs) as on_epoch:
         cv = LocalExecutor().cv(plan.task, on_epoch)
-    c = choose(cv.final["validation_accuracy"], cv.diverged, E=1, rule=opts.select)
+    c = choose(cv.final["validation_accuracy"], cv.diverged, E=len(plan.etas), rule=opts.select)
     return CVChoice(lmbda=float(plan.grid[c.index]), hand_lmbda=exp.lmbdas[1], folds=CV_FOLDS, select=opts.select,
                     grid=[float(x) for x in plan.grid], cv_mean=list(100 * c.mean), cv_se=list(100 * c.se),
                     seconds=time.perf_counter() - t0)

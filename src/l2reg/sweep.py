@@ -577,18 +577,25 @@ class SweepPlan:
     config: dict  # the options as given (SweepOptions.to_config): what checkpoints and a resume compare
 
 
+def cv_folds_for(opts, y, classification: bool) -> list:
+    """The CV folds of ``opts`` (``folds``, ``seed``) on labels ``y``, checked against ``batch_size``."""
+    k = check_folds(opts.folds, y, classification)
+    folds = make_folds(y, k, opts.seed[0], classification)
+    n_min = min(len(tr) for tr, _ in folds)
+    if opts.batch_size > n_min:
+        raise ConfigError(f"batch_size must be an integer between 1 and {n_min} (the smallest fold's training "
+                          f"size); got {opts.batch_size}.")
+    return folds
+
+
 def plan_sweep(opts: SweepOptions) -> SweepPlan:
     """Load the data and lay out the grid × folds of checked ``opts`` (the data-dependent checks)."""
     from .train import decay_warnings, prepare
 
     prep = prepare(opts)
     data, regression = prep.data, prep.regression
-    k = check_folds(opts.folds, data.y_train, not regression)
-    cv_folds = make_folds(data.y_train, k, opts.seed[0], not regression)
-    n_min = min(len(tr) for tr, _ in cv_folds)
-    if opts.batch_size > n_min:
-        raise ConfigError(f"batch_size must be an integer between 1 and {n_min} (the smallest fold's training "
-                          f"size); got {opts.batch_size}.")
+    cv_folds = cv_folds_for(opts, data.y_train, not regression)
+    k, n_min = len(cv_folds), min(len(tr) for tr, _ in cv_folds)
     grid = list(opts.lmbda) if opts.lmbda is not None else default_grid(prep.n)
     etas = list(opts.eta)
     for line in decay_warnings(replace(opts, lmbda=tuple(grid)), n_min, grid=True):

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..data import _is_whole
+from ..errors import DataError
 from ..options import DEFAULT_FOLDS, TorchSweepOptions
-from ..sweep import (Block, CVRun, SweepResult, _summary_rows, assemble, check_folds, choose, default_grid,
-                     fold_seeds, make_folds)
+from ..sweep import (DEFAULT_GRID_SIZE, Block, CVRun, SweepResult, _round_sig, _summary_rows, assemble, choose,
+                     cv_folds_for, default_grid, fold_seeds)
 from .ensemble import Member, train_ensemble
 from .factory import load_factory
 from .groups import decayed_names
@@ -90,9 +91,11 @@ def load_data(data) -> TorchData:
 def _labels(y, name: str, n: int) -> np.ndarray:
     if y is None or len(y) != n:
         raise DataError(f"{name} must have one entry per row of its X ({n}); got {None if y is None else len(y)}.")
-    if np.issubdtype(y.dtype, np.integer) or (y.ndim == 1 and np.all(y == np.round(y))):
-        return y.astype(np.int64)
-    return y.astype(np.float32)
+    if y.ndim != 1 or not _is_whole(y):  # as l2reg's own data files: whole numbers are class labels
+        return y.astype(np.float32)
+    if len(y) and y.min() < 0:
+        raise DataError(f"{name}: labels must be integers in 0..C-1; found {int(y.min())}.")
+    return y.astype(np.int64)
 
 
 def _hold_out_test(X: np.ndarray, y: np.ndarray) -> TorchData:
@@ -248,7 +251,8 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
 
     ``model_fn``: a no-argument factory of the ``nn.Module`` (or ``"module:function"``);
     ``data``: a ``.npz`` (``X``, ``y``, optional ``X_test``, ``y_test``) or ``(X, y[, X_test, y_test])``,
-    X of any shape the model takes; ``y`` integer labels (cross-entropy) or floats (mean squared error).
+    X of any shape the model takes; ``y`` class labels 0..C−1, whole numbers of any dtype (cross-entropy),
+    or other floats (mean squared error).
     ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2; under ``adamw``
     the decoupled ``weight_decay`` grid, default 0 plus 1e-4 … 1); ``eta`` one η or a list (the grid
     η × λ); ``policy``: which parameters decay (:data:`l2reg.torch.POLICIES`). Then as
@@ -292,16 +296,14 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_blo
     spec = _absolute(model_fn) if isinstance(model_fn, str) else None
     model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
     d = load_data(data)
-    k = check_folds(opts.folds, d.y, d.classification)
-    cv_folds = make_folds(d.y, k, opts.seed[0], d.classification)
-    n_min = min(len(tr) for tr, _ in cv_folds)
-    if opts.batch_size > n_min:
-        raise ConfigError(f"batch_size must be an integer between 1 and {n_min} (the smallest fold's training "
-                          f"size); got {opts.batch_size}.")
+    cv_folds = cv_folds_for(opts, d.y, d.classification)
+    k = len(cv_folds)
     grid = list(opts.lmbda) if opts.lmbda is not None else _default_grid(len(d.X), opts.optimizer)
     pairs = [(e, v) for e in opts.eta for v in grid]
-    task = TorchTask(spec if isinstance(spec, str) else model_fn, d, opts, cv_folds, fold_seeds(opts.seed[0], k),
-                     np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
+    # a worker elsewhere loads the factory by name; in this process it is loaded once, above
+    model = spec if spec is not None and opts.backend == "ray" else model_fn
+    task = TorchTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], k), np.array([e for e, _ in pairs]),
+                     np.array([v for _, v in pairs]))
     executor = _executor(opts, on_block)
     cv = executor.cv(task, on_epoch)
     score = cv.final["validation_accuracy" if d.classification else "validation_cost"]
@@ -310,7 +312,7 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_blo
     stage2 = None if on_epoch is None else (lambda ep, m: on_epoch(opts.epochs + ep, m))
     refit = executor.refit(task, grid, eta, stage2)
     rows = _summary_rows(cv, choice, eta, grid, refit["final"], refit["diverged"], not d.classification, len(d.X))
-    config = _config(opts, name, d, cv_folds, grid, eta, model_fn)
+    config = _config(opts, name, d, task, grid, eta, model_fn)
     return SweepResult(config=config, rows=rows, chosen_index=choice.index, min_index=choice.best, cv=cv,
                        refit_lmbdas=list(grid), refit_history=refit["history"], refit_params=refit["params"],
                        train_seconds=cv.train_seconds + refit["train_seconds"], compile_seconds=0.0,
@@ -326,10 +328,10 @@ def _absolute(spec: str) -> str:
 def _default_grid(n: int, optimizer: str) -> list[float]:
     if optimizer != "adamw":
         return default_grid(n)
-    return [0.0] + [float(f"{v:.2g}") for v in np.geomspace(*DEFAULT_WD_GRID, 12)]
+    return [0.0] + [_round_sig(v) for v in np.geomspace(*DEFAULT_WD_GRID, DEFAULT_GRID_SIZE)]
 
 
-def _config(opts: TorchSweepOptions, name: str, d: TorchData, folds, grid, eta: float, model_fn) -> dict:
+def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, eta: float, model_fn) -> dict:
     """``sweep.json``'s config: every option, the grid, the model, and what the data fixed."""
     model = model_fn()
     n_params = sum(p.numel() for p in model.parameters())
@@ -338,8 +340,8 @@ def _config(opts: TorchSweepOptions, name: str, d: TorchData, folds, grid, eta: 
     config.update(
         dataset=str(opts.dataset), model=f"{name}: {n_params:,} parameters, {len(decayed)} tensors decayed "
         f"(policy {opts.policy}), {opts.optimizer}", lmbda=list(grid), eta=eta, etas=list(opts.eta),
-        seed=opts.seed[0], folds=len(folds), fold_seeds=fold_seeds(opts.seed[0], len(folds)), n=len(d.X),
-        n_fold=[int(len(tr)) for tr, _ in folds], n_test=int(len(d.X_test)), regression=not d.classification,
-        models_cv=len(grid) * len(opts.eta) * len(folds), models_refit=len(grid), engine="torch",
+        seed=opts.seed[0], folds=len(task.folds), fold_seeds=list(task.seeds), n=len(d.X),
+        n_fold=[int(len(tr)) for tr, _ in task.folds], n_test=int(len(d.X_test)), regression=not d.classification,
+        models_cv=len(grid) * len(opts.eta) * len(task.folds), models_refit=len(grid), engine="torch",
         torch=torch.__version__, decay="weight_decay" if opts.optimizer == "adamw" else "lmbda")
     return config
