@@ -3,7 +3,7 @@
 The scripts run as ``python bench/NAME.py``, so ``bench/`` is on ``sys.path``
 and they import this module as ``_common``. Nothing here imports JAX at
 import time: a script whose contenders run in fresh child processes (so
-that ``l2reg.engine.one_core_for`` can still pin them) must not start JAX
+that ``l2reg.cli.one_core_for`` can still pin them) must not start JAX
 in the parent before it means to.
 """
 
@@ -108,14 +108,14 @@ def timed_run(cmd: list[str], *, env: dict | None = None, cwd: str | None = None
 
 def fit_stack(spec, X, Y, *, groups, group_seeds, lmbda, eta, momentum=None, weight_decay=None, eval_sets=None,
               monitor=(), on_epoch=None, **options):
-    """:func:`l2reg.engine.fit_stack` with flat keyword arguments (as ``tests/stacks.py``'s adapter).
+    """:func:`l2reg.core.engine.fit_stack` with flat keyword arguments (as ``tests/stacks.py``'s adapter).
 
     ``lmbda``, ``eta``, ``momentum``, ``weight_decay``: one number or one per
     model (K = len(lmbda)); the other options are :class:`~l2reg.options.TrainOptions`'.
     """
     import numpy as np
 
-    from l2reg import engine
+    from l2reg.core import engine
     from l2reg.options import TrainOptions
 
     lmbda = np.asarray(lmbda, np.float64)

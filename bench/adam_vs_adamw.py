@@ -4,7 +4,7 @@ Loshchilov & Hutter ("Decoupled Weight Decay Regularization", ICLR 2019)
 claim that with decoupled decay the best decay depends less on the learning
 rate than with L2 in the cost under Adam. This script trains, on a subset of
 Fashion-MNIST, a grid of learning rates η × decay values for three update
-rules (each grid one vectorized stack, :func:`l2reg.engine.fit_stack`):
+rules (each grid one vectorized stack, :func:`l2reg.core.engine.fit_stack`):
 
 * ``adam``:            coupled L2, C = C0 + (λ/2n)·Σw², the penalty's gradient
                        goes through Adam's moments (PyTorch ``Adam(weight_decay=λ/n)``);
@@ -211,7 +211,7 @@ def main() -> None:
         return
 
     from l2reg.data import load_dataset
-    from l2reg.network import NetworkSpec
+    from l2reg.core.network import NetworkSpec
 
     data = load_dataset("fashion-mnist", args.data_dir, train_size=args.train_size)
     print(header(f"n = {len(data.X_train)}, {args.epochs} epochs, {args.seeds} seed(s)"), flush=True)

@@ -4,8 +4,8 @@ Configuration (network2's): 784-30-10, sigmoid, cross-entropy, m = 10,
 η = 0.5, λ = 5.0 (λ/n with n = 50,000), MNIST's first ``--n`` training images
 (default all 50,000). In one run it measures, for K models at once,
 
-* the per-step epoch (:func:`l2reg.engine.epoch`: W1 read and written on every step);
-* the blocked epoch (:func:`l2reg.blocked.blocked_epoch`) for each B in ``--blocks``;
+* the per-step epoch (:func:`l2reg.core.engine.epoch`: W1 read and written on every step);
+* the blocked epoch (:func:`l2reg.core.blocked.blocked_epoch`) for each B in ``--blocks``;
   both include the epoch's shuffle, as the engine does;
 * the "lean" per-step epoch for K = 1 (``--lean``): no masks (every model
   active, every batch full), the step network2 takes;
@@ -97,9 +97,9 @@ def stack(K: int, n: int):
     import jax
     import jax.numpy as jnp
 
-    from l2reg import network
-    from l2reg.network import NetworkSpec
-    from l2reg.update import OptimizerSpec, make_hyper
+    from l2reg.core import network
+    from l2reg.core.network import NetworkSpec
+    from l2reg.core.update import OptimizerSpec, make_hyper
 
     spec = NetworkSpec(SIZES)
     params = network.stack([network.init_params(spec, jax.random.PRNGKey(0))], repeats=K)
@@ -115,8 +115,8 @@ def lean_epoch(params, hyper, X, Y, idx, valid, keys, epoch_no, *, spec, opt, m)
     import jax.numpy as jnp
     import optax
 
-    from l2reg import engine, network
-    from l2reg.update import make_optimizer
+    from l2reg.core import engine, network
+    from l2reg.core.update import make_optimizer
 
     b_idx, _ = engine.shuffle(keys, epoch_no, idx, valid, m)
     optimizer = make_optimizer(opt, hyper)
@@ -139,8 +139,8 @@ def contender(kind: str, K: int, B: int, X, Y):
     """``(fn, make_args)`` of one epoch of K models: ``per-step``, ``lean`` or ``blocked`` (with B)."""
     import jax
 
-    from l2reg import blocked, engine
-    from l2reg.update import make_optimizer
+    from l2reg.core import blocked, engine
+    from l2reg.core.update import make_optimizer
 
     spec, opt, params, hyper, d = stack(K, X.shape[0])
     if kind == "per-step":

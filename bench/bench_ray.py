@@ -63,7 +63,7 @@ ROUTES = {
 
 def jobs(args) -> dict:
     """Each job's options, as :func:`l2reg.sweep` takes them (and the command line, by :func:`argv_of`)."""
-    from l2reg.sweep import default_grid
+    from l2reg.fronts.cv import default_grid
 
     mnist = {"dataset": "mnist", "data_dir": args.data_dir, "train_size": 1000, "sizes": [784, 30, 10],
              "batch_size": 10, "eta": 0.5, "epochs": args.epochs, "folds": 5, "seed": 0,
@@ -110,7 +110,7 @@ def run_sweep(argv: list, env: dict) -> dict:
 def task_bytes(opts: dict) -> int:
     """The size of what goes to the cluster once (the pickled CVTask: X, y, folds, pairs, test set)."""
     from l2reg.options import SweepOptions
-    from l2reg.sweep import plan_sweep
+    from l2reg.fronts.sweeping import plan_sweep
 
     return len(pickle.dumps(plan_sweep(SweepOptions.from_flat(opts).checked()).task, protocol=5))
 

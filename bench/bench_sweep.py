@@ -214,7 +214,7 @@ def main() -> None:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     from l2reg.data import load_dataset
-    from l2reg.sweep import default_grid, make_folds
+    from l2reg.fronts.cv import default_grid, make_folds
 
     data = load_dataset("mnist", args.data_dir, train_size=args.train_size, eval="test")
     grid = default_grid(args.train_size, 15)

@@ -12,7 +12,7 @@ sweep of the seed's MLP (784-30-10, sigmoid hidden units, softmax +
 cross-entropy, m = 10, η = 0.5, plain SGD with coupled L2) over ``--k`` λ ×
 ``--vs-jax-folds`` stratified folds of the training images, against the same
 grid trained by the engine of ``l2reg sweep``
-(:func:`l2reg.sweep.cross_validate`, the same network and cost); both record
+(:func:`l2reg.fronts.sweeping.cross_validate`, the same network and cost); both record
 every model's training and validation cost and accuracy after each epoch.
 Seconds per model-epoch (the epochs after the first, medians), with torch at
 each of ``--vs-jax-threads`` threads; the ratio is reported as measured.
@@ -131,9 +131,9 @@ def torch_sweep_epoch(X, y, folds, grid, args) -> float:
 
 def jax_sweep_epoch(X, y, folds, grid, args) -> float:
     """Seconds per epoch of ``l2reg sweep``'s engine on the same grid, network and cost (the CV stage)."""
-    from l2reg.network import NetworkSpec
+    from l2reg.core.network import NetworkSpec
     from l2reg.options import MONITORS, TrainOptions
-    from l2reg.sweep import cross_validate
+    from l2reg.fronts.sweeping import cross_validate
 
     spec = NetworkSpec((784, 30, 10), "sigmoid", "log-likelihood")
     opts = TrainOptions(lmbda=tuple(grid), eta=(args.vs_jax_eta,), epochs=args.vs_jax_epochs,
@@ -147,7 +147,7 @@ def jax_sweep_epoch(X, y, folds, grid, args) -> float:
 
 def bench_vs_jax(X, y, args) -> None:
     """Issue 11: the PyTorch vectorized sweep of the seed's MLP against ``l2reg sweep``'s JAX engine."""
-    from l2reg.sweep import make_folds
+    from l2reg.fronts.cv import make_folds
 
     Xf, yf = X.reshape(len(X), -1).numpy(), y.numpy()
     folds = make_folds(yf, args.vs_jax_folds, args.seed, True)

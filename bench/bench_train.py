@@ -8,14 +8,14 @@ excluded), it measures
 
 * l2reg's engine for K = 1, 16 and 64 models at once (``--ks``), each in a
   fresh child process so that the command line's one-core pinning
-  (:func:`l2reg.engine.one_core_for`, effective only before JAX's first
+  (:func:`l2reg.cli.one_core_for`, effective only before JAX's first
   computation) applies where it should and nowhere else:
 
   - ``per-step`` (``L2REG_ENGINE=per-step``: today's engine, W1 written every step),
-  - ``blocked`` (``L2REG_ENGINE=blocked``: :mod:`l2reg.blocked`, the default for K ≥ 4),
+  - ``blocked`` (``L2REG_ENGINE=blocked``: :mod:`l2reg.core.blocked`, the default for K ≥ 4),
   - for K = 1 also the single model as the command line runs it
     (``l2reg train ... --lmbda 5``: pinned to one core, the default path),
-    beside the library's ``l2reg.train.train`` (both cores);
+    beside the library's ``l2reg.fronts.training.train`` (both cores);
 
 * the float32 GEMM rate of this machine in the same run: the 2048² matmul
   (JAX and NumPy) and the first layer's tall shape (n × 784) @ (784 × 30·K)
@@ -73,13 +73,13 @@ def contenders(ks) -> list[dict]:
 
 
 def worker(spec: dict) -> dict:
-    """In the child: train K identical models with ``l2reg.train.train``; the epochs' seconds."""
+    """In the child: train K identical models with ``l2reg.fronts.training.train``; the epochs' seconds."""
     import dataclasses
 
-    from l2reg import engine
+    from l2reg.core import engine
     from l2reg.data import load_dataset
-    from l2reg.train import train
-    from l2reg.update import OptimizerSpec, make_hyper
+    from l2reg.fronts.training import train
+    from l2reg.core.update import OptimizerSpec, make_hyper
 
     K, n = spec["K"], spec["n"]
     data = load_dataset("mnist", spec["data_dir"])

@@ -1,8 +1,8 @@
 """How much slower is `l2reg explain` than plain `l2reg train`? (target: at most 2×)
 
 Times the epoch loop only (``train_seconds``: compilation excluded, the
-per-epoch monitoring included) of :func:`l2reg.train.train` and
-:func:`l2reg.explain.explain` on the same configuration, in the same process,
+per-epoch monitoring included) of :func:`l2reg.fronts.training.train` and
+:func:`l2reg.fronts.explaining.explain` on the same configuration, in the same process,
 ``--repeats`` rounds of every contender in turn; reports medians, their
 ratios and the load average beside each timing. Two baselines: train on the
 same λ list as explain's stack (the λ = 0 companion included, K = 2) and
@@ -25,8 +25,8 @@ TARGET = 2.0
 
 def contenders(args, data) -> dict:
     """name -> a function returning one run's epoch-loop seconds."""
-    from l2reg.explain import explain
-    from l2reg.train import train
+    from l2reg.fronts.explaining import explain
+    from l2reg.fronts.training import train
 
     common = dict(dataset=data, epochs=args.epochs, batch_size=args.batch_size, eta=0.5)
     out = {"train K=1 (λ only)": lambda: train(lmbda=[args.lmbda], **common).train_seconds,

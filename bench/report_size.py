@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import l2reg
-from l2reg import explorer, report
+from l2reg.present import explorer, report
 
 CHROMIUM = os.environ.get("L2REG_CHROMIUM", "/usr/bin/chromium")
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import l2reg
-from l2reg import report
+from l2reg.present import report
 
 log = logging.getLogger("screenshots")
 

@@ -1,14 +1,15 @@
 """The engine with flat keyword arguments, for tests that train stacks directly.
 
 ``fit_stack(spec, X, Y, groups=..., group_seeds=..., lmbda=..., eta=..., epochs=..., batch_size=..., **options)``
-builds the options object and the per-model numbers that :func:`l2reg.engine.fit_stack` takes.
+builds the options object and the per-model numbers that :func:`l2reg.core.engine.fit_stack` takes.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from l2reg import engine
+from l2reg.base.checkpoint import Checkpointing
+from l2reg.core import engine
 from l2reg.options import MONITORS, TrainOptions
 
 
@@ -27,17 +28,17 @@ def fit_stack(spec, X, Y, *, groups, group_seeds, lmbda, eta, momentum=None, wei
     ).checked()
     members = engine.Members(lmbda=lmbda, eta=col(eta), momentum=col(momentum) if opts.momentum else None,
                              weight_decay=col(weight_decay) if opts.weight_decay else None)
-    ck = None if checkpoint is None else engine.Checkpointing(Path(checkpoint), checkpoint_config or {}, resume)
+    ck = None if checkpoint is None else Checkpointing(Path(checkpoint), checkpoint_config or {}, resume)
     return engine.fit_stack(spec, X, Y, opts, groups=groups, group_seeds=group_seeds, members=members,
                             eval_sets=eval_sets, monitor=monitor, on_epoch=on_epoch, checkpoint=ck, params0=params0,
                             divergence_bound=divergence_bound)
 
 
 def cross_validate(spec, X, y, lmbdas, folds, *, group_seeds, eta, monitor=(), **options):
-    """:func:`l2reg.sweep.cross_validate` with flat options; ``eta`` one η or one per member (pair)."""
+    """:func:`l2reg.fronts.sweeping.cross_validate` with flat options; ``eta`` one η or one per member (pair)."""
     import importlib
 
-    S = importlib.import_module("l2reg.sweep")
+    S = importlib.import_module("l2reg.fronts.sweeping")
     pair_eta = np.broadcast_to(np.asarray(eta, np.float64), (len(lmbdas),))
     opts = TrainOptions(lmbda=tuple(lmbdas), eta=tuple(sorted(set(pair_eta))), monitor=tuple(monitor),
                         **options).checked()

@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,8 @@ from l2reg.options import DEFAULT_LMBDA, ExplainOptions, SweepOptions, TrainOpti
 
 @pytest.mark.parametrize("name", ["train", "sweep", "explain", "convert"])
 def test_public_functions_have_real_signatures(name):
-    importlib.import_module(f"l2reg.{'conventions' if name == 'convert' else name}")  # binds the submodule
+    for module in ("fronts.training", "fronts.sweeping", "fronts.explaining", "fronts.conventions"):
+        importlib.import_module(f"l2reg.{module}")  # importing every implementation module changes no public name
     fn = getattr(l2reg, name)
     assert inspect.isfunction(fn) and fn.__doc__
     params = inspect.signature(fn).parameters
@@ -49,3 +51,22 @@ def test_sweep_and_explain_run_from_python():
     assert type(r).__name__ == "SweepResult" and r.chosen_lmbda in (0.0, 1.0) and len(r.rows) == 2
     e = l2reg.explain(dataset="digits", lmbda=1.0, epochs=2, train_size=200)
     assert type(e).__name__ == "ExplainResult" and e.lmbdas == [0.0, 1.0]
+
+
+def test_the_public_face_is_plain_and_visible_to_static_tools():
+    """No module shares a public function's name, the package is an ordinary module (no class swap), and every
+    public name is imported under TYPE_CHECKING, where IDEs and type checkers read it."""
+    import ast
+    import pkgutil
+    import types
+
+    assert type(l2reg) is types.ModuleType
+    submodules = {m.name for m in pkgutil.iter_modules(l2reg.__path__)}
+    assert not submodules & set(l2reg.__all__)
+    tree = ast.parse(Path(l2reg.__file__).read_text())
+    checked = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    seen = {alias.asname or alias.name for node in checked.body for alias in node.names}
+    assert seen | {"ConfigError", "DataError", "L2RegError", "__version__"} == set(l2reg.__all__)
+    for name in l2reg.__all__:
+        assert getattr(l2reg, name) is not None
+    assert set(dir(l2reg)) >= set(l2reg.__all__)

@@ -1,4 +1,4 @@
-"""The blocked first-layer update (l2reg.blocked) against the per-step epoch (l2reg.engine.epoch).
+"""The blocked first-layer update (l2reg.core.blocked) against the per-step epoch (l2reg.core.engine.epoch).
 
 The oracle is the engine's own epoch: the same parameters after a few epochs,
 for every condition the per-step path handles (per-model η and λ, a λ per
@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2reg import blocked, engine, network
+from l2reg.core import blocked, engine, network
 from l2reg.errors import ConfigError, ConfigTypeError
-from l2reg.network import NetworkSpec
-from l2reg.update import OptimizerSpec, make_hyper, make_optimizer
+from l2reg.core.network import NetworkSpec
+from l2reg.core.update import OptimizerSpec, make_hyper, make_optimizer
 
 TOL = 1e-5
 EPOCHS = 3
@@ -185,12 +185,12 @@ def test_fit_stack_takes_the_blocked_path_to_the_per_step_result(monkeypatch, ca
     last batch, frozen models) it gives the per-step parameters and histories to float32 tolerance."""
     import importlib
 
-    from l2reg import engine
+    from l2reg.core import engine
     from l2reg.data import load_dataset
 
     from stacks import fit_stack
 
-    T = importlib.import_module("l2reg.train")
+    T = importlib.import_module("l2reg.fronts.training")
     d = load_dataset("digits")
     X, y = d.X_train[:197], d.y_train[:197]  # 197 = 19 full batches of 10 and one of 7
     seeds, lm = case.pop("seeds"), case.pop("lmbda")

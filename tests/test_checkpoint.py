@@ -7,9 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from l2reg import checkpoint, network
+from l2reg.base import checkpoint
+from l2reg.core import network
 from l2reg.errors import ConfigError, DataError
-from l2reg.network import NetworkSpec
+from l2reg.core.network import NetworkSpec
 
 
 def _state():

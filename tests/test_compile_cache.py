@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from l2reg import compile_cache
+from l2reg.base import compile_cache
 
 
 @pytest.mark.parametrize("value,where", [

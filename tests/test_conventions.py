@@ -16,17 +16,17 @@ import numpy as np
 import optax
 import pytest
 
-from l2reg import conventions as C
-from l2reg import engine, network, penalties
-from l2reg import update as U
+from l2reg.fronts import conventions as C
+from l2reg.core import engine, network, penalties
+from l2reg.core import update as U
 from stacks import fit_stack
 
 from l2reg.cli import main
 from l2reg.errors import ConfigError
-from l2reg.network import NetworkSpec
+from l2reg.core.network import NetworkSpec
 
-E = importlib.import_module("l2reg.explain")
-T = importlib.import_module("l2reg.train")
+E = importlib.import_module("l2reg.fronts.explaining")
+T = importlib.import_module("l2reg.fronts.training")
 
 
 def _to(lmbda, target, **kw):

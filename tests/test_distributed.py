@@ -32,6 +32,7 @@ import pytest
 import l2reg
 from l2reg.cli import main
 from l2reg.errors import ConfigError
+from l2reg.present.save import save
 
 # Ray is imported only once the session's cluster is set up: it reads its settings (LOCAL_ONLY) on import.
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -139,8 +140,8 @@ def test_ray_sweep_equals_the_in_process_sweep(local_reference, ray_reference, t
     assert ray_reference.cv.history.keys() == local_reference.cv.history.keys()
     for name, h in local_reference.cv.history.items():
         np.testing.assert_allclose(ray_reference.cv.history[name], h, **TOL, err_msg=name)
-    ray_reference.save(tmp_path / "ray")
-    local_reference.save(tmp_path / "local")
+    save(ray_reference, tmp_path / "ray")
+    save(local_reference, tmp_path / "local")
     got, want = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in ("ray", "local"))
     assert got.keys() == want.keys() and got["chosen_lmbda"] == want["chosen_lmbda"]
     assert [r.keys() for r in got["rows"]] == [r.keys() for r in want["rows"]]
@@ -149,8 +150,8 @@ def test_ray_sweep_equals_the_in_process_sweep(local_reference, ray_reference, t
 
 
 def test_every_block_is_saved_logged_and_resumable(ray_reference, ray_reference_dir):
-    from l2reg import checkpoint
-    from l2reg.distributed import BlockStore
+    from l2reg.base import checkpoint
+    from l2reg.fronts.distributed import BlockStore
 
     run_dir = ray_reference_dir
     meta = checkpoint.read_meta(run_dir / "checkpoint-cv.npz")  # what `l2reg sweep --resume` reads
@@ -196,9 +197,9 @@ def _stall_once(marker):
 
 
 def test_a_worker_killed_mid_block_changes_nothing(ray_reference, tmp_path):
-    from l2reg.distributed import RayExecutor
+    from l2reg.fronts.distributed import RayExecutor
     from l2reg.options import SweepOptions
-    from l2reg.sweep import sweep_with
+    from l2reg.fronts.sweeping import sweep_with
 
     marker = tmp_path / "pid"
     killed = []
@@ -233,9 +234,9 @@ def test_a_worker_killed_mid_block_changes_nothing(ray_reference, tmp_path):
 
 _DRIVER = """
 import sys, time
-from l2reg.distributed import RayExecutor
+from l2reg.fronts.distributed import RayExecutor
 from l2reg.options import SweepOptions
-from l2reg.sweep import sweep_with
+from l2reg.fronts.sweeping import sweep_with
 
 def hook(name, epoch):
     if epoch is None:
@@ -362,7 +363,7 @@ BAD = [
 @needs_ray  # the options ask for Ray before anything else
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_cluster_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
-    from l2reg import distributed
+    from l2reg.fronts import distributed
 
     def never(*a, **k):
         raise AssertionError("ray.init was reached: it would wait minutes for a closed port")
@@ -408,7 +409,7 @@ def test_sklearn_bad_backend_options_are_one_line(params, message):
     (3, 2, 10, [3]),  # larger than the grid: all of it
 ])
 def test_blocks_cover_every_pair_and_fold_once(pairs, folds, size, per_block):
-    from l2reg.distributed import plan_blocks
+    from l2reg.fronts.cv import plan_blocks
 
     blocks = plan_blocks(pairs, folds, size)
     assert [len(b.pairs) for b in blocks] == per_block * folds
@@ -418,8 +419,8 @@ def test_blocks_cover_every_pair_and_fold_once(pairs, folds, size, per_block):
 
 
 def test_pack_round_trips_a_block_result_without_pickle(tmp_path):
-    from l2reg import store
-    from l2reg.distributed import pack, unpack
+    from l2reg.base import store
+    from l2reg.fronts.distributed import pack, unpack
 
     tree = {"final": {"validation_accuracy": np.arange(6, dtype=np.float32).reshape(3, 2)},
             "diverged": np.array([[True, False]]), "params": [[{"w": np.ones((2, 3)), "b": np.zeros(3)}]],
@@ -440,7 +441,7 @@ def test_pack_round_trips_a_block_result_without_pickle(tmp_path):
     (6379, "address must be 'auto' or HOST:PORT; got 6379."),
 ])
 def test_bad_addresses_are_one_line(address, message):
-    from l2reg.distributed import parse_address
+    from l2reg.fronts.distributed import parse_address
 
     with pytest.raises((ConfigError, TypeError), match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
         parse_address(address)
@@ -449,6 +450,6 @@ def test_bad_addresses_are_one_line(address, message):
 @pytest.mark.parametrize("address,want", [("127.0.0.1:6379", ("127.0.0.1", 6379)), ("[::1]:10", ("::1", 10)),
                                           ("head.example:6379", ("head.example", 6379)), ("auto", None)])
 def test_addresses_parse(address, want):
-    from l2reg.distributed import parse_address
+    from l2reg.fronts.distributed import parse_address
 
     assert parse_address(address) == want

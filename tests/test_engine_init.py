@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2reg import engine, network
-from l2reg.network import NetworkSpec
+from l2reg.core import engine, network
+from l2reg.core.network import NetworkSpec
 
 CASES = [  # (sizes, init, dtype, seeds, L)
     ((64, 30, 10), "large", jnp.float32, (0,), 1),

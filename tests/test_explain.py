@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 import oracle
-from l2reg import engine, network, report
+from l2reg.core import engine, network
+from l2reg.present.save import explain_document
+from l2reg.present import report
 
 from l2reg.cli import main
 from l2reg.data import Dataset
 from l2reg.errors import ConfigError, DataError
 
-E = importlib.import_module("l2reg.explain")
-T = importlib.import_module("l2reg.train")
+E = importlib.import_module("l2reg.fronts.explaining")
+TERMS = importlib.import_module("l2reg.core.terms")
+WORDS = importlib.import_module("l2reg.present.words")
+T = importlib.import_module("l2reg.fronts.training")
 
 
 def _tiny(n, n_in=3, n_classes=2, seed=0):
@@ -56,7 +60,7 @@ def _closed_form_steps(model, data, *, lmbda, eta, m, epochs, seed=0):
 
 
 def _expected_stats(step):
-    out = {k: [] for k in E.STAT_NAMES}
+    out = {k: [] for k in TERMS.STAT_NAMES}
     for w, d, g in step:
         grow = np.abs(w + d + g) > np.abs(w)
         out["away"].append(np.sum(g * w > 0))
@@ -90,7 +94,7 @@ def test_recorded_terms_equal_closed_forms(n, m, epochs, sizes):
         want = _closed_form_steps(model, data, lmbda=lmbda, eta=eta, m=m, epochs=epochs)
         for s, step in enumerate(want):
             exp = _expected_stats(step)
-            for name in E.STAT_NAMES:
+            for name in TERMS.STAT_NAMES:
                 np.testing.assert_allclose(r.stats[name][s, :, k], exp[name], rtol=2e-5, atol=1e-7, err_msg=name)
             tracked = [step[li][0][i, o] for li, i, o in r.tracked_index]
             np.testing.assert_allclose(r.tracked[s, :, k], tracked, rtol=1e-5, atol=1e-7)
@@ -124,7 +128,7 @@ def test_layer_stats_on_constructed_cases(g, d, away, grow):
     w = jnp.asarray(W[:, None, :])  # (1, 1, 6)
     g = jnp.asarray(np.array(g)[None, None, :])
     d = jnp.asarray(np.array(d)[None, None, :])
-    s = E.layer_stats(w, d, g, d + g)
+    s = TERMS.layer_stats(w, d, g, d + g)
     assert float(s["away"][0]) == away
     assert float(s["grow"][0]) == grow
     grew = np.abs(W + np.asarray(d + g)[0]) > np.abs(W)
@@ -135,7 +139,7 @@ def test_layer_stats_on_constructed_cases(g, d, away, grow):
 
 def test_epoch_summary_pools_layers_by_weight_count():
     # Two layers of 4 and 6 weights, K = 2, two epochs of one recorded step each.
-    stats = {name: np.zeros((2, 2, 2)) for name in E.STAT_NAMES}
+    stats = {name: np.zeros((2, 2, 2)) for name in TERMS.STAT_NAMES}
     stats["away"][:, 0] = [[1, 2], [3, 4]]  # layer 0
     stats["away"][:, 1] = [[3, 0], [6, 6]]  # layer 1
     stats["sq"][:] = 1.0
@@ -170,7 +174,7 @@ def test_vectorized_lambdas_equal_separate_runs_and_training(digits_small):
     both = E.explain(digits_small, lmbda=[0.5, 4.0], **opts)
     alone = E.explain(digits_small, lmbda=4.0, **opts)
     assert both.lmbdas == [0.0, 0.5, 4.0] and alone.lmbdas == [0.0, 4.0]
-    for name in E.STAT_NAMES:
+    for name in TERMS.STAT_NAMES:
         np.testing.assert_allclose(both.stats[name][..., [0, 2]], alone.stats[name], rtol=1e-5, atol=1e-7)
     # The recording does not change the trajectory: the same weights as plain training.
     trained = T.train(digits_small, sizes=[64, 6, 10], epochs=2, batch_size=10, lmbda=[0.0, 0.5, 4.0], monitor=())
@@ -180,9 +184,9 @@ def test_vectorized_lambdas_equal_separate_runs_and_training(digits_small):
     s = both.epoch_summary()
     assert s["weight_sq_norm"][-1, 0] > s["weight_sq_norm"][-1, 1] > s["weight_sq_norm"][-1, 2]
     assert np.all(s["mean_abs_decay"][:, 0] == 0) and np.all(s["mean_abs_decay"][:, 2] > s["mean_abs_decay"][:, 1])
-    text = " ".join(E.answer(both, 2))
+    text = " ".join(WORDS.answer(both, 2))
     assert "(1 − ηλ/n) = 0.983333 per step" in text and "% of the weights away from zero" in text
-    deriv = "\n".join(E.derivation(both, 2))
+    deriv = "\n".join(WORDS.derivation(both, 2))
     assert "(λ/n)·w = ∂C0/∂w + 0.0333333·w" in deriv and "= 0.983333·w − 0.05·Σ_x ∂C0_x/∂w" in deriv
     json.dumps(both.to_json())
     page = report.explain_report_html(both)
@@ -259,7 +263,7 @@ def test_stateful_optimizers_lambda_zero_has_no_decay_term(optimizer):
     for k in range(2):
         for li, layer in enumerate(r.final_params):
             np.testing.assert_allclose(layer["w"][:, k], trained.params[k][li]["w"], rtol=1e-5, atol=1e-6)
-    assert "cost" in E.answer(r, 1)[0]
+    assert "cost" in WORDS.answer(r, 1)[0]
 
 
 def test_adamw_decay_term_is_minus_eta_wd_w():
@@ -274,9 +278,9 @@ def test_adamw_decay_term_is_minus_eta_wd_w():
         for layer in layers:
             np.testing.assert_allclose(layer["d"][:, 1], -eta * wd * layer["w"][:, 1], rtol=1e-4, atol=1e-7)
             assert not np.any(layer["d"][:, 0])
-    first = E.answer(r, 1)[0]
+    first = WORDS.answer(r, 1)[0]
     assert "decoupled, not in the cost" in first and f"{eta * wd:.4g}·w" in first
-    meta = r.to_json()
+    meta = explain_document(r)
     assert [m.get("weight_decay") for m in meta["models"]] == [0.0, wd] and "answer" in meta["models"][1]
 
 

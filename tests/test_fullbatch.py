@@ -24,10 +24,10 @@ import pytest
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from l2reg import network
+from l2reg.core import network
 from l2reg.errors import ConfigError, DataError
-from l2reg.fullbatch import FullBatchResult, _cost, fit_full_batch
-from l2reg.network import NetworkSpec
+from l2reg.core.fullbatch import FullBatchResult, _cost, fit_full_batch
+from l2reg.core.network import NetworkSpec
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_logistic_regression_equals_sklearn_on_blobs(x64):
 
 def test_unconverged_models_are_reported(logit_fit, caplog):
     X, y, _ = logit_fit
-    with jax.enable_x64(True), caplog.at_level(logging.WARNING, logger="l2reg.fullbatch"):
+    with jax.enable_x64(True), caplog.at_level(logging.WARNING, logger="l2reg.core.fullbatch"):
         r = fit_full_batch(NetworkSpec((64, 5), cost="log-likelihood"), X, y, LOGIT_LMBDAS, max_iter=2, tol=1e-12)
     np.testing.assert_array_equal(r.iterations, [2, 2, 2])
     assert not r.converged.any() and "3 of 3 models" in caplog.text

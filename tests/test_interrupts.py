@@ -198,7 +198,7 @@ def test_ctrl_c_exits_130_with_one_line_and_a_resume_that_works(request, tmp_pat
 # flag there; a second Ctrl-C must not wait for the next safe point.
 _BUSY = """
 import sys, time
-from l2reg import interrupts
+from l2reg.base import interrupts
 interrupts.install()
 print("ready", flush=True)
 while not interrupts.requested():

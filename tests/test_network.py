@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax import enable_x64
 
-from l2reg import network
-from l2reg.network import NetworkSpec
+from l2reg.core import network
+from l2reg.core.network import NetworkSpec
 
 SPECS = [
     NetworkSpec((5, 4, 3), "sigmoid", "cross-entropy"),

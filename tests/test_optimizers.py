@@ -9,17 +9,17 @@ import numpy as np
 import optax
 import pytest
 
-from l2reg import engine, network, penalties
-from l2reg import update as U
+from l2reg.core import engine, network, penalties
+from l2reg.core import update as U
 from stacks import fit_stack
 
 from l2reg.data import load_dataset
 from l2reg.errors import ConfigError
-from l2reg.network import NetworkSpec
+from l2reg.core.network import NetworkSpec
 
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
 
-T = importlib.import_module("l2reg.train")
+T = importlib.import_module("l2reg.fronts.training")
 
 # Separate runs recompile shapes that the stacked runs and other tests already compiled.
 pytestmark = pytest.mark.usefixtures("compilation_cache")
@@ -434,7 +434,7 @@ def test_estimator_takes_the_optimizer_options(digits):
 
 def test_sweep_passes_the_penalty_and_optimizer_on(digits):
     from l2reg.data import Dataset
-    from l2reg.sweep import sweep
+    from l2reg.fronts.sweeping import sweep
 
     small = Dataset("digits-small", digits.X_train[:150], digits.y_train[:150], digits.X_val, digits.y_val,
                     digits.X_test, digits.y_test, 10)

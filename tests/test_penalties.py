@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from l2reg import network, penalties
-from l2reg.network import NetworkSpec
+from l2reg.core import network, penalties
+from l2reg.core.network import NetworkSpec
 
 
 def _stack(K=3, sizes=(4, 3, 2), seed=0):

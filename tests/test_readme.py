@@ -252,16 +252,16 @@ def test_explain_run_of_a_train_folder(tmp_path, monkeypatch, capsys):
 # README's "Where the formula lives": `name` (lines a–b) must be that function's lines,
 # and each "(line N)" must point at the code it names, so the pointers cannot drift.
 LINE_POINTERS = [  # (file, text on the README's line, what that line of the file holds)
-    ("src/l2reg/update.py", "`penalties.coupled_penalty` adds", "penalties.coupled_penalty("),
-    ("src/l2reg/update.py", "`optax.sgd(η)` (line", "optax.sgd("),
-    ("src/l2reg/update.py", "`make_hyper` (line", 'hyper["lmbda_over_n"]'),
+    ("src/l2reg/core/update.py", "`penalties.coupled_penalty` adds", "penalties.coupled_penalty("),
+    ("src/l2reg/core/update.py", "`optax.sgd(η)` (line", "optax.sgd("),
+    ("src/l2reg/core/update.py", "`make_hyper` (line", 'hyper["lmbda_over_n"]'),
 ]
 
 
 def test_readme_function_line_ranges_match_the_code():
     import ast
 
-    found = re.findall(r"\[`(src/l2reg/\w+\.py)`\]\([^)]*\) `([\w.]+)` \(lines (\d+)–(\d+)\)", README)
+    found = re.findall(r"\[`(src/l2reg/[\w/]+\.py)`\]\([^)]*\) `([\w.]+)` \(lines (\d+)–(\d+)\)", README)
     assert len(found) >= 2
     for path, name, a, b in found:
         spans = [(n.lineno, n.end_lineno) for n in ast.walk(ast.parse((ROOT / path).read_text()))

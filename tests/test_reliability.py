@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l2reg import checkpoint
+from l2reg.base import checkpoint
 
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import DataError
 
-T = importlib.import_module("l2reg.train")
+T = importlib.import_module("l2reg.fronts.training")
 
 # Long enough on digits that a kill lands mid-run (each epoch also evaluates).
 RUN = ["train", "--train-size", "300", "--epochs", "150", "--lmbda", "0,1", "--seeds", "0,1", "-q"]

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from l2reg import report
+from l2reg.present import report
 
 
 def test_html_page_escapes_and_keeps_sections():

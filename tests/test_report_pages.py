@@ -24,8 +24,10 @@ import pytest
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
 
 import l2reg
-from l2reg import explorer, network, plots_sweep, report
+from l2reg.present import explorer, plots_sweep, report
+from l2reg.core import network
 from l2reg.errors import ConfigError
+from l2reg.present.save import save  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 
@@ -128,7 +130,7 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         import importlib
 
-        mp.setattr(importlib.import_module("l2reg.sweep"), "NEIGHBOURS", 1000, raising=False)  # refit every λ
+        mp.setattr(importlib.import_module("l2reg.fronts.sweeping"), "NEIGHBOURS", 1000, raising=False)  # refit every λ
         out = {kind: with_stand_ins(make_run(kind, folder)) for kind in KINDS if kind not in DERIVED}
     out.update({kind: derive(out["sweep"]) for kind, derive in DERIVED.items()})
     return out
@@ -140,7 +142,7 @@ def pages(runs, tmp_path_factory):
     out = {}
     for kind, result in runs.items():
         folder = tmp_path_factory.mktemp(kind)
-        result.save(folder)
+        save(result, folder)
         if kind.startswith("train"):
             (folder / "report.html").write_text(report.train_report_html(result, figures=True), encoding="utf-8")
             name = "metrics.json"
@@ -294,7 +296,7 @@ def test_cumulative_sums_add_up_to_the_final_weights(runs, pages):
 
 @pytest.mark.parametrize("kind", ["train", "sweep-partial-refit", "explain"])
 def test_figures_are_full_width_with_text_of_eleven_points_or_more(kind, runs):
-    from l2reg.report_pages import figures_of
+    from l2reg.present.pages import figures_of
 
     for fig_id, _, _, draw in figures_of(runs[kind]):
         fig = draw()
@@ -309,7 +311,7 @@ def test_figures_are_full_width_with_text_of_eleven_points_or_more(kind, runs):
 
 @pytest.mark.parametrize("kind,fmt", [("train-regression", "png"), ("train-regression", "svg")])
 def test_write_figures_writes_each_figure_alone(kind, fmt, runs, tmp_path):
-    from l2reg.report_pages import figures_of
+    from l2reg.present.pages import figures_of
 
     paths = report.write_figures(runs[kind], tmp_path, fmt=fmt)
     assert [p.name for p in paths] == [f"{fig_id}.{fmt}" for fig_id, *_ in figures_of(runs[kind])]

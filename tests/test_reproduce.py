@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from l2reg import data, reproduce
+from l2reg import data
+from l2reg.fronts import reproduce
 from l2reg.cli import main
 from l2reg.errors import ConfigError
 

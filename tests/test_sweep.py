@@ -12,19 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2reg import engine, network
+from l2reg.core import engine, network
 from stacks import cross_validate, fit_stack
 
 from l2reg.cli import main
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import ConfigError, ConfigTypeError, DataError
-from l2reg.network import NetworkSpec
+from l2reg.core.network import NetworkSpec
 from l2reg.options import parse_grid
+from l2reg.present.save import save  # noqa: E402
 
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
 
-S = importlib.import_module("l2reg.sweep")
-T = importlib.import_module("l2reg.train")
+S = importlib.import_module("l2reg.fronts.sweeping")
+CV = importlib.import_module("l2reg.fronts.cv")
+T = importlib.import_module("l2reg.fronts.training")
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 
@@ -46,7 +48,7 @@ def small_sweep():
 @pytest.mark.parametrize("n,k,seed", [(60, 2, 0), (150, 5, 3), (97, 3, 1), (300, 10, 7)])
 def test_folds_partition_the_training_set_and_are_stratified(digits, n, k, seed):
     y = digits.y_train[:n]
-    folds = S.make_folds(y, k, seed, classification=True)
+    folds = CV.make_folds(y, k, seed, classification=True)
     assert len(folds) == k
     held = np.concatenate([va for _, va in folds])
     assert sorted(held) == list(range(n))  # every example validates exactly once
@@ -67,13 +69,13 @@ def test_no_validation_example_reaches_its_folds_training(monkeypatch, digits):
         seen.update(kw)
         return real(spec, X, Y, opts, **kw)
 
-    monkeypatch.setattr(engine, "fit_stack", spy)
+    monkeypatch.setattr(S, "fit_stack", spy)  # the sweep front trains its blocks with it
     X, y = digits.X_train[:90], digits.y_train[:90]
     lmbdas = [0.0, 1.0]
-    folds = S.make_folds(y, 3, 0, True)
+    folds = CV.make_folds(y, 3, 0, True)
     cross_validate(NetworkSpec((64, 5, 10)), X, y, lmbdas, folds, group_seeds=[0, 1, 2], eta=0.5, epochs=1,
                      batch_size=10, monitor=())
-    rows = seen["eval_sets"]["evaluation"][2]  # each group's held-out rows (its fold)
+    rows = seen["eval_sets"]["validation"][2]  # each group's held-out rows (its fold)
     assert isinstance(rows, network.Rows) and len(seen["groups"]) == len(folds)
     for g, group in enumerate(seen["groups"]):
         held = np.asarray(rows.idx[g])[np.asarray(rows.valid[g])]
@@ -95,20 +97,20 @@ SELECT_CASES = [
 
 @pytest.mark.parametrize("mean,se,want_min,want_1se", SELECT_CASES)
 def test_select_min_and_1se(mean, se, want_min, want_1se):
-    assert S.select_lmbda(mean, se, "min") == want_min
-    assert S.select_lmbda(mean, se, "1se") == want_1se
+    assert CV.select_lmbda(mean, se, "min") == want_min
+    assert CV.select_lmbda(mean, se, "1se") == want_1se
 
 
 def test_select_for_costs_takes_the_lowest():
-    assert S.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "min", higher_is_better=False) == 1
-    assert S.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "1se", higher_is_better=False) == 2
+    assert CV.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "min", higher_is_better=False) == 1
+    assert CV.select_lmbda([0.5, 0.3, 0.31, 0.6], [0.02] * 4, "1se", higher_is_better=False) == 2
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 0.2)), min_size=1, max_size=20))
 def test_1se_never_picks_a_smaller_lmbda_than_min(pairs):
     mean, se = zip(*pairs)
-    assert S.select_lmbda(mean, se, "1se") >= S.select_lmbda(mean, se, "min")
+    assert CV.select_lmbda(mean, se, "1se") >= CV.select_lmbda(mean, se, "min")
 
 
 def test_1se_picks_at_least_mins_lmbda_on_a_real_sweep(small_sweep):
@@ -127,9 +129,9 @@ def test_vectorized_lmbda_by_fold_run_equals_separate_runs(digits):
     X, y = digits.X_train[idx], digits.y_train[idx]
     spec = NetworkSpec((64, 6, 10))
     lmbdas = [0.0, 0.5, 5.0]
-    folds = S.make_folds(y, 3, 2, True)
+    folds = CV.make_folds(y, 3, 2, True)
     assert {len(tr) for tr, _ in folds} == {60}
-    seeds = S.fold_seeds(2, 3)
+    seeds = CV.fold_seeds(2, 3)
     kw = dict(eta=0.5, epochs=3, batch_size=7)
     cv = cross_validate(spec, X, y, lmbdas, folds, group_seeds=seeds, monitor=("evaluation_accuracy",), **kw)
     L = len(lmbdas)
@@ -167,8 +169,8 @@ def test_sweep_result_rows_and_refit(small_sweep):
 
 
 def test_default_grid_runs_from_lmbda_zero_to_underfitting():
-    grid = S.default_grid(300)
-    assert grid[0] == 0.0 and len(grid) == 1 + S.DEFAULT_GRID_SIZE
+    grid = CV.default_grid(300)
+    assert grid[0] == 0.0 and len(grid) == 1 + CV.DEFAULT_GRID_SIZE
     assert grid[1] == pytest.approx(1e-5 * 300, rel=0.05) and grid[-1] == pytest.approx(3e-2 * 300, rel=0.05)
     assert grid == sorted(grid)
 
@@ -179,7 +181,7 @@ def test_lmbda_grid_is_zero_plus_log_spaced_values(text, want):
 
 
 def test_grid_is_sorted_and_deduplicated():
-    assert S.check_grid([1.0, 0.0, 1.0, 0.5]) == [0.0, 0.5, 1.0]
+    assert CV.check_grid([1.0, 0.0, 1.0, 0.5]) == [0.0, 0.5, 1.0]
 
 
 def _dataset(n=60, classes=3, seed=0):
@@ -249,7 +251,7 @@ def test_regression_sweep_selects_by_lowest_cost(tmp_path):
     costs = [row["cv_cost_mean"] for row in r.rows]
     assert r.chosen_index == int(np.argmin(costs))
     assert r.rows[0]["cv_accuracy_mean"] is None and r.rows[0]["test_cost"] > 0
-    r.save(tmp_path / "out")
+    save(r, tmp_path / "out")
     assert json.loads((tmp_path / "out" / "sweep.json").read_text())["chosen_lmbda"] == r.chosen_lmbda
 
 
@@ -310,8 +312,8 @@ def test_vectorized_eta_by_lmbda_cv_equals_separate_runs(digits):
     X, y = digits.X_train[idx], digits.y_train[idx]
     spec = NetworkSpec((64, 5, 10))
     etas, lmbdas = [0.2, 1.0], [0.0, 3.0]
-    folds = S.make_folds(y, 2, 0, True)
-    seeds = S.fold_seeds(0, 2)
+    folds = CV.make_folds(y, 2, 0, True)
+    seeds = CV.fold_seeds(0, 2)
     L = len(lmbdas)
     cv = cross_validate(spec, X, y, lmbdas * len(etas), folds, group_seeds=seeds, eta=np.repeat(etas, L),
                           epochs=2, batch_size=6, monitor=())
@@ -338,8 +340,8 @@ PAIR_CASES = [
 
 @pytest.mark.parametrize("mean,se,want_min,want_1se", PAIR_CASES)
 def test_select_pair_min_and_1se(mean, se, want_min, want_1se):
-    assert S.select_pair(mean, se, "min") == want_min
-    assert S.select_pair(mean, se, "1se") == want_1se
+    assert CV.select_pair(mean, se, "min") == want_min
+    assert CV.select_pair(mean, se, "1se") == want_1se
 
 
 @pytest.fixture(scope="module")
@@ -367,10 +369,10 @@ def test_eta_sweep_selects_the_best_non_diverged_pair(eta_sweep):
 def test_eta_sweep_report_has_the_heat_map_and_the_table_an_eta_column(eta_sweep, tmp_path):
     from rich.console import Console
 
-    from l2reg import report
+    from l2reg.present import report
 
     r = eta_sweep
-    r.save(tmp_path)
+    save(r, tmp_path)
     html = (tmp_path / "report.html").read_text()
     assert 'id="sweep-heatmap"' in html or "sweep-heatmap" in html
     console = Console(record=True, width=160)
@@ -427,7 +429,7 @@ def sweep_reference():
 def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep_reference, sig, code):
     import subprocess
 
-    from l2reg import checkpoint
+    from l2reg.base import checkpoint
     from test_reliability import _cli, _wait_for_epoch
 
     out = tmp_path / "sweep"
@@ -436,13 +438,13 @@ def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
     proc = subprocess.Popen(_cli(*SWEEP_ARGV, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
-    _wait_for_epoch(out / S.CHECKPOINT_CV, proc)
+    _wait_for_epoch(out / CV.CHECKPOINT_CV, proc)
     proc.send_signal(sig)
     proc.wait(timeout=60)
     err = proc.stderr.read()
     assert proc.returncode == code, err
-    assert 3 <= checkpoint.read_meta(out / S.CHECKPOINT_CV)["epoch"] < 200  # it stopped mid-CV
-    assert not (out / S.CHECKPOINT_REFIT).exists() and not (out / "sweep.json").exists()
+    assert 3 <= checkpoint.read_meta(out / CV.CHECKPOINT_CV)["epoch"] < 200  # it stopped mid-CV
+    assert not (out / CV.CHECKPOINT_REFIT).exists() and not (out / "sweep.json").exists()
     if code == 130:
         assert f"l2reg sweep --resume {out}" in err and "Traceback" not in err
     done = subprocess.run(_cli("sweep", "--resume", str(out), "-q"), capture_output=True, text=True, env=env)
@@ -455,7 +457,7 @@ def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep
 def test_resume_after_a_finished_cv_stage_goes_to_the_refit(tmp_path):
     opts = dict(train_size=120, epochs=3, lmbda=[0.0, 1.0], folds=2)
     first = S.sweep(**opts, checkpoint_dir=tmp_path)
-    (tmp_path / S.CHECKPOINT_REFIT).unlink()  # as if killed between the stages
+    (tmp_path / CV.CHECKPOINT_REFIT).unlink()  # as if killed between the stages
     calls = []
     again = S.sweep(**opts, checkpoint_dir=tmp_path, resume=True, on_epoch=lambda e, m: calls.append(e))
     assert [e for e in calls if e is not None] == [3, 4, 5]  # the CV ran no epoch, the refit all three

@@ -382,9 +382,9 @@ def test_load_factory_errors_are_one_line(factory_dir, spec, message):
 def test_import_l2reg_does_not_import_torch_and_missing_torch_is_one_line():
     code = textwrap.dedent("""
         import sys
-        import l2reg, l2reg.conventions
+        import l2reg, l2reg.fronts.conventions
         assert "torch" not in sys.modules, "import l2reg imported torch"
-        assert "jax" not in sys.modules, "l2reg.conventions (decay_timescale) imported JAX"
+        assert "jax" not in sys.modules, "l2reg.fronts.conventions (decay_timescale) imported JAX"
         sys.modules["torch"] = None  # as if PyTorch were not installed
         try:
             import l2reg.torch

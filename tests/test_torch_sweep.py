@@ -1,4 +1,4 @@
-"""l2reg.torch.sweep: the PyTorch λ path shares selection, results and reports with the JAX sweep."""
+"""l2reg.torch.sweeping: the PyTorch λ path shares selection, results and reports with the JAX sweep."""
 
 import json
 
@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 import l2reg.torch as lt  # noqa: E402
 from l2reg.cli import main  # noqa: E402
 from l2reg.errors import ConfigError, DataError  # noqa: E402
-from l2reg.sweep import choose, make_folds  # noqa: E402
+from l2reg.fronts.cv import choose, make_folds  # noqa: E402
+from l2reg.present.save import save  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -62,7 +63,7 @@ def test_refit_reports_the_test_set_and_the_terms(result, data):
 
 
 def test_saves_the_same_files_as_the_jax_sweep(result, tmp_path):
-    result.save(tmp_path)
+    save(result, tmp_path)
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert doc["chosen_lmbda"] == result.chosen_lmbda and doc["config"]["engine"] == "torch"
     assert {"rows", "histories", "refit", "summary"} <= set(doc)

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 import oracle
-from l2reg import engine, network
+from l2reg.core import engine, network
 from stacks import fit_stack
 
 from l2reg.data import Dataset, load_dataset
 from l2reg.errors import ConfigError, ConfigTypeError
-from l2reg.network import NetworkSpec
+from l2reg.core.network import NetworkSpec
 from l2reg.options import MONITORS
+from l2reg.present.save import save  # noqa: E402
 
-T = importlib.import_module("l2reg.train")
+T = importlib.import_module("l2reg.fronts.training")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_train_api_runs_and_saves(digits, tmp_path):
             assert len(run[key]) == 3
         assert all(0 <= a <= 1 for a in run["evaluation_accuracy"])
     assert r.train_seconds > 0
-    r.save(tmp_path)
+    save(r, tmp_path)
     meta = json.loads((tmp_path / "metrics.json").read_text())
     assert set(meta) >= {"config", "runs", "train_seconds"}
     assert meta["config"]["lmbda"] == [0.0, 0.5] and meta["runs"][1]["lmbda"] == 0.5
@@ -189,17 +190,16 @@ def test_unknown_dataset_is_a_config_error():
 def test_checkpoints_are_throttled_but_the_first_last_and_interrupted_epochs_are_saved(monkeypatch, tmp_path):
     """Short epochs would spend longer writing checkpoints than training: by default a checkpoint is
     written after the first epoch, then at most every few seconds, and always after the last one."""
-    from l2reg import checkpoint as ckpt_module
-    from l2reg import engine
+    from l2reg.base import checkpoint as ckpt_module
 
     saved = []
     real = ckpt_module.save
     monkeypatch.setattr(ckpt_module, "save", lambda path, state, meta: saved.append(meta["epoch"]) or
                         real(path, state, meta))
-    monkeypatch.setenv(engine.CHECKPOINT_ENV, "1000")
+    monkeypatch.setenv(ckpt_module.CHECKPOINT_ENV, "1000")
     T.train(epochs=6, train_size=100, lmbda=1.0, monitor=(), checkpoint_dir=tmp_path)
     assert saved == [1, 6]
-    monkeypatch.setenv(engine.CHECKPOINT_ENV, "0")
+    monkeypatch.setenv(ckpt_module.CHECKPOINT_ENV, "0")
     saved.clear()
     T.train(epochs=3, train_size=100, lmbda=1.0, monitor=(), checkpoint_dir=tmp_path / "b")
     assert saved == [1, 2, 3]

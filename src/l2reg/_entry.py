@@ -4,7 +4,7 @@ import sys
 
 
 def main() -> int:
-    from . import interrupts
+    from .base import interrupts
 
     interrupts.install()
     try:

@@ -9,6 +9,7 @@ the commands that take it; defaults come from the library's constants.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -18,9 +19,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from . import interrupts
 from . import options as O
-from . import validation as V
+from .base import interrupts
+from .base import validation as V
 from .errors import Interrupted, L2RegError
 
 # ---------------------------------------------------------------- consoles and the app
@@ -213,7 +214,14 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
     if quiet:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn(f"[bold]{what}"), MofNCompleteColumn(), BarColumn(),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -228,7 +236,10 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
         if epoch is None:
             return
         parts = []
-        for key, label in (("training_cost", "train cost"), ("evaluation_accuracy", "eval acc")):
+        # the held-out accuracy: the evaluation split (train), a CV fold (validation) or the test set (refit)
+        held_out = next((k for k in ("evaluation_accuracy", "validation_accuracy", "test_accuracy") if k in metrics),
+                        "evaluation_accuracy")
+        for key, label in (("training_cost", "train cost"), (held_out, "eval acc")):
             if key in metrics:
                 lo, hi = float(metrics[key].min()), float(metrics[key].max())
                 fmt = (lambda x: f"{100 * x:.2f}%") if "accuracy" in key else (lambda x: f"{x:.4g}")
@@ -244,7 +255,7 @@ def _progress(total: int, quiet: bool, what: str = "epoch"):
 
 def _stopped(e: Interrupted, command: str, folder: Path) -> str:
     """What Ctrl-C stopped, what is saved, and the command that continues."""
-    from .checkpoint import saved_in
+    from .base.checkpoint import saved_in
 
     saved = [p.name + ("/" if p.is_dir() else "") for p in saved_in(folder)]
     if not saved:
@@ -294,9 +305,36 @@ def _notes(notes) -> None:
         err_console.print(note, soft_wrap=True)
 
 
+# ---------------------------------------------------------------- process concerns
+
+#: ``L2REG_ONE_CORE=0`` keeps a small run on every core.
+ONE_CORE_ENV = "L2REG_ONE_CORE"
+#: Fewer models than this train faster on one core (the engine's blocked path pays from as many).
+ONE_CORE_BELOW = 4
+
+
+def one_core_for(K: int) -> bool:
+    """Pin this process to one core when it trains fewer than :data:`ONE_CORE_BELOW` models.
+
+    Measured (bench/bench_blocked.py, bench/bench_train.py): at m = 10 one
+    model's step is too small to share, and XLA's pool waking the second core
+    costs more than it gives (K = 1: 1.2–1.8× faster on one core). Effective
+    only before JAX's first computation, so the command line calls it (never
+    the library: it would change the affinity of the caller's process).
+    Returns whether it pinned.
+    """
+    if K >= ONE_CORE_BELOW or os.environ.get(ONE_CORE_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
+        return False
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return False
+    os.sched_setaffinity(0, {min(cpus)})
+    return True
+
+
 def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: bool, marker: str) -> Path:
     """The output folder, checked (created only when the first file is written)."""
-    from . import store
+    from .base import store
 
     if resume is not None:
         return store.check_out_dir(resume, overwrite=True, marker=marker)
@@ -304,19 +342,19 @@ def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: 
 
 
 def _train_with(opts, **kw):
-    from .train import train_with  # JAX: imported only once the options are checked
+    from .fronts.training import train_with  # JAX: imported only once the options are checked
 
     return train_with(opts, **kw)
 
 
 def _sweep_with(opts, **kw):
-    from .sweep import sweep_with
+    from .fronts.sweeping import sweep_with
 
     return sweep_with(opts, **kw)
 
 
 def _train_models(opts) -> int:
-    from .train import grid
+    from .fronts.training import grid
 
     return len(grid(opts))
 
@@ -329,14 +367,12 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
     opts = cls.from_flat(flat).checked()
     resume = flat["resume"]
     if resume is not None:
-        from .checkpoint import resume_note, resume_options
+        from .base.checkpoint import resume_note, resume_options
 
         opts = resume_options(resume, flat, _explicit(ctx), cls=cls, command=command)
         err_console.print(resume_note(resume), soft_wrap=True)
     folder = _run_folder(command, flat["out"], resume, flat["overwrite"], marker)
     if models is not None:
-        from .engine import one_core_for
-
         one_core_for(models(opts))
     blocks = getattr(opts, "backend", "local") == "ray"
     with (_block_progress(flat["quiet"]) if blocks else _progress(
@@ -347,13 +383,15 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
             result = run(opts, checkpoint_dir=folder, resume=resume is not None, **kw)
         except Interrupted as e:
             raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
-    result.save(folder)
+    from .present.save import save
+
+    save(result, folder)
     if not flat["keep_checkpoints"]:
-        from .checkpoint import remove_all
+        from .base.checkpoint import remove_all
 
         remove_all(folder)
     if flat["figures"] is not None:
-        from .report import write_figures
+        from .present.report import write_figures
 
         write_figures(result, folder / "figures", fmt=flat["figures"])
     if flat["quiet"]:
@@ -387,7 +425,7 @@ def train(
                           models=_train_models)
     if quiet:
         return
-    from . import report
+    from .present import report
 
     console.print(report.train_table(result))
     _trained(f"{len(result.runs)} model(s)", result, folder)
@@ -417,10 +455,10 @@ def sweep(
     result, folder = _run(ctx, "sweep", O.SweepOptions, flat, _sweep_with, marker="sweep.json", stages=2)
     if quiet:
         return
-    from . import report
+    from .present import report
 
     console.print(report.sweep_table(result))
-    console.print(result.gap_summary(), soft_wrap=True)
+    console.print(report.sweep_gap_sentence(result), soft_wrap=True)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
@@ -463,11 +501,11 @@ def explain(
         opts = O.ExplainOptions.from_flat(locals()).checked()
     folder = _run_folder("explain", out, None, overwrite, "explain.json")
     if run is None:
-        from .engine import one_core_for
-
         one_core_for(len(set(opts.decay_values) | {0.0}))  # the λs and their λ = 0 companion
-    from . import report
-    from .explain import answer, derivation, explain_run, explain_with, load_run_config
+    from .fronts.explaining import explain_run, explain_with, load_run_config
+    from .present import report
+    from .present.save import explain_document, save
+    from .present.words import answer, derivation
 
     total = epochs if run is None else load_run_config(run).get("epochs", epochs)
     with _progress(total, quiet or json_out) as on_epoch:
@@ -480,11 +518,11 @@ def explain(
                 result = explain_with(opts, on_epoch=on_epoch)
         except Interrupted as e:
             raise Interrupted(_stopped(e, "explain", folder), epoch=e.epoch) from None
-    result.save(folder)
+    save(result, folder)
     if figures is not None:
         report.write_figures(result, folder / "figures", fmt=figures)
     if json_out:
-        console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+        console.file.write(json.dumps(explain_document(result), indent=2, ensure_ascii=False) + "\n")
         return
     if quiet:
         console.print(f"Wrote {folder}/", soft_wrap=True)
@@ -524,7 +562,8 @@ def convert(
     """Convert λ between Nielsen, PyTorch, Keras, scikit-learn and optax conventions."""
     import json
 
-    from . import conventions, report
+    from .fronts import conventions
+    from .present import report
 
     targets = [t.strip() for t in to.split(",") if t.strip()] if to is not None else None
     result = conventions.convert(value, source, n=n, batch_size=batch_size, eta=eta, lr=lr, to=targets,
@@ -558,13 +597,15 @@ def reproduce_nielsen(
     out: Out = None, overwrite: Overwrite = False, quiet: Quiet = False,
 ) -> None:
     """Nielsen's chapter-3 experiments on MNIST (784-30-10, λ = 0 against 0.1 and 5.0), beside his numbers."""
-    from . import report, reproduce
+    from .fronts import reproduce
+    from .present import report
+    from .present.save import save
 
     which = [x.strip() for x in experiments.split(",") if x.strip()]
     folder = _run_folder("reproduce-nielsen", out, None, overwrite, "nielsen.json")
     result = reproduce.nielsen(data_dir, seeds=list(seeds), quick=quick, experiments=which, cv=cv,
                                progress=lambda label, total: _progress(total, quiet, label))
-    written = result.save(folder)
+    written = save(result, folder)
     if quiet:
         console.print(f"Wrote {folder}/", soft_wrap=True)
         return
@@ -614,7 +655,7 @@ def torch_sweep(
     _check_figures(figures)
     opts = O.TorchSweepOptions.from_flat(dict(locals(), dataset=str(data), model=factory)).checked()
     folder = _run_folder("torch-sweep", out, None, overwrite, "sweep.json")
-    from .torch.sweep import sweep_with
+    from .torch.sweeping import sweep_with
 
     if opts.backend == "ray":
         with _block_progress(quiet) as on_block:
@@ -622,19 +663,21 @@ def torch_sweep(
     else:
         with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
             result = sweep_with(factory, data, opts, on_epoch=on_epoch)
-    result.save(folder)
+    from .present.save import save
+
+    save(result, folder)
     if figures is not None:
-        from .report import write_figures
+        from .present.report import write_figures
 
         write_figures(result, folder / "figures", fmt=figures)
     if quiet:
         console.print(f"Wrote {folder}/", soft_wrap=True)
         return
-    from . import report
+    from .present import report
 
     _notes(result.notes)
     console.print(report.sweep_table(result))
-    console.print(result.gap_summary(), soft_wrap=True)
+    console.print(report.sweep_gap_sentence(result), soft_wrap=True)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
@@ -655,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2; Ctrl-C exits 130 saying what was saved."""
     interrupts.install()  # again (a no-op after l2reg._entry), for callers of main() itself
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from .checkpoint import AlreadyComplete
+    from .base.checkpoint import AlreadyComplete
 
     try:
         result = app(args=argv, standalone_mode=False)

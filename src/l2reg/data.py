@@ -39,6 +39,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .base.paths import ENV_CACHE, default_cache_dir  # noqa: F401  (ENV_CACHE: re-exported)
 from .errors import ChecksumError, ConfigError, ConfigTypeError, DataError, DownloadError
 
 __all__ = [
@@ -110,7 +111,6 @@ DOWNLOAD_ATTEMPTS = 3  # per mirror
 RETRY_BACKOFF = 1.0  # seconds; the wait before attempt k+1 is RETRY_BACKOFF * k
 
 ENV_DATA = "L2REG_DATA"
-ENV_CACHE = "L2REG_CACHE"
 ENV_MIRROR = "L2REG_MIRROR"
 
 _CHUNK = 1 << 20
@@ -200,7 +200,7 @@ def load_dataset(
     eval: str = "validation",  # noqa: A002 - the option's public name
     label_column: str = "label",
 ) -> Dataset:
-    """Load a dataset by name (``digits``, ``mnist``, ``fashion-mnist``) or path.
+    """Load the dataset ``name``: ``digits``, ``mnist``, ``fashion-mnist``, or a ``.npz``/``.csv`` path.
 
     ``train_size`` keeps the first N training examples (after the split).
     ``eval`` ("validation" or "test") says which split the caller evaluates
@@ -693,17 +693,6 @@ def fetch(
     if checksum_failed:
         raise ChecksumError(message)
     raise DownloadError(message)
-
-
-def default_cache_dir() -> Path:
-    """``$L2REG_CACHE``, else ``$XDG_CACHE_HOME/l2reg``, else ``~/.cache/l2reg``."""
-    env = os.environ.get(ENV_CACHE, "").strip()
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    if xdg:
-        return Path(xdg).expanduser() / "l2reg"
-    return Path.home() / ".cache" / "l2reg"
 
 
 def _mirrors_for(name: str) -> list[str]:

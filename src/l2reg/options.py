@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from . import validation as V
+from .base import validation as V
 from .errors import ConfigError, ConfigTypeError
 
 # ---------------------------------------------------------------- choices and defaults
@@ -34,7 +34,7 @@ COSTS = ("cross-entropy", "log-likelihood", "quadratic")
 INITS = ("default", "large")
 PENALTIES = ("l2", "l1", "elastic-net", "none")
 L1_UPDATES = ("subgradient", "prox")
-#: Mini-batch optimizers (:func:`l2reg.update.make_optimizer`); ``lbfgs`` is full batch.
+#: Mini-batch optimizers (:func:`l2reg.core.update.make_optimizer`); ``lbfgs`` is full batch.
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 FULL_BATCH = ("lbfgs",)
 DECAY_SCALINGS = ("lr", "schedule")
@@ -46,7 +46,7 @@ SELECT = ("min", "1se")
 POLICIES = ("l2reg", "timm", "hf", "mingpt", "nanogpt")
 #: ``--figures``: the formats the figures can be written in alone.
 FIGURE_FORMATS = ("png", "svg")
-#: Where a sweep trains: in this process, or in blocks on a Ray cluster (:mod:`l2reg.distributed`).
+#: Where a sweep trains: in this process, or in blocks on a Ray cluster (:mod:`l2reg.fronts.distributed`).
 BACKENDS = ("local", "ray")
 MONITORS = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
 #: What the CV models of a sweep record each epoch by default: their held-out fold.
@@ -54,7 +54,7 @@ CV_MONITOR = ("evaluation_cost", "evaluation_accuracy")
 
 #: λ when none is given, in train, explain and the estimators alike (0 under
 #: AdamW, whose decay is ``weight_decay``). The sweep's default is a grid
-#: (:func:`l2reg.sweep.default_grid`).
+#: (:func:`l2reg.fronts.sweeping.default_grid`).
 DEFAULT_LMBDA = 1.0
 DEFAULT_ETA = 0.5
 DEFAULT_EPOCHS = 30
@@ -152,7 +152,7 @@ class TrainOptions:
         Raises :class:`~l2reg.errors.ConfigError` (``ValueError``) or
         :class:`~l2reg.errors.ConfigTypeError` (``TypeError``) with a one-line
         message naming the option. Data-dependent checks (sizes against the
-        data, batch size against n) come later, in :func:`l2reg.train.prepare`.
+        data, batch size against n) come later, in :func:`l2reg.fronts.training.prepare`.
         """
         opts = replace(self, **_check_basics(self))
         opts = replace(opts, **_check_optimizer(opts))
@@ -350,7 +350,7 @@ class SweepOptions(TrainOptions):
     trains: ``backend``, ``address``, ``block_size``.
 
     ``lmbda`` and ``eta`` are the grids (λ × η pairs, λ fastest); ``lmbda``
-    None means :func:`l2reg.sweep.default_grid`. One seed (it draws the folds),
+    None means :func:`l2reg.fronts.sweeping.default_grid`. One seed (it draws the folds),
     one momentum and one weight decay; no early stopping.
     """
 
@@ -396,7 +396,7 @@ class SweepOptions(TrainOptions):
 
 @dataclass(frozen=True)
 class TorchSweepOptions(SweepOptions):
-    """:class:`SweepOptions` for your own PyTorch model (:func:`l2reg.torch.sweep`): plus ``model``
+    """:class:`SweepOptions` for your own PyTorch model (:func:`l2reg.torch.sweeping`): plus ``model``
     (``"module:function"``, when given by name), ``policy`` (which parameters decay) and ``device``.
 
     The network options (sizes, activation, cost, init) do not apply: the model is the user's.
@@ -469,3 +469,78 @@ class ExplainOptions(TrainOptions):
             raise ConfigError(f"explain needs a {what} > 0 to explain (λ = 0 is added as the companion); "
                               f"got {', '.join(f'{x:g}' for x in opts.decay_values)}.")
         return opts
+
+
+# ---------------------------------------------------------------- what each option means, once
+
+#: One line per option, for the docstring of every front that takes it (:func:`parameters_doc`).
+HELP = {
+    "dataset": "``digits`` (built in), ``mnist``, ``fashion-mnist``, a ``.npz``/``.csv`` path, or a "
+               ":class:`~l2reg.data.Dataset`.",
+    "data_dir": "folder with the MNIST IDX files (else ``$L2REG_DATA``, else a download).",
+    "train_size": "train on the first N training examples only (None: all).",
+    "eval": "the set evaluated after every epoch: ``validation`` or ``test``.",
+    "sizes": "layer sizes, e.g. ``(784, 30, 10)`` or ``\"784,30,10\"`` (None: features, 30, classes).",
+    "activation": "the hidden activation (:data:`ACTIVATIONS`).",
+    "cost": "C0: ``cross-entropy`` (sigmoid outputs), ``log-likelihood`` (softmax) or ``quadratic``.",
+    "init": "``default``: weights N(0, 1/n_in); ``large``: N(0, 1) (Nielsen's).",
+    "optimizer": "the update rule (:data:`OPTIMIZERS`; ``lbfgs``: full batch): coupled L2 except ``adamw``'s "
+                 "decoupled ``weight_decay``.",
+    "eta": "the learning rate η, or a list (the grid η × λ).",
+    "epochs": "training epochs (``lbfgs``: the most iterations).",
+    "batch_size": "the mini-batch size m.",
+    "momentum": f"μ of ``momentum``/``nesterov`` (default {DEFAULT_MOMENTUM}).",
+    "weight_decay": f"``adamw``'s decoupled wd (default {DEFAULT_WEIGHT_DECAY}): w ← w − η·wd·w outside the moments.",
+    "decay_scaling": "``adamw``: \"lr\" (wd times the learning rate, as optax and PyTorch) or \"schedule\" "
+                     "(times the schedule multiplier only).",
+    "schedule": "the learning-rate schedule: ``constant``, ``step`` or ``cosine``.",
+    "warmup_epochs": "epochs of linear warm-up before the schedule.",
+    "step_epochs": "``step`` schedule: epochs between drops (None: a third of the epochs).",
+    "step_gamma": "``step`` schedule: the factor of each drop.",
+    "penalty": "``l2`` (λ/2n)·Σw², ``l1`` (λ/n)·Σ|w|, ``elastic-net`` or ``none``; n = training-set size.",
+    "lmbda": f"λ of the penalty, or a list (default {DEFAULT_LMBDA:g}; 0 with ``adamw``).",
+    "lmbda_per_layer": "one λ per weight layer instead of ``lmbda``, e.g. ``[5, 0.5]`` (a list of them trains each).",
+    "l1_ratio": "``elastic-net``: ρ in (λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²] (None: 0.5).",
+    "l1_update": "``l1``/``elastic-net``: ``subgradient``, or ``prox`` (the soft threshold: exact zeros).",
+    "penalize_biases": "penalize (or decay) the biases too.",
+    "early_stopping": "stop each model once its evaluation score has not improved for ``patience`` epochs.",
+    "patience": "epochs without improvement before early stopping (Nielsen's rule: 10).",
+    "stop_on": "what early stopping watches: ``accuracy`` or ``cost``.",
+    "seed": "the seed of the initial weights and the mini-batch order (a list: each model once per seed).",
+    "monitor": "what is computed after every epoch (:data:`MONITORS`).",
+    "folds": "the number of stratified cross-validation folds of the training set.",
+    "select": "``min`` (the best mean CV score) or ``1se`` (the largest λ within one standard error of it).",
+    "lmbda_grid": "``\"LO:HI:K\"``: λ = 0 plus K log-spaced values from LO to HI (instead of ``lmbda``).",
+    "backend": "where the grid trains: ``local`` (this process) or ``ray`` (blocks on a Ray cluster).",
+    "address": "``ray``: the cluster, ``\"auto\"`` or ``\"HOST:PORT\"`` (None: a local one).",
+    "block_size": "``ray``: (η, λ) pairs per task (None: all of a fold's).",
+    "record_every": "record every k-th step (None: about 50 records per epoch).",
+    "track": "weights per layer whose trajectories are recorded.",
+    "snapshots": "epochs whose every weight, decay term and data term are kept for the figures.",
+    "policy": "which parameters decay (:data:`POLICIES`, or a callable).",
+    "device": "``cpu``, or ``cuda`` where available.",
+    "on_epoch": "``on_epoch(epoch, metrics)`` after every epoch (epoch None once, before the first).",
+    "checkpoint_dir": "a folder for checkpoints, written at most every few seconds and on Ctrl-C.",
+    "resume": "continue from the checkpoints in ``checkpoint_dir`` (its options must match; the first that "
+              "differs is named).",
+}
+
+
+def parameters_doc(names, extra: dict | None = None) -> str:
+    """A docstring's "Parameters" section for ``names``, from :data:`HELP` (``extra``: the front's own)."""
+    table = dict(HELP, **(extra or {}))
+    return "\n\nParameters\n----------\n" + "\n".join(f"``{name}``: {table[name]}" for name in names)
+
+
+def documented(extra: dict | None = None):
+    """A decorator: the function's docstring gains :func:`parameters_doc` of its own signature (its options,
+    from :data:`HELP` and ``extra``; a parameter that only its prose documents stays there)."""
+    import inspect
+
+    def decorate(fn):
+        table = dict(HELP, **(extra or {}))
+        names = [p for p in inspect.signature(fn).parameters if p != "self" and p in table]
+        fn.__doc__ = (fn.__doc__ or "").rstrip() + parameters_doc(names, extra).replace("\n", "\n    ")
+        return fn
+
+    return decorate

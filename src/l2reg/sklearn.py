@@ -8,7 +8,7 @@
 
 * :class:`L2MLPClassifierCV`: chooses λ (or the pair (η, λ) when ``eta`` is
   a list) by k-fold cross-validation with every pair × fold trained at once
-  (:func:`l2reg.sweep.cross_validate`, :func:`l2reg.sweep.choose`), then
+  (:func:`l2reg.fronts.sweeping.cross_validate`, :func:`l2reg.fronts.sweeping.choose`), then
   refits, in the manner of ``LogisticRegressionCV``.
 
 scikit-learn's ``MLPClassifier(solver="sgd")`` divides its penalty by the batch
@@ -36,10 +36,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import validation as V
+from .base import validation as V
 from .errors import ConfigError, ConfigTypeError, DataError
-from .options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_FOLDS, DEFAULT_PATIENCE,
-                      TrainOptions)
+from .options import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_FOLDS, DEFAULT_PATIENCE, TrainOptions
 
 __all__ = ["L2MLPClassifier", "L2MLPClassifierCV", "L2MLPRegressor"]
 
@@ -94,7 +93,7 @@ def _forward(spec, coefs, intercepts, X) -> np.ndarray:
     Prediction does not go through JAX so that each row's result does not
     depend on the batch it came in (scikit-learn checks this to 1e-7) and
     new input shapes cost no compilation. Same formulas as
-    :func:`l2reg.network.logits` and :func:`l2reg.network.outputs`.
+    :func:`l2reg.core.network.logits` and :func:`l2reg.core.network.outputs`.
     """
     a = np.asarray(X, np.float64)
     for i, (w, b) in enumerate(zip(coefs, intercepts)):
@@ -134,15 +133,15 @@ class _L2MLP(BaseEstimator):
         return TrainOptions.from_flat(flat).checked()
 
     def _spec(self, opts: TrainOptions):
-        from .network import NetworkSpec
+        from .core.network import NetworkSpec
 
         return NetworkSpec(tuple(opts.sizes), opts.activation, opts.cost, self._regression)
 
     def _fit_network(self, X, Y, n_out: int, seed: int, **overrides):
         from sklearn.model_selection import train_test_split
 
-        from .engine import fit_stack
-        from .train import grid, members_of
+        from .core.engine import fit_stack
+        from .fronts.training import grid, members_of
 
         opts = self._options(X.shape[1], n_out, seed=seed, **overrides)
         if len(grid(opts)) != 1:
@@ -160,7 +159,7 @@ class _L2MLP(BaseEstimator):
 
         opts = replace(opts, batch_size=min(opts.batch_size, len(train_idx)))
         r = fit_stack(self._spec(opts), X, Y, opts, groups=[train_idx], group_seeds=[seed],
-                      members=members_of(grid(opts)), eval_sets=eval_sets, monitor=())
+                      members=members_of(opts, grid(opts)), eval_sets=eval_sets, monitor=())
         self.spec_ = self._spec(opts)
         self.coefs_ = [np.asarray(layer["w"][:, 0, :]) for layer in r.params]
         self.intercepts_ = [np.asarray(layer["b"][0]) for layer in r.params]
@@ -301,21 +300,21 @@ class L2MLPRegressor(RegressorMixin, _L2MLP):
 class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     """:class:`L2MLPClassifier` with λ chosen by cross-validation, all λ × folds trained at once.
 
-    Like ``LogisticRegressionCV``: ``lmbdas`` is the grid (a list of λ ≥ 0, an
+    Like ``LogisticRegressionCV``: ``lmbda`` is the grid (a list of λ ≥ 0, an
     int for 0 plus that many log-spaced values with λ/n from 1e-5 to 3e-2, or
     None for 12 of them), ``cv`` the folds (an int for ``StratifiedKFold``, a
     splitter, or an iterable of splits, as in ``GridSearchCV``). Each fold
     model uses n = its fold's training size; every fold starts from the same
     seed, so the scores equal ``GridSearchCV(L2MLPClassifier(random_state=r),
-    {"lmbda": lmbdas}, cv=cv)``'s, with the whole grid in one vectorized run.
+    {"lmbda": lmbda}, cv=cv)``'s, with the whole grid in one vectorized run.
     ``select`` is ``"min"`` (best mean accuracy) or ``"1se"`` (largest λ within
     one standard error of it). The chosen λ is then refit on all of X.
 
-    ``etas`` (a list of η > 0; None: just ``eta``) makes the grid the pairs
+    ``eta`` as a list of η > 0 makes the grid the pairs
     η × λ (η then λ ascending, λ fastest), all trained in the same run; the
-    choice is :func:`l2reg.sweep.select_pair`'s (``min``: best mean over every
+    choice is :func:`l2reg.fronts.sweeping.select_pair`'s (``min``: best mean over every
     pair; ``1se``: that pair's η, then the ``1se`` rule along λ), and the
-    scores equal ``GridSearchCV`` over ``{"eta": etas, "lmbda": lmbdas}``'s.
+    scores equal ``GridSearchCV`` over ``{"eta": eta, "lmbda": lmbda}``'s.
     A pair whose model diverged on some fold is never chosen.
 
     Attributes
@@ -323,7 +322,7 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     lmbda_, eta_ : the chosen λ and η.
     lmbdas_, etas_ : the grids, ascending.
     cv_results_ : dict of arrays as ``GridSearchCV``'s, one entry per pair: ``param_eta``, ``param_lmbda``,
-        ``params`` (``{"lmbda": λ}``, or ``{"eta": η, "lmbda": λ}`` with ``etas``), ``split{i}_test_score``, ``mean_test_score``,
+        ``params`` (``{"lmbda": λ}``, or ``{"eta": η, "lmbda": λ}`` with a list of η), ``split{i}_test_score``, ``mean_test_score``,
         ``std_test_score``, ``se_test_score``, ``rank_test_score``,
         ``split{i}_train_score``, ``mean_train_score``.
     best_index_, best_score_ : the chosen λ's index and mean CV accuracy.
@@ -334,7 +333,7 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
 
     ``backend="ray"`` trains the pairs × folds on a Ray cluster, one task per
     fold × ``block_size`` pairs (None: all of a fold's pairs), to the same
-    scores within float32 tolerance (:class:`l2reg.distributed.RayExecutor`;
+    scores within float32 tolerance (:class:`l2reg.fronts.distributed.RayExecutor`;
     ``address`` "auto", HOST:PORT, or None for this machine); the refit stays
     in process.
     """
@@ -344,7 +343,7 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
                               "backend": "local", "address": None, "block_size": None})
 
     def _grid(self, n: int) -> list[float]:
-        from .sweep import check_grid, default_grid
+        from .fronts.cv import check_grid, default_grid
 
         if self.lmbda is None:
             return default_grid(n)
@@ -354,20 +353,20 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
 
     def _cross_validate(self, spec, X, Y, opts, folds, **pairs):
         """Every pair × fold: in process (one stack), or on Ray in blocks."""
-        from .sweep import CVTask, cross_validate
+        from .fronts.sweeping import MLP_BLOCKS, CVTask, cross_validate
 
         if self.backend == "local":
             return cross_validate(spec, X, Y, opts, folds, **pairs)
-        from .distributed import RayExecutor
+        from .fronts.distributed import RayExecutor
 
         executor = RayExecutor(address=self.address, block_size=self.block_size, expect_refit=False)
         task = CVTask(spec, opts, X, Y, list(folds), list(pairs["group_seeds"]),
                       np.asarray(pairs["pair_eta"], np.float64), np.asarray(pairs["pair_lmbda"], np.float64))
-        return executor.cv(task)
+        return executor.cv(MLP_BLOCKS.cv, task)
 
     def fit(self, X, y):
-        from .distributed import check_backend
-        from .sweep import SELECT, choose
+        from .fronts.cv import choose
+        from .options import SELECT, check_backend
 
         check_backend(self.backend, self.address, self.block_size)
         X, Y = self._encode(X, y)
@@ -410,3 +409,38 @@ def _cv_results(val, train, choice, pair_eta, pair_lmbda, *, with_eta: bool) -> 
         res[f"split{i}_train_score"] = train[:, i]
     res.update(mean_train_score=train.mean(axis=1), std_train_score=train.std(axis=1))
     return res
+
+
+def _parameter_entries(names) -> str:
+    """The entries of :class:`L2MLPClassifier`'s Parameters section for ``names``: the options every
+    estimator shares, documented once."""
+    doc = L2MLPClassifier.__doc__
+    section = doc.split("Parameters\n    ----------\n", 1)[1].split("\n\n    Attributes", 1)[0]
+    entries, current = {}, None
+    for line in section.split("\n"):
+        if line.startswith("    ") and not line.startswith("        ") and " : " in line:
+            current = line.strip().split(" : ", 1)[0]
+            entries[current] = [line]
+        elif current is not None:
+            entries[current].append(line)
+    return "\n".join("\n".join(entries[name]) for name in names if name in entries)
+
+
+def _document_parameters(cls, own: str = "") -> None:
+    """Give ``cls``'s docstring the Parameters section of its own signature (``own``: its own entries first)."""
+    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    cls.__doc__ = cls.__doc__.rstrip() + "\n\n    Parameters\n    ----------\n" + own + _parameter_entries(names) + "\n"
+
+
+_document_parameters(L2MLPRegressor)
+_document_parameters(L2MLPClassifierCV, own="""    lmbda : list of float, int or None, default None
+        The λ grid (see above); as a list, λ values.
+    cv : int, splitter or iterable, default 5
+        The folds (see above).
+    select : {"min", "1se"}, default "min"
+    backend : {"local", "ray"}, default "local"
+    address : str or None, default None
+        ray: "auto", HOST:PORT, or None for this machine.
+    block_size : int or None, default None
+        ray: (η, λ) pairs per task.
+""")

@@ -28,7 +28,7 @@ from .ensemble import EnsembleResult, Member, epoch_order, fold_seeds, train_ens
 from .factory import load_factory  # noqa: E402
 from .groups import DEFAULT_POLICY, POLICIES, Decision, classify, decay_groups, decayed_names  # noqa: E402
 from .monitor import DecayMonitor  # noqa: E402
-from .sweep import sweep  # noqa: E402
+from .sweeping import sweep  # noqa: E402
 
 __all__ = [
     "AuditResult", "DEFAULT_POLICY", "DecayMonitor", "Decision", "EnsembleResult", "Member", "POLICIES", "audit",

@@ -6,9 +6,37 @@ import html
 import math
 
 import numpy as np
+import torch
 
-from ..conventions import decay_timescale
-from .monitor import STATS, _rule, _timescale_kind
+from ..fronts.conventions import decay_timescale
+
+# Per parameter tensor at each recorded step.
+STATS = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g", "numel")
+
+
+def _rule(optimizer, group: dict) -> str:
+    """How d and g are obtained for this group: ``none``, ``closed``, ``decoupled`` or ``shadow``."""
+    if group["weight_decay"] == 0:
+        return "none"
+    if group.get("decoupled_weight_decay", False) or isinstance(optimizer, torch.optim.AdamW):
+        return "decoupled"
+    if type(optimizer) is torch.optim.SGD and group.get("momentum", 0) == 0:
+        return "closed"
+    return "shadow"
+
+
+def _timescale_kind(optimizer, group: dict) -> str | None:
+    rule = _rule(optimizer, group)
+    if rule == "decoupled":
+        return "adamw"
+    if isinstance(optimizer, torch.optim.SGD):
+        if group.get("momentum", 0) == 0:
+            return "sgd"
+        return "nesterov" if group.get("nesterov") else "momentum"
+    if type(optimizer) is torch.optim.Adam:
+        return "adam"
+    return None
+
 
 _I = {name: i for i, name in enumerate(STATS)}
 _SPLIT = {
@@ -148,8 +176,8 @@ def _answer(s: dict) -> list[str]:
 
 def _plot(history: dict, key: str, ylabel: str, fig_id: str) -> str:
     """One line per tensor over the recorded steps, as a figure of the project's reports."""
-    from ..plots import WIDTH, pyplot
-    from ..report_pages import figure_html
+    from ..present.pages import figure_html
+    from ..present.plots import WIDTH, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
@@ -171,14 +199,14 @@ def _cell(v) -> str:
 
 
 def _table(rows: list, cols: list) -> str:
-    from ..report_pages import table_html
+    from ..present.pages import table_html
 
     return table_html(cols, [[_cell(r.get(c)) for c in cols] for r in rows])
 
 
 def html_report(s: dict) -> str:
     """The monitor's report, in the page of l2reg's explain report: the answer, the tables, two figures."""
-    from ..report_pages import html_page
+    from ..present.pages import html_page
 
     sections = [(None, "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s["answer"]) + "</ul>")]
     if s["groups"]:

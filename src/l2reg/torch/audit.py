@@ -101,7 +101,8 @@ def _totals(rows: list) -> dict:
 
 
 def audit_tables(result: AuditResult) -> list:
-    """Rich renderables: the per-parameter table, the totals, and one table of differences per compared policy."""
+    """Rich renderables of an audit ``result``: the per-parameter table, the totals, and one table of differences per
+    compared policy."""
     table = Table(title=f"decay groups under policy {result.policy!r}", title_justify="left")
     for name, kw in (("parameter", {"overflow": "fold"}), ("shape", {}), ("count", {"justify": "right"}),
                      ("decay", {}), ("rule", {"overflow": "fold"})):

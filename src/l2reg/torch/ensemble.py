@@ -44,14 +44,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import validation as V
+from ..base import validation as V
+from ..options import OPTIMIZERS, documented
 from ..errors import ConfigError, ConfigTypeError, DataError
+from ..fronts.cv import epoch_order, fold_seeds
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
 from .stack import Stack, classification_loss, regression_loss
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 METRICS = ("training_cost", "training_accuracy", "validation_cost", "validation_accuracy", "penalty",
            "weight_sq_norm")
 
@@ -104,16 +105,6 @@ class EnsembleResult:
             "diverged_epoch": [int(x) for x in self.diverged_epoch],
             "notes": list(self.notes),
         }
-
-
-def fold_seeds(seed: int, k: int) -> list[int]:
-    """One seed per fold (its initial weights and data order), derived from ``seed`` as l2reg's sweep does."""
-    return [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(k)]
-
-
-def epoch_order(seed: int, n: int, epoch: int) -> np.ndarray:
-    """The order of a fold's n training rows in ``epoch``: a permutation of ``range(n)``."""
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
 
 # ---------------------------------------------------------------- checks
@@ -378,6 +369,8 @@ def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
     return [{k: tensors[canon[k]][i].detach().cpu().numpy().copy() for k in names} for i in range(stack.K)]
 
 
+@documented({"X": "the inputs ``(n, ...)``, any shape the model takes.",
+             "eval_batch_size": "rows per forward pass when the members are evaluated."})
 def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=None, epochs: int = 10,
                    batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY,
                    seed=0, device="cpu", on_epoch: Callable | None = None,

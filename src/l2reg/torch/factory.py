@@ -66,7 +66,7 @@ def _checked(fn: Callable, spec: str) -> Callable[[], nn.Module]:
 
 
 def load_factory(spec: str) -> Callable[[], nn.Module]:
-    """Import ``"module:function"``, check it once, and return it as a checked no-argument factory.
+    """Import ``spec`` (``"module:function"``), check it once, and return it as a checked no-argument factory.
 
     ``module`` is a dotted module name (the working directory is searched
     too) or a ``.py`` file. The function is called once here (under a

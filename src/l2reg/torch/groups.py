@@ -56,10 +56,10 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from .. import validation as V
+from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
-
 from ..options import POLICIES  # noqa: E402  (the names live with the options, torch-free)
+
 DEFAULT_POLICY = "l2reg"
 
 # transformers.Trainer.get_decay_parameter_names (v5.24.0), searched in the lower-cased name.
@@ -245,12 +245,12 @@ def classify_params(model: nn.Module, policy=DEFAULT_POLICY) -> list[tuple[Decis
 
 
 def classify(model: nn.Module, policy=DEFAULT_POLICY) -> list[Decision]:
-    """Every distinct parameter's :class:`Decision` under ``policy``, in ``named_parameters()`` order."""
+    """Every distinct parameter of ``model``: its :class:`Decision` under ``policy``, in ``named_parameters()`` order."""
     return [d for d, _ in classify_params(model, policy)]
 
 
 def decay_groups(model: nn.Module, weight_decay: float, policy=DEFAULT_POLICY) -> list[dict]:
-    """``torch.optim`` parameter groups: the decayed parameters with ``weight_decay``, the rest with 0.
+    """``torch.optim`` parameter groups of ``model``: the parameters ``policy`` decays with ``weight_decay``, the rest with 0.
 
     ``weight_decay`` is the optimizer's own setting: coupled for ``SGD`` and
     ``Adam`` (λ/n in l2reg's terms, n the training-set size), decoupled for
@@ -273,7 +273,7 @@ def decay_groups(model: nn.Module, weight_decay: float, policy=DEFAULT_POLICY) -
 
 
 def decayed_names(model: nn.Module, policy=DEFAULT_POLICY) -> list[str]:
-    """The (first) names of the parameters ``policy`` decays; errors as :func:`decay_groups`."""
+    """The (first) names of the parameters of ``model`` that ``policy`` decays; errors as :func:`decay_groups`."""
     return [d.name for d, _ in _classified(model, policy) if d.decay]
 
 

@@ -24,7 +24,7 @@ A group with ``weight_decay`` = 0 has d = 0 and g = u. At each recorded
 step it keeps, per parameter tensor, the number of weights whose data term
 points away from zero (g·w > 0), whose |w| grew on net, Σw² (so ‖w‖), Σ|d|,
 Σ|g|, and weights with g = 0; per group the decay timescale τ
-(:func:`l2reg.conventions.decay_timescale`: τ_iter = 1/(lr·wd) steps for
+(:func:`l2reg.fronts.conventions.decay_timescale`: τ_iter = 1/(lr·wd) steps for
 SGD and AdamW, (1 − μ)/(lr·wd) under momentum, none for coupled Adam).
 :meth:`DecayMonitor.summary` is a plain JSON-able dict;
 :meth:`~DecayMonitor.write_json` and :meth:`~DecayMonitor.write_html` save
@@ -51,39 +51,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import validation as V
+from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
-
-# Per parameter tensor at each recorded step.
-STATS = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g", "numel")
-
-
-def _rule(optimizer, group: dict) -> str:
-    """How d and g are obtained for this group: ``none``, ``closed``, ``decoupled`` or ``shadow``."""
-    if group["weight_decay"] == 0:
-        return "none"
-    if group.get("decoupled_weight_decay", False) or isinstance(optimizer, torch.optim.AdamW):
-        return "decoupled"
-    if type(optimizer) is torch.optim.SGD and group.get("momentum", 0) == 0:
-        return "closed"
-    return "shadow"
-
-
-def _timescale_kind(optimizer, group: dict) -> str | None:
-    rule = _rule(optimizer, group)
-    if rule == "decoupled":
-        return "adamw"
-    if isinstance(optimizer, torch.optim.SGD):
-        if group.get("momentum", 0) == 0:
-            return "sgd"
-        return "nesterov" if group.get("nesterov") else "momentum"
-    if type(optimizer) is torch.optim.Adam:
-        return "adam"
-    return None
+from ._monitor_summary import _rule, html_report, summarize
 
 
 class DecayMonitor:
-    """Record the decay and data terms of the steps an optimizer takes (module docstring).
+    """Record the decay and data terms of the steps ``optimizer`` takes (module docstring).
 
     ``model`` names the parameters (else the groups' ``param_names``, else
     ``group{i}.param{j}``); ``record_every`` k records steps 0, k, 2k, …;
@@ -243,8 +217,6 @@ class DecayMonitor:
         step and tensor ``frac_away``, ``mean_abs_decay``, ``mean_abs_data``,
         ``weight_norm``; ``answer``: sentences with the numbers.
         """
-        from ._monitor_summary import summarize
-
         return summarize(self, last=last)
 
     def write_json(self, path) -> Path:
@@ -252,18 +224,16 @@ class DecayMonitor:
         path = Path(path)
         if path.is_dir():
             path = path / "decay_monitor.json"
-        from .. import store
+        from ..base import store
 
         return store.write_bytes(path, json.dumps(self.summary(), indent=2, ensure_ascii=False).encode())
 
     def write_html(self, path) -> Path:
         """Write the self-contained report, in the page of ``l2reg explain``'s (``path`` a file, or a folder
         for ``decay_monitor.html``)."""
-        from ._monitor_summary import html_report
-
         path = Path(path)
         if path.is_dir():
             path = path / "decay_monitor.html"
-        from .. import store
+        from ..base import store
 
         return store.write_text(path, html_report(self.summary()))

@@ -1,11 +1,11 @@
 """The engine: K models trained in one jit-compiled pass over the data per epoch.
 
-A *stack* of K = G·L models (:mod:`l2reg.network`) is G data streams (seeds,
+A *stack* of K = G·L models (:mod:`l2reg.core.network`) is G data streams (seeds,
 cross-validation folds) of L members each (λ, η, ...). Every epoch is one
 compiled call: the mini-batches are drawn on the device from a seeded
 permutation (:func:`shuffle`) and ``lax.scan`` runs the steps; each step is
 :func:`step` — the gradient of every model's mean C0 on its mini-batch, then
-the optax chain of :func:`l2reg.update.make_optimizer`, which applies
+the optax chain of :func:`l2reg.core.update.make_optimizer`, which applies
 
     w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w        (plain SGD, coupled L2)
 
@@ -28,19 +28,19 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import checkpoint as ckpt
-from . import interrupts
+from ..base import checkpoint as ckpt
+from ..base import compile_cache, interrupts
+from ..base.checkpoint import Checkpointing
+from ..errors import ConfigError, Interrupted
+from ..options import MONITORS, TrainOptions
 from . import network, penalties
-from .errors import ConfigError, Interrupted
 from .network import NetworkSpec
-from .options import MONITORS, TrainOptions
 from .update import OptimizerSpec, decay_free_hyper, make_hyper, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class Stepper:
     """One training step of a whole stack; the body of every epoch's scan.
 
     ``block`` > 0: the epoch takes the blocked path instead
-    (:func:`l2reg.blocked.blocked_epoch`: plain SGD, the first layer written
+    (:func:`l2reg.core.blocked.blocked_epoch`: plain SGD, the first layer written
     once per ``block`` steps), the same update to float32 rounding.
     """
 
@@ -387,6 +387,19 @@ class Members:
     def __len__(self) -> int:
         return len(self.lmbda)
 
+    @classmethod
+    def of(cls, opts: TrainOptions, *, lmbda, eta, momentum=None, weight_decay=None) -> "Members":
+        """The one way to build a stack's members: K models differing by ``lmbda`` ``(K,)`` (or ``(K, n_layers)``)
+        and ``eta`` (``(K,)``, or one η for all); ``momentum`` and ``weight_decay`` ``(K,)`` where they differ
+        too (the train grid), else ``opts``' one value each where the optimizer uses it."""
+        lmbda = np.asarray(lmbda, np.float64)
+        K = len(lmbda)
+        eta = np.broadcast_to(np.asarray(eta, np.float64), (K,)).copy()
+        one = lambda given, values: (None if values is None and given is None  # noqa: E731
+                                     else np.asarray(given, np.float64) if given is not None else np.full(K, values[0]))
+        return cls(lmbda=lmbda, eta=eta, momentum=one(momentum, opts.momentum),
+                   weight_decay=one(weight_decay, opts.weight_decay))
+
 
 @dataclass
 class StackResult:
@@ -402,49 +415,6 @@ class StackResult:
     diverged_epoch: np.ndarray | None = None  # (K,) 1-based epoch a model diverged at; 0 = never
     records: list | None = None  # per epoch, the recorder's output (numpy)
     rec_state: object = None  # the recorder's running state after the last epoch
-
-
-#: ``L2REG_CHECKPOINT_SECONDS``: the least time between two checkpoints (default 5 s; 0: every epoch).
-CHECKPOINT_ENV = "L2REG_CHECKPOINT_SECONDS"
-CHECKPOINT_SECONDS = 5.0
-
-
-def checkpoint_seconds() -> float:
-    """The least time between two checkpoints, from ``L2REG_CHECKPOINT_SECONDS`` (a bad value: the default)."""
-    raw = os.environ.get(CHECKPOINT_ENV, "")
-    try:
-        value = float(raw) if raw else CHECKPOINT_SECONDS
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        log.warning("%s must be a finite number of seconds >= 0; got %r. Using %g.", CHECKPOINT_ENV, raw,
-                    CHECKPOINT_SECONDS)
-        return CHECKPOINT_SECONDS
-    return value
-
-
-@dataclass
-class Checkpointing:
-    """Where :func:`fit_stack` saves, with what config, and whether to resume.
-
-    A checkpoint is written after the first epoch, then after any epoch at
-    least :data:`CHECKPOINT_SECONDS` after the last one, and always after the
-    last epoch, after early stopping, and when Ctrl-C asks to stop: short
-    epochs (digits: milliseconds) would otherwise spend more time writing
-    checkpoints than training, while a kill loses at most those seconds.
-    """
-
-    path: Path
-    config: dict
-    resume: bool = False
-    last: float | None = None  # monotonic time of the last save
-
-    def due(self, final: bool) -> bool:
-        return (final or self.last is None or interrupts.requested()
-                or time.monotonic() - self.last >= checkpoint_seconds())
-
-    def saved(self) -> None:
-        self.last = time.monotonic()
 
 
 @dataclass
@@ -533,31 +503,8 @@ ENGINE_ENV = "L2REG_ENGINE"
 BLOCKED_MIN_MODELS = 4
 
 
-#: ``L2REG_ONE_CORE=0`` keeps a small run on every core.
-ONE_CORE_ENV = "L2REG_ONE_CORE"
-
-
-def one_core_for(K: int) -> bool:
-    """Pin this process to one core when it trains fewer than :data:`BLOCKED_MIN_MODELS` models.
-
-    Measured (bench/bench_blocked.py, bench/bench_train.py): at m = 10 one
-    model's step is too small to share, and XLA's pool waking the second core
-    costs more than it gives (K = 1: 1.2–1.8× faster on one core). Effective
-    only before JAX's first computation, so the command line calls it (never
-    the library: it would change the affinity of the caller's process).
-    Returns whether it pinned.
-    """
-    if K >= BLOCKED_MIN_MODELS or os.environ.get(ONE_CORE_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
-        return False
-    cpus = os.sched_getaffinity(0)
-    if len(cpus) < 2:
-        return False
-    os.sched_setaffinity(0, {min(cpus)})
-    return True
-
-
 def choose_block(opt: OptimizerSpec, hyper: dict, K: int, *, recorder=None) -> int:
-    """B for the blocked first-layer path (:mod:`l2reg.blocked`), or 0 for the per-step path."""
+    """B for the blocked first-layer path (:mod:`l2reg.core.blocked`), or 0 for the per-step path."""
     from . import blocked
 
     path = os.environ.get(ENGINE_ENV, "auto")
@@ -682,7 +629,7 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
       (``member`` ``(n, K)`` or None). The training set is added as
       ``"training"`` with each group's own examples when ``monitor`` asks.
     * ``on_epoch(epoch, metrics)``: called with ``(None, None)`` before compiling, then after every epoch.
-    * ``checkpoint``: rewritten atomically as :class:`Checkpointing` says (:mod:`l2reg.checkpoint`);
+    * ``checkpoint``: rewritten atomically as :class:`Checkpointing` says (:mod:`l2reg.base.checkpoint`);
       with ``resume`` the run continues from it, to the same result as an
       uninterrupted run. Ctrl-C then stops after the current epoch and raises
       :class:`~l2reg.errors.Interrupted`.
@@ -690,6 +637,7 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
     * Divergence: a model whose monitored cost or Σw² becomes NaN/inf, or whose
       cost exceeds ``divergence_bound``, is frozen and ``diverged_epoch[k]`` records the epoch.
     """
+    compile_cache.configure()  # the first compile of the process turns the persistent cache on
     plan = make_plan(spec, X, Y, opts, groups=groups, group_seeds=group_seeds, members=members,
                      eval_sets=eval_sets, monitor=monitor)
     params, opt_state = initial_state(plan, group_seeds, params0)

@@ -57,8 +57,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from . import validation as V
-from .errors import ConfigError
+from ..base import validation as V
+from ..errors import ConfigError
+from ..options import DECAY_SCALINGS, OPTIMIZERS
 
 # What each extra input is, for error messages.
 _INPUTS = {
@@ -403,8 +404,6 @@ def _sym(conv: Convention) -> str:
 
 # ---------------------------------------------------------------- decay timescales (Wang & Aitchison, ICML 2025)
 
-TIMESCALE_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
-DECAY_SCALINGS = ("lr", "schedule")
 _NO_TIMESCALE_ADAM = ("Adam divides the coupled decay (λ/n)·w by √v̂, weight by weight, so there is no single shrink "
                       "rate and no fixed timescale (AdamW's decoupled decay has one).")
 
@@ -475,7 +474,7 @@ def decay_timescale(*, optimizer: str = "sgd", n: int, batch_size: int, eta: flo
     none; c = λ/n + weight_decay the coupled coefficient. τ_iter = 1/a,
     τ_epoch = τ_iter/⌈n/m⌉.
     """
-    V.choice("optimizer", optimizer, TIMESCALE_OPTIMIZERS)
+    V.choice("optimizer", optimizer, OPTIMIZERS)
     V.choice("decay_scaling", decay_scaling, DECAY_SCALINGS)
     n = V.integer("n", n, low=1)
     m = V.integer("batch_size", batch_size, low=1, high=n)

@@ -15,13 +15,19 @@ unpickled and nothing of a different run is silently accepted.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import store
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from . import interrupts, store
+
+log = logging.getLogger(__name__)
 
 FILENAME = "checkpoint.npz"
 _META = "__meta__"
@@ -105,7 +111,7 @@ def check_same_config(saved: dict, current: dict, ignore=("epochs",)) -> None:
             )
 
 
-#: A cluster run's folder of finished blocks (:mod:`l2reg.distributed`).
+#: A cluster run's folder of finished blocks (:mod:`l2reg.fronts.distributed`).
 BLOCKS_DIR = "blocks"
 
 
@@ -197,3 +203,48 @@ def resume_options(run_dir, given: dict, explicit: set, *, cls, command: str):
     if finished:
         raise AlreadyComplete(f"{run_dir} is already complete ({FILES[command][1]}); nothing to resume.")
     return merged
+
+
+#: ``L2REG_CHECKPOINT_SECONDS``: the least time between two checkpoints (default 5 s; 0: every epoch).
+CHECKPOINT_ENV = "L2REG_CHECKPOINT_SECONDS"
+
+
+CHECKPOINT_SECONDS = 5.0
+
+
+def checkpoint_seconds() -> float:
+    """The least time between two checkpoints, from ``L2REG_CHECKPOINT_SECONDS`` (a bad value: the default)."""
+    raw = os.environ.get(CHECKPOINT_ENV, "")
+    try:
+        value = float(raw) if raw else CHECKPOINT_SECONDS
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        log.warning("%s must be a finite number of seconds >= 0; got %r. Using %g.", CHECKPOINT_ENV, raw,
+                    CHECKPOINT_SECONDS)
+        return CHECKPOINT_SECONDS
+    return value
+
+
+@dataclass
+class Checkpointing:
+    """Where :func:`fit_stack` saves, with what config, and whether to resume.
+
+    A checkpoint is written after the first epoch, then after any epoch at
+    least :data:`CHECKPOINT_SECONDS` after the last one, and always after the
+    last epoch, after early stopping, and when Ctrl-C asks to stop: short
+    epochs (digits: milliseconds) would otherwise spend more time writing
+    checkpoints than training, while a kill loses at most those seconds.
+    """
+
+    path: Path
+    config: dict
+    resume: bool = False
+    last: float | None = None  # monotonic time of the last save
+
+    def due(self, final: bool) -> bool:
+        return (final or self.last is None or interrupts.requested()
+                or time.monotonic() - self.last >= checkpoint_seconds())
+
+    def saved(self) -> None:
+        self.last = time.monotonic()

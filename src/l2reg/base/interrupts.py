@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from .errors import Interrupted
+from ..errors import Interrupted
 
 _requested = threading.Event()
 _installed = False

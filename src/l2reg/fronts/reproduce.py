@@ -11,7 +11,7 @@ accuracies in :data:`EXPERIMENTS`. λ/n is 1e-4 in both experiments.
 one vectorized stack, over several seeds (K = 2·seeds models in one pass over
 the data). It then goes beyond the book: λ for the 1,000-image experiment is
 chosen by 5-fold cross-validation on those 1,000 images alone
-(:func:`l2reg.sweep.sweep`; the test set plays no part in the choice), and
+(:func:`l2reg.fronts.sweeping.sweep`; the test set plays no part in the choice), and
 that λ is trained with the same seeds and reported next to Nielsen's
 hand-picked λ = 0.1.
 
@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
-from . import validation as V
-from .data import Dataset, load_dataset
-from .errors import ConfigError
+from ..base import validation as V
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def _mean_sd(values) -> dict:
 
 @dataclass
 class ExperimentResult:
-    """One experiment: the :class:`~l2reg.train.TrainResult` and its summary.
+    """One experiment: the :class:`~l2reg.fronts.training.TrainResult` and its summary.
 
     ``rows``: one dict per λ with ``final`` and ``peak`` test accuracy (%) as
     ``{"mean", "sd", "values"}`` over the seeds, ``peak_epoch``, the final
@@ -171,99 +170,6 @@ class Reproduction:
             "seconds": self.seconds,
         }
 
-    def markdown(self) -> str:
-        """The results table (and the CV comparison) in Markdown."""
-        return markdown_table(self)
-
-    def save(self, out) -> list[Path]:
-        """Write ``nielsen.json``, ``nielsen.md``, the PNGs and the runs; returns the paths.
-
-        One PNG per experiment (``nielsen_<key>.png``) and the CV path
-        (``nielsen_cv.png``). Each experiment's runs go to ``out/<key>/``
-        (``metrics.json``, ``params.npz``, ``report.html``; the small one's
-        include the CV λ), the CV path to ``out/cv/cv.json``.
-        """
-        from . import report
-
-        out = Path(out)
-        written = []
-        for e in self.experiments:
-            sub = out / e.experiment.key
-            sub.mkdir(parents=True, exist_ok=True)
-            e.train.save(sub)
-            png = out / f"nielsen_{e.experiment.key}.png"
-            store.write_bytes(png, report.figure_png(report.reproduction_figure(e), dpi=110))
-            written.append(png)
-        if self.cv is not None:
-            written.append(store.write_json(out / "cv" / "cv.json", self.cv.to_json()))
-            png = out / "nielsen_cv.png"
-            store.write_bytes(png, report.figure_png(report.reproduction_cv_figure(self.cv), dpi=110))
-            written.append(png)
-        written.append(store.write_text(out / "nielsen.md", self.markdown()))
-        written.append(store.write_json(out / "nielsen.json", self.to_json()))
-        return written
-
-
-def _fmt(stat: dict | None, digits: int = 2) -> str:
-    if stat is None:
-        return "—"
-    if stat["sd"] is None:
-        return f"{stat['mean']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
-
-
-def markdown_table(rep: Reproduction) -> str:
-    seeds = rep.config["seeds"]
-    lines = [
-        f"Test accuracy (%), mean ± sd over {len(seeds)} seed(s) {','.join(map(str, seeds))}; "
-        "784-30-10, sigmoid + cross-entropy, `large` init, m = 10, η = 0.5."
-        + (" **Quick smoke run: fewer images and epochs than Nielsen's, not comparable.**"
-           if rep.config.get("quick") else ""),
-        "",
-        "| experiment | λ | final (ours) | final (Nielsen) | ours − Nielsen | peak (ours) | peak (Nielsen) "
-        "| final train acc (ours) | time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for e in rep.experiments:
-        for i, r in enumerate(e.rows):
-            nf = "—" if r["nielsen_final"] is None else f"{r['nielsen_final']:.2f}"
-            npk = "—" if r["nielsen_peak"] is None else f"{r['nielsen_peak']:.2f}"
-            diff = "—" if r["final_minus_nielsen"] is None else f"{r['final_minus_nielsen']:+.2f}"
-            time_cell = f"{e.seconds:.0f} s (both λ)" if i == 0 else ""
-            lines.append(f"| {e.experiment.title} | {r['lmbda']:g} | {_fmt(r['final'])} | {nf} | {diff} | "
-                         f"{_fmt(r['peak'])} | {npk} | {_fmt(r['training_accuracy'])} | {time_cell} |")
-    lines += ["", "Regularization gain (final test accuracy of λ > 0 minus λ = 0, paired by seed):", "",
-              "| experiment | gain (ours) | gain (Nielsen) |", "|---|---:|---:|"]
-    for e in rep.experiments:
-        lines.append(f"| {e.experiment.title} | {_fmt(e.gain)} | {e.nielsen_gain:+.2f} |")
-    if rep.cv is not None:
-        c = rep.cv
-        lines += [
-            "",
-            f"λ chosen by {c.folds}-fold cross-validation on the "
-            f"{rep.experiments[0].experiment.train_size:,} training images alone (no test data), "
-            "against Nielsen's hand-picked λ (same seeds, initial weights and mini-batches):",
-            "",
-            "| λ | how | final test acc | peak test acc |",
-            "|---:|---|---:|---:|",
-            f"| {c.hand_lmbda:g} | Nielsen, by hand | {_fmt(c.hand)} | "
-            f"{_fmt(rep.experiments[0].rows[1]['peak'])} |",
-            f"| {c.lmbda:g} | {c.folds}-fold CV ({c.select}) | "
-            f"{_fmt(c.test)} | {_fmt(c.peak)} |",
-            "",
-            f"Difference (CV − hand), paired by seed: {_fmt(c.difference)} points. "
-            f"CV run time: {c.seconds:.0f} s.",
-            "",
-            f"Mean {c.folds}-fold CV accuracy (%) per λ (the choice is made on these alone):",
-            "",
-            "| λ | " + " | ".join(f"{lm:g}" for lm in c.grid) + " |",
-            "|---" * (len(c.grid) + 1) + "|",
-            "| CV acc | " + " | ".join(
-                ("**" if lm == c.lmbda else "") + f"{m:.1f}" + ("**" if lm == c.lmbda else "")
-                for lm, m in zip(c.grid, c.cv_mean)) + " |",
-        ]
-    return "\n".join(lines) + "\n"
-
 
 # ---------------------------------------------------------------- running
 
@@ -323,10 +229,10 @@ def nielsen(
       λ/n from 1e-5 to 3e-2; no refit: the choice is all it needs), then
       train that λ with ``seeds`` in the small experiment's own stack.
     * ``progress``: ``progress(label, epochs)`` returns a context manager
-      that yields a per-epoch callback (``on_epoch`` of :func:`~l2reg.train.train`)
+      that yields a per-epoch callback (``on_epoch`` of :func:`~l2reg.fronts.training.train`)
       or None; the CLI passes its progress bar.
     """
-    from .train import train
+    from .training import train
 
     seeds = V.integers_list("seeds", list(seeds) if not isinstance(seeds, int) else seeds, low=0)
     if len(set(seeds)) != len(seeds):
@@ -372,15 +278,17 @@ def _sized(exp: Experiment, quick: bool) -> Experiment:
 
 def _cv_choice(exp: Experiment, data: Dataset, seed: int, cv_lmbdas, progress) -> CVChoice:
     """λ by 5-fold CV on the experiment's training images (the CV stage of a sweep; no refit is needed)."""
-    from .options import SweepOptions
-    from .sweep import LocalExecutor, choose, plan_sweep
+    from ..options import SweepOptions
+    from .cv import choose
+    from .orchestration import LocalExecutor
+    from .sweeping import MLP_BLOCKS, plan_sweep
 
     t0 = time.perf_counter()
     opts = SweepOptions(dataset=data, epochs=exp.epochs, lmbda=cv_lmbdas, folds=CV_FOLDS, seed=seed,
                         **SETTINGS).checked()
     plan = plan_sweep(opts)
     with progress(f"{CV_FOLDS}-fold CV", exp.epochs) as on_epoch:
-        cv = LocalExecutor().cv(plan.task, on_epoch)
+        cv = LocalExecutor().cv(MLP_BLOCKS.cv, plan.task, on_epoch)
     c = choose(cv.final["validation_accuracy"], cv.diverged, E=len(plan.etas), rule=opts.select)
     return CVChoice(lmbda=float(plan.grid[c.index]), hand_lmbda=exp.lmbdas[1], folds=CV_FOLDS, select=opts.select,
                     grid=[float(x) for x in plan.grid], cv_mean=list(100 * c.mean), cv_se=list(100 * c.se),

@@ -42,9 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..base import compile_cache
+from ..base import validation as V
+from ..errors import ConfigError, DataError
 from . import network, penalties
-from . import validation as V
-from .errors import ConfigError, DataError
 from .network import NetworkSpec
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,8 @@ def fit_full_batch(
       float32.
     * ``lmbda``: one λ or a list; ``seed``: one seed or a list. The stack
       holds K = len(seed)·len(lmbda) models, model k = g·L + l with seed g
-      and λ l (as in :func:`l2reg.train.train`); the models of a seed start
-      from the same weights, drawn as :func:`l2reg.train.fit_stack` draws
+      and λ l (as in :func:`l2reg.fronts.training.train`); the models of a seed start
+      from the same weights, drawn as :func:`l2reg.fronts.training.fit_stack` draws
       them (``init``), unless ``params0`` (a stack of K models) is given.
     * ``method``: ``"lbfgs"`` (optax L-BFGS, zoom line search) or ``"gd"``
       (gradient descent with fixed step ``eta``).
@@ -234,6 +235,7 @@ def fit_full_batch(
     Returns a :class:`FullBatchResult`. Non-convex networks (hidden layers)
     converge to a stationary point that depends on the seed.
     """
+    compile_cache.configure()
     lmbdas = V.numbers_list("lmbda", lmbda, low=0)
     seeds = V.integers_list("seed", seed, low=0)
     V.choice("method", method, METHODS)

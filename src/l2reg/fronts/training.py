@@ -2,8 +2,8 @@
 
 :func:`train` is the public function; :func:`prepare` (data, network sizes,
 the checks that need the data) is shared with :mod:`l2reg.sweep` and
-:mod:`l2reg.explain`; the training itself is :func:`l2reg.engine.fit_stack`,
-whose steps apply the update assembled in :mod:`l2reg.update`:
+:mod:`l2reg.explain`; the training itself is :func:`l2reg.core.engine.fit_stack`,
+whose steps apply the update assembled in :mod:`l2reg.core.update`:
 
     w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w        (n = training-set size, m = batch size)
 """
@@ -18,112 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import interrupts
-from . import store
-from . import validation as V
-from .data import Dataset, load_dataset
-from .errors import ConfigError
-from .network import NetworkSpec
-from .options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_PATIENCE, MONITORS,
-                      TrainOptions)
+from ..base import checkpoint as ckpt
+from ..base import interrupts
+from ..data import Dataset
+from ..options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_PATIENCE, MONITORS, TrainOptions,
+                       documented)
+from .prepare import Prepared, decay_warnings, prepare
 
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- data and network
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A run's data and network, checked against each other."""
-
-    data: Dataset
-    spec: NetworkSpec
-    X_eval: np.ndarray  # the evaluation split (opts.eval)
-    y_eval: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.data.n_train
-
-    @property
-    def regression(self) -> bool:
-        return not self.data.is_classification
-
-
-def resolve_sizes(sizes, data: Dataset, regression: bool) -> tuple[int, ...]:
-    """The layer sizes: given ones checked against the data, else (features, 30, outputs)."""
-    n_out = data.y_train.shape[1] if regression else data.n_classes
-    if sizes is None:
-        return (data.n_features, 30, n_out)
-    sizes = tuple(V.integers_list("sizes", sizes, low=1))
-    if len(sizes) < 2:
-        raise ConfigError(f"sizes must list at least an input and an output layer; got {','.join(map(str, sizes))}.")
-    if sizes[0] != data.n_features or sizes[-1] != n_out:
-        what = "outputs" if regression else "classes"
-        raise ConfigError(
-            f"sizes {','.join(map(str, sizes))} do not fit the data: the first must be {data.n_features} "
-            f"(features) and the last {n_out} ({what})."
-        )
-    return sizes
-
-
-def prepare(opts: TrainOptions) -> Prepared:
-    """Load the data of checked ``opts`` and build the network; the checks that need the data.
-
-    Shared by train, sweep and explain: the evaluation split (``opts.eval``),
-    real-valued targets needing the quadratic cost (linear outputs), sizes
-    against the data, one λ per layer, and m ≤ n.
-    """
-    data = opts.dataset if isinstance(opts.dataset, Dataset) else load_dataset(
-        opts.dataset, opts.data_dir, train_size=opts.train_size, eval=opts.eval)
-    regression = not data.is_classification
-    if regression and opts.cost != "quadratic":
-        raise ConfigError(f"real-valued targets need cost='quadratic' (linear outputs); got {opts.cost!r}.")
-    if regression and opts.early_stopping and opts.stop_on == "accuracy":
-        raise ConfigError("early stopping on accuracy needs classification; use stop_on='cost' for real-valued targets.")
-    spec = NetworkSpec(resolve_sizes(opts.sizes, data, regression), opts.activation, opts.cost, regression)
-    for cfg in opts.lmbda_per_layer or ():
-        if len(cfg) != spec.n_layers:
-            raise ConfigError(f"lmbda_per_layer must give one λ per weight layer ({spec.n_layers} for sizes "
-                              f"{','.join(map(str, spec.sizes))}); got {len(cfg)}.")
-    if not opts.full_batch:
-        V.integer("batch_size", opts.batch_size, low=1, high=data.n_train)
-    X_eval, y_eval = data.split(opts.eval)
-    return Prepared(data, spec, X_eval, y_eval)
-
-
-def decay_warnings(opts: TrainOptions, n: int, *, grid: bool = False) -> list[str]:
-    """Settings whose decay alone shrinks the weights by more than a factor e within an epoch (τ_epoch < 1).
-
-    One line per (η, λ or wd) pair, with the numbers (:func:`l2reg.conventions.decay_timescale`,
-    every optimizer and decay scaling); ``grid`` (a sweep's λ path) sums them up in one line.
-    """
-    from .conventions import decay_timescale
-
-    if opts.full_batch or opts.lmbda_per_layer is not None:
-        return []
-    key = "weight_decay" if opts.optimizer == "adamw" else "lmbda"
-    bad = []
-    for eta, mu, value in itertools.product(opts.eta, opts.momentum or [None], opts.decay_values):
-        ts = decay_timescale(optimizer=opts.optimizer, n=n, batch_size=min(opts.batch_size, n), eta=eta,
-                             momentum=mu, decay_scaling=opts.decay_scaling or "lr", **{key: value})
-        if ts.tau_epoch is not None and ts.tau_epoch < 1:
-            bad.append((eta, value, ts))
-    if not bad:
-        return []
-    name = "wd" if key == "weight_decay" else "λ"
-    if grid:
-        low = min(v for _, v, _ in bad)
-        eta, value, ts = bad[0]
-        return [f"{len(bad)} of the {len(opts.eta) * len(opts.decay_values)} (η, {name}) pairs (from {name} = {low:g}) "
-                f"decay faster than the data can teach: τ_epoch < 1, the weights forget everything within an epoch "
-                f"(η = {eta:g}, {name} = {value:g}: τ = {ts.tau_iter:.3g} steps, {ts.tau_epoch:.3g} epochs)."]
-    return [f"η = {eta:g}, {name} = {value:g}: τ_epoch = {ts.tau_epoch:.3g} < 1 epoch ({ts.tau_iter:.3g} steps, "
-            f"{ts.steps_per_epoch} steps per epoch): the decay alone shrinks the weights by more than a factor e "
-            f"within an epoch, so they forget everything the data taught them; lower {name}"
-            + (" (this scaling does not multiply the decay by η)." if opts.decay_scaling == "schedule" else " or η.")
-            for eta, value, ts in bad]
 
 
 # ---------------------------------------------------------------- the result
@@ -150,16 +54,6 @@ class TrainResult:
         return {"config": self.config, "runs": self.runs, "train_seconds": self.train_seconds,
                 "compile_seconds": self.compile_seconds, "epoch_seconds": list(self.epoch_seconds)}
 
-    def save(self, out) -> None:
-        """Write ``out/metrics.json``, ``out/params.npz`` (atomically, no pickle; :func:`store.write_params`)
-        and ``out/report.html``."""
-        from .report import train_report_html
-
-        out = Path(out)
-        store.write_params(out / "params.npz", self.params, self.runs)
-        store.write_json(out / "metrics.json", self.to_json())
-        store.write_text(out / "report.html", train_report_html(self))
-
 
 # ---------------------------------------------------------------- the grid
 
@@ -185,12 +79,13 @@ def grid(opts: TrainOptions) -> list[dict]:
     return runs
 
 
-def members_of(runs: list[dict]):
-    """The engine's per-model arrays (:class:`l2reg.engine.Members`) of a list of runs."""
-    from .engine import Members
+def members_of(opts: TrainOptions, runs: list[dict]):
+    """The engine's per-model arrays (:meth:`l2reg.core.engine.Members.of`) of the runs of :func:`grid`."""
+    from ..core.engine import Members
 
-    col = lambda key: None if key not in runs[0] else np.array([r[key] for r in runs], np.float64)  # noqa: E731
-    return Members(lmbda=col("lmbda"), eta=col("eta"), momentum=col("momentum"), weight_decay=col("weight_decay"))
+    col = lambda key: None if key not in runs[0] else [r[key] for r in runs]  # noqa: E731
+    return Members.of(opts, lmbda=col("lmbda"), eta=col("eta"), momentum=col("momentum"),
+                      weight_decay=col("weight_decay"))
 
 
 def history_of(history: dict, k: int, monitor) -> dict:
@@ -206,6 +101,7 @@ def history_of(history: dict, k: int, monitor) -> dict:
 # ---------------------------------------------------------------- the API
 
 
+@documented()
 def train(
     dataset: str | Dataset = "digits", *,
     lmbda: float | Sequence[float] | None = None, eta: float | Sequence[float] = DEFAULT_ETA,
@@ -241,7 +137,7 @@ def train(
       Adam's moments), ``adamw`` (decoupled ``weight_decay``, default 0.01,
       times the learning rate with ``decay_scaling="lr"``, times the schedule
       multiplier only with ``"schedule"``), or ``lbfgs`` (full batch;
-      ``epochs`` caps its iterations). The update rules: :func:`l2reg.update.make_optimizer`.
+      ``epochs`` caps its iterations). The update rules: :func:`l2reg.core.update.make_optimizer`.
     * ``schedule``: ``constant``, ``step`` (×``step_gamma`` every
       ``step_epochs``, default a third of the epochs) or ``cosine`` (to 0),
       after ``warmup_epochs`` of linear warm-up.
@@ -262,7 +158,8 @@ def train(
 
 def train_with(opts: TrainOptions, *, on_epoch=None, checkpoint_dir=None, resume: bool = False) -> TrainResult:
     """:func:`train` for an options object (checked), as the CLI calls it."""
-    from .engine import Checkpointing, fit_stack
+    from ..base.checkpoint import Checkpointing
+    from ..core.engine import fit_stack
 
     prep = prepare(opts)
     for line in decay_warnings(opts, prep.n):
@@ -277,7 +174,7 @@ def train_with(opts: TrainOptions, *, on_epoch=None, checkpoint_dir=None, resume
         Path(checkpoint_dir) / ckpt.FILENAME, config, resume)
     eval_sets = {"evaluation": (prep.X_eval, prep.y_eval, None)}
     result = fit_stack(prep.spec, prep.data.X_train, prep.data.y_train, opts, groups=[np.arange(n)] * len(opts.seed),
-                       group_seeds=list(opts.seed), members=members_of(runs), eval_sets=eval_sets,
+                       group_seeds=list(opts.seed), members=members_of(opts, runs), eval_sets=eval_sets,
                        monitor=opts.monitor, on_epoch=on_epoch, checkpoint=checkpoint)
     for k, run in enumerate(runs):
         run.update(history_of(result.history, k, opts.monitor))
@@ -287,7 +184,7 @@ def train_with(opts: TrainOptions, *, on_epoch=None, checkpoint_dir=None, resume
         if opts.early_stopping:
             run["stopped_epoch"] = int(result.stopped_epoch[k])
             run["best_epoch"] = int(result.best_epoch[k])
-    from .network import unstack
+    from ..core.network import unstack
 
     params = [unstack(result.params, k) for k in range(len(runs))]
     return TrainResult(config, runs, params, result.train_seconds, result.compile_seconds, prep.data.notes,
@@ -307,8 +204,8 @@ def _train_full_batch(opts: TrainOptions, prep: Prepared, config: dict) -> Train
     import jax
     import jax.numpy as jnp
 
-    from . import network, penalties
-    from .fullbatch import fit_full_batch
+    from ..core import network, penalties
+    from ..core.fullbatch import fit_full_batch
 
     data = prep.data
     r = fit_full_batch(prep.spec, data.X_train, data.y_train, list(opts.lmbda), init=opts.init, seed=list(opts.seed),
@@ -337,14 +234,3 @@ def _train_full_batch(opts: TrainOptions, prep: Prepared, config: dict) -> Train
     params = [network.unstack(r.params, k) for k in range(len(runs))]
     return TrainResult(config, runs, params, r.seconds, 0.0, data.notes)
 
-
-def resume_options(run_dir, opts_given: dict, explicit: set, *, cls=TrainOptions, filename=ckpt.FILENAME):
-    """The options to resume the run in ``run_dir``: the checkpoint's own, except those given explicitly.
-
-    An explicitly given option that differs from the checkpoint's is then
-    refused, by name, when the checkpoint is loaded.
-    """
-    saved = ckpt.read_meta(Path(run_dir) / filename).get("config", {})
-    merged = {name: saved[name] if name not in explicit and name in saved else value
-              for name, value in opts_given.items()}
-    return cls.from_flat(merged)

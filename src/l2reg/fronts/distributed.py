@@ -3,14 +3,14 @@
 A sweep's cross-validation is P = E·L pairs (η, λ; λ fastest) × k folds. On
 Ray each *block* (one fold × ``block_size`` pairs; by default all of a
 fold's P pairs) is one task that trains its models as one vectorized stack
-with the same engine as in process (:func:`l2reg.sweep.train_block`), so a
+with the same block function as in process (the front's, e.g. :func:`l2reg.fronts.sweeping.train_block`), so a
 task is a whole stack, not a trial: one fold of one block trains on its
 n = that fold's training size, with the fold's own seed, exactly as the
 in-process run's group g does. The refit of the λ path at the chosen η
 (n = the whole training set) is one more block, or with ``block_size``
 blocks of that many λ (each λ's model starts from the same seed and sees
 the same data order however the path is cut). The data (the
-:class:`~l2reg.sweep.CVTask`: X, y, folds, pairs, test set) goes to the
+front's task, e.g. :class:`~l2reg.fronts.sweeping.CVTask`: X, y, folds, pairs, test set) goes to the
 cluster once (``ray.put``); each node's object store then serves it to
 every task there.
 
@@ -35,7 +35,7 @@ rule; the error says so). Ray is imported only here, inside functions:
 ``import l2reg`` and ``import l2reg.sweep`` never import it.
 
 Workers compile like any l2reg process, through l2reg's compilation cache
-on their node (:mod:`l2reg.compile_cache`): each shape compiles once per
+on their node (:mod:`l2reg.base.compile_cache`): each shape compiles once per
 node, and later blocks and later sweeps load it.
 
 Nothing here is specific to JAX: :meth:`RayExecutor.run_blocks` ships a task
@@ -53,20 +53,19 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, interrupts, store
-from . import validation as V
-from .errors import ConfigError, Interrupted, L2RegError
-from .options import check_backend, parse_address  # noqa: F401  (the checks live with the options)
+from ..base import checkpoint, interrupts, store
+from ..base import validation as V
+from ..errors import ConfigError, Interrupted, L2RegError
+from ..options import check_backend, parse_address  # noqa: F401  (the checks live with the options)
+from .cv import CHECKPOINT_CV, BlockResult, RefitBlock, assemble, join_refits, plan_blocks, refit_blocks
 
 log = logging.getLogger(__name__)
 
 LOG_FILE = "log.json"
-REFIT = "refit"
 #: Retries of a block whose worker died (Ray's ``max_retries``); errors raised by the block itself are not retried.
 MAX_RETRIES = 3
 #: Seconds the TCP check of ``address`` waits for an answer.
@@ -160,52 +159,6 @@ def describe_cluster() -> str:
 
 
 # ---------------------------------------------------------------- blocks and their files
-
-
-@dataclass(frozen=True)
-class RefitBlock:
-    """The refit as a block: the λ path ``lmbdas`` (or a run of it) at ``eta`` on all the training rows."""
-
-    eta: float
-    lmbdas: tuple[float, ...]
-    name: str = REFIT
-
-
-def refit_blocks(eta: float, grid: Sequence[float], block_size: int | None = None) -> list[RefitBlock]:
-    """The refit of the λ path ``grid`` at ``eta`` in runs of ``block_size`` λ (None: one block, "refit")."""
-    grid = tuple(float(v) for v in grid)
-    if block_size is None or block_size >= len(grid):
-        return [RefitBlock(float(eta), grid)]
-    return [RefitBlock(float(eta), grid[a : a + block_size], f"{REFIT}_p{a}-{min(a + block_size, len(grid)) - 1}")
-            for a in range(0, len(grid), block_size)]
-
-
-def join_refits(results: Sequence[dict]) -> dict:
-    """The refit blocks' results as one (:func:`l2reg.sweep.refit_path`'s), models in grid order.
-
-    Every array has the model axis last (``final``, ``terms``, ``diverged``
-    ``(R,)``; ``history`` ``(epochs, R)``).
-    """
-    if len(results) == 1:
-        return results[0]
-
-    def cat(key):
-        return {name: np.concatenate([r[key][name] for r in results], axis=-1) for name in results[0][key]}
-
-    return {"final": cat("final"), "history": cat("history"), "terms": cat("terms"),
-            "diverged": np.concatenate([r["diverged"] for r in results], axis=-1),
-            "params": [p for r in results for p in r["params"]],
-            "train_seconds": sum(r["train_seconds"] for r in results),
-            "compile_seconds": sum(r["compile_seconds"] for r in results)}
-
-
-def plan_blocks(n_pairs: int, n_folds: int, block_size: int | None = None) -> list:
-    """The blocks of a P × k grid: per fold, its pairs in runs of ``block_size`` (None: all P at once)."""
-    from .sweep import Block
-
-    size = n_pairs if block_size is None else min(block_size, n_pairs)
-    return [Block((g,), tuple(range(a, min(a + size, n_pairs)))) for g in range(n_folds)
-            for a in range(0, n_pairs, size)]
 
 
 def pack(tree) -> dict:
@@ -317,11 +270,11 @@ def run_block(fn: Callable, task, block, hook: Callable | None = None) -> dict:
     ``hook(block_name, epoch)``, if given, runs before the block's training
     (epoch None) and after each of its epochs, in the worker.
     """
-    from . import __version__
+    from .. import __version__
 
     on_epoch = None if hook is None else (lambda epoch, _metrics: hook(block.name, epoch))
     t0 = time.perf_counter()
-    result = _to_numpy(fn(task, block, on_epoch=on_epoch))
+    result = _to_numpy(fn(task, block, on_epoch=on_epoch).to_dict())
     return {"result": result, "worker": {"pid": os.getpid(), "node": _node_ip(),
                                          "seconds": time.perf_counter() - t0, "l2reg": __version__}}
 
@@ -332,26 +285,12 @@ def _node_ip() -> str:
     return ray.util.get_node_ip_address()
 
 
-def refit_block(task, block: RefitBlock, *, on_epoch=None) -> dict:
-    """The refit as a block function (:func:`l2reg.sweep.refit_path`)."""
-    from .sweep import refit_path
-
-    return refit_path(task, list(block.lmbdas), block.eta, on_epoch=on_epoch)
-
-
-def cv_block(task, block, *, on_epoch=None) -> dict:
-    """A CV block as a block function (:func:`l2reg.sweep.train_block`)."""
-    from .sweep import train_block
-
-    return train_block(task, block, on_epoch=on_epoch)
-
-
 # ---------------------------------------------------------------- the executor
 
 
 class RayExecutor:
     """Trains a sweep's two stages on a Ray cluster, in blocks; the same interface as
-    :class:`l2reg.sweep.LocalExecutor` (``cv``, ``refit``) and, to float32 tolerance, the same results.
+    :class:`l2reg.fronts.orchestration.LocalExecutor` (``cv``, ``refit``) and, to float32 tolerance, the same results.
 
     ``address``: None (a Ray instance on this machine, or the connection this
     process already has), "auto" or HOST:PORT. ``block_size``: pairs per
@@ -367,8 +306,9 @@ class RayExecutor:
     (picklable) runs in the worker before each block and after each of its
     epochs as ``worker_hook(block_name, epoch)``: for fault-injection tests
     and debugging. ``on_epoch`` of ``cv``/``refit`` is not called on Ray.
-    ``cv_fn``/``refit_fn``: the block functions (default the JAX engine's;
-    :mod:`l2reg.torch.sweep` passes its own), ``fn(task, block, on_epoch=...)``.
+    Each stage gets its block function (a front's
+    :class:`~l2reg.fronts.orchestration.Blocks`): ``fn(task, block, on_epoch=...)``
+    returning a :class:`~l2reg.fronts.cv.BlockResult`; nothing here knows a front.
 
     The connection stays open for the rest of the process (later sweeps
     reuse its warm workers; ``ray.shutdown()`` ends it).
@@ -377,8 +317,7 @@ class RayExecutor:
     def __init__(self, run_dir=None, *, resume: bool = False, config: dict | None = None, address=None,
                  block_size: int | None = None, max_retries: int = MAX_RETRIES,
                  on_block: Callable[[int, int, str], None] | None = None, expect_refit: bool = True,
-                 worker_hook: Callable | None = None, cv_fn: Callable | None = None,
-                 refit_fn: Callable | None = None):
+                 worker_hook: Callable | None = None):
         check_backend("ray", address, block_size)
         self.max_retries = V.integer("max_retries", max_retries, low=0)
         if address is not None:
@@ -393,15 +332,11 @@ class RayExecutor:
         self._connect_seconds = 0.0
         self._task = None  # (task, its object ref)
         self.blocks = None if self.run_dir is None else BlockStore(self.run_dir)
-        # The block functions: the JAX engine's by default (l2reg.torch.sweep passes its own).
-        self.cv_fn, self.refit_fn = cv_fn or cv_block, refit_fn or refit_block
 
     # ------------------------------------------------------------ the two stages
 
-    def cv(self, task, on_epoch=None):
-        """Every pair on every fold, one task per block; the blocks assembled into one :class:`~l2reg.sweep.CVRun`."""
-        from .sweep import assemble
-
+    def cv(self, fn: Callable, task, on_epoch=None):
+        """Every pair on every fold, one task per block; the blocks assembled into one :class:`~l2reg.fronts.cv.CVRun`."""
         t0 = time.perf_counter()
         connect(self.address)
         self._connect_seconds = time.perf_counter() - t0
@@ -410,15 +345,15 @@ class RayExecutor:
         self._cv_blocks = len(blocks)
         L = len(task.pair_lmbda) // len(np.unique(task.pair_eta))  # the λ path that the refit trains
         n_refit = math.ceil(L / (self.block_size or L)) if self.expect_refit else 0
-        results = self.run_blocks(self.cv_fn, task, blocks, stage="cv", total=len(blocks) + n_refit)
+        results = self.run_blocks(fn, task, blocks, stage="cv", total=len(blocks) + n_refit)
         return assemble(task, blocks, results)
 
-    def refit(self, task, grid: list, eta: float, on_epoch=None) -> dict:
-        """The λ path ``grid`` at ``eta`` on all the training rows (:func:`l2reg.sweep.refit_path`), in blocks of
+    def refit(self, fn: Callable, task, grid: list, eta: float, on_epoch=None) -> BlockResult:
+        """The λ path ``grid`` at ``eta`` on all the training rows , in blocks of
         ``block_size`` λ (each λ's model is independent of the others: same seed, same data order)."""
         connect(self.address)
         blocks = refit_blocks(eta, grid, self.block_size)
-        results = self.run_blocks(self.refit_fn, task, blocks, stage="refit", offset=self._cv_blocks,
+        results = self.run_blocks(fn, task, blocks, stage="refit", offset=self._cv_blocks,
                                   total=self._cv_blocks + len(blocks))
         return join_refits(results)
 
@@ -426,8 +361,6 @@ class RayExecutor:
 
     def _start_run_dir(self, names: list) -> None:
         """Resume: check the saved options. Fresh start: the meta-only checkpoint that ``--resume`` reads."""
-        from .sweep import CHECKPOINT_CV
-
         if self.run_dir is None:
             return
         path = self.run_dir / CHECKPOINT_CV
@@ -473,7 +406,7 @@ class RayExecutor:
                 self._collect(pending, docs, entry, runs, count=(offset, total), cluster=cluster)
         entry["wall_seconds"] = time.perf_counter() - t_start
         self._log(runs, entry)
-        return [docs[b.name]["result"] for b in blocks]
+        return [BlockResult.from_dict(docs[b.name]["result"]) for b in blocks]
 
     def _put(self, task):
         """The task in the cluster's object store, put once for both stages (each node then fetches it once)."""
@@ -541,7 +474,7 @@ def _log_block(done: int, total: int, cluster: str) -> None:
 
 
 def _check_version(worker: dict) -> None:
-    from . import __version__
+    from .. import __version__
 
     if worker.get("l2reg") != __version__:
         log.warning("worker on %s runs l2reg %s, this process %s: install the same version on every node",

@@ -4,7 +4,7 @@ Each report is one self-contained page: inline CSS, figures as base64 PNG,
 the λ explorer's data as a JSON block and its plain JavaScript inline. It
 loads nothing (no address of any kind appears in it), so it opens offline and
 can be mailed as one file. The figures are drawn at the width of the content
-column (:data:`l2reg.plots.WIDTH`), readable at 100 % zoom.
+column (:data:`l2reg.present.plots.WIDTH`), readable at 100 % zoom.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from . import explorer, plots_explain, plots_sweep, plots_train, store
-from . import validation as V
-from .options import FIGURE_FORMATS as FORMATS
+from ..base import store
+from ..base import validation as V
+from ..options import FIGURE_FORMATS as FORMATS
+from . import explorer, plots_explain, plots_sweep, plots_train
 from .plots import STYLE, pyplot
-
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1300px; margin: 1.5em auto;
@@ -206,7 +206,7 @@ def figures_of(result) -> list[Figure]:
         return explain_figures(result)
     if hasattr(result, "runs") and hasattr(result, "params"):
         return train_figures(result)
-    from .errors import ConfigTypeError
+    from ..errors import ConfigTypeError
 
     raise ConfigTypeError(f"result must be a TrainResult, SweepResult or ExplainResult; got {type(result).__name__}.")
 

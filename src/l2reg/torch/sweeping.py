@@ -1,10 +1,10 @@
 """The λ path of your own PyTorch model: every λ × fold in one ``torch.func`` ensemble, chosen by CV.
 
-:func:`sweep` is :func:`l2reg.sweep.sweep` for a model factory: the
+:func:`sweep` is :func:`l2reg.fronts.sweeping.sweep` for a model factory: the
 stratified folds, the grid (λ × η, λ fastest), the selection
-(:func:`l2reg.sweep.choose`, ``min`` or ``1se``), the refit of the whole λ
+(:func:`l2reg.fronts.sweeping.choose`, ``min`` or ``1se``), the refit of the whole λ
 path at the chosen η on all the training rows, the result
-(:class:`l2reg.sweep.SweepResult`, hence the same ``sweep.json`` and
+(:class:`l2reg.fronts.sweeping.SweepResult`, hence the same ``sweep.json`` and
 ``report.html``) are the JAX sweep's; only the training is
 :func:`~l2reg.torch.ensemble.train_ensemble`'s. λ means what it means
 everywhere: coupled L2 on C = C0 + (λ/2n)·Σw² over the parameters the
@@ -27,9 +27,9 @@ import torch
 
 from ..data import _is_whole
 from ..errors import DataError
-from ..options import DEFAULT_FOLDS, TorchSweepOptions
-from ..sweep import (DEFAULT_GRID_SIZE, Block, CVRun, SweepResult, _round_sig, _summary_rows, assemble, choose,
-                     cv_folds_for, default_grid, fold_seeds)
+from ..fronts.cv import DEFAULT_GRID_SIZE, BlockResult, SweepResult, _round_sig, cv_folds_for, default_grid, fold_seeds
+from ..fronts.orchestration import Blocks, make_executor, run_sweep
+from ..options import DEFAULT_FOLDS, TorchSweepOptions, documented
 from .ensemble import Member, train_ensemble
 from .factory import load_factory
 from .groups import decayed_names
@@ -122,7 +122,7 @@ class TorchTask:
     """Everything a block of a PyTorch sweep needs (what a Ray worker receives once, ``ray.put``).
 
     ``model``: the factory, or its ``"module:function"`` name (resolved where the block runs).
-    Pairs and folds as :class:`l2reg.sweep.CVTask`'s, so :func:`l2reg.sweep.assemble` assembles the blocks.
+    Pairs and folds as :class:`l2reg.fronts.sweeping.CVTask`'s, so :func:`l2reg.fronts.sweeping.assemble` assembles the blocks.
     """
 
     model: object
@@ -137,7 +137,7 @@ class TorchTask:
         return load_factory(self.model) if isinstance(self.model, str) else self.model
 
 
-def cv_block(task: TorchTask, block, *, on_epoch=None) -> dict:
+def cv_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> BlockResult:
     """One block (some folds × some pairs) as one ensemble: the fold models' final scores ``(P_b, k_b)``."""
     model_fn, d, opts = task.model_fn(), task.data, task.opts
     folds = [task.folds[g] for g in block.folds]
@@ -161,8 +161,8 @@ def cv_block(task: TorchTask, block, *, on_epoch=None) -> dict:
             history[name] = by_fold(h[name])
     if "validation_accuracy" not in final:  # regression: no accuracies
         final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
-    return {"final": final, "history": history, "diverged": by_fold(r.diverged_epoch > 0),
-            "train_seconds": r.train_seconds, "compile_seconds": 0.0, "params": None}
+    return BlockResult(final=final, history=history, diverged=by_fold(r.diverged_epoch > 0),
+                       train_seconds=r.train_seconds)
 
 
 def _evaluate(model_fn, result, X, y, device) -> dict:
@@ -182,9 +182,9 @@ def _evaluate(model_fn, result, X, y, device) -> dict:
     return {"cost": np.array(cost), "accuracy": np.array(acc)}
 
 
-def refit_block(task: TorchTask, block, *, on_epoch=None) -> dict:
+def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> BlockResult:
     """The λ path ``block.lmbdas`` at ``block.eta`` on all the training rows, the test set watched each epoch
-    (as the ensemble's ``validation``); :func:`l2reg.sweep.refit_path`'s result."""
+    (as the ensemble's ``validation``); :func:`l2reg.fronts.sweeping.refit_path`'s result."""
     model_fn, data, opts, grid, eta = task.model_fn(), task.data, task.opts, list(block.lmbdas), block.eta
     n = len(data.X)
     X = np.concatenate([data.X, data.X_test])
@@ -201,9 +201,13 @@ def refit_block(task: TorchTask, block, *, on_epoch=None) -> dict:
     final["weight_sq_norm"] = history["weight_sq_norm"][-1]
     if "training_accuracy" not in final:
         final.update(training_accuracy=np.full(len(grid), np.nan), test_accuracy=np.full(len(grid), np.nan))
-    return {"final": final, "history": history, "diverged": r.diverged_epoch > 0,
-            "terms": _terms(model_fn, r, data, opts, eta), "params": [_as_layers(sd, r.decayed) for sd in r.state_dicts],
-            "train_seconds": r.train_seconds, "compile_seconds": 0.0}
+    return BlockResult(final=final, history=history, diverged=r.diverged_epoch > 0, train_seconds=r.train_seconds,
+                       params=[_as_layers(sd, r.decayed) for sd in r.state_dicts],
+                       terms=_terms(model_fn, r, data, opts, eta))
+
+
+#: The PyTorch sweep's block functions, for the orchestration and a cluster.
+TORCH_BLOCKS = Blocks(cv=cv_block, refit=refit_block)
 
 
 def _as_layers(state_dict: dict, decayed: list) -> list[dict]:
@@ -216,7 +220,7 @@ def _as_layers(state_dict: dict, decayed: list) -> list[dict]:
 
 
 def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: float) -> dict:
-    """:func:`l2reg.explain.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w
+    """:func:`l2reg.fronts.explaining.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w
     over all training rows, per weight of the decayed parameters."""
     model = model_fn().to(opts.device)
     X, y = torch.as_tensor(data.X, device=opts.device), torch.as_tensor(data.y, device=opts.device)
@@ -242,6 +246,7 @@ def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: floa
 # ---------------------------------------------------------------- the API
 
 
+@documented()
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
@@ -256,38 +261,15 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2; under ``adamw``
     the decoupled ``weight_decay`` grid, default 0 plus 1e-4 … 1); ``eta`` one η or a list (the grid
     η × λ); ``policy``: which parameters decay (:data:`l2reg.torch.POLICIES`). Then as
-    :func:`l2reg.sweep.sweep`: ``select`` ``min`` or ``1se``, the whole λ path refit at the chosen η on
+    :func:`l2reg.fronts.sweeping.sweep`: ``select`` ``min`` or ``1se``, the whole λ path refit at the chosen η on
     all the training rows and reported on the test set. ``on_epoch`` sees 2·epochs epochs.
     ``backend="ray"`` trains the grid in blocks on a Ray cluster (``address``, ``block_size``), as
-    :func:`l2reg.sweep.sweep` does; the model factory is then best given by name (``"module:function"``).
-    Returns an :class:`l2reg.sweep.SweepResult` (``save`` writes sweep.json, params.npz, report.html).
+    :func:`l2reg.fronts.sweeping.sweep` does; the model factory is then best given by name (``"module:function"``).
+    Returns an :class:`l2reg.fronts.sweeping.SweepResult` (``save`` writes sweep.json, params.npz, report.html).
     """
     dataset = str(data) if isinstance(data, (str, Path)) else "arrays"
     opts = TorchSweepOptions.from_flat(dict(locals(), model=model_fn if isinstance(model_fn, str) else None)).checked()
     return sweep_with(model_fn, data, opts, on_epoch=on_epoch)
-
-
-class _LocalTorch:
-    """The PyTorch sweep's two stages in this process: the whole grid as one block, then the refit."""
-
-    def cv(self, task: TorchTask, on_epoch=None) -> CVRun:
-        block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
-        return assemble(task, [block], [cv_block(task, block, on_epoch=on_epoch)])
-
-    def refit(self, task: TorchTask, grid: list, eta: float, on_epoch=None) -> dict:
-        from ..distributed import RefitBlock
-
-        return refit_block(task, RefitBlock(float(eta), tuple(grid)), on_epoch=on_epoch)
-
-
-def _executor(opts: TorchSweepOptions, on_block=None):
-    """In process, or on Ray in blocks (:class:`l2reg.distributed.RayExecutor` with this module's block functions)."""
-    if opts.backend != "ray":
-        return _LocalTorch()
-    from ..distributed import RayExecutor
-
-    return RayExecutor(address=opts.address, block_size=opts.block_size, on_block=on_block, cv_fn=cv_block,
-                       refit_fn=refit_block)
 
 
 def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
@@ -304,19 +286,10 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_blo
     model = spec if spec is not None and opts.backend == "ray" else model_fn
     task = TorchTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], k), np.array([e for e, _ in pairs]),
                      np.array([v for _, v in pairs]))
-    executor = _executor(opts, on_block)
-    cv = executor.cv(task, on_epoch)
-    score = cv.final["validation_accuracy" if d.classification else "validation_cost"]
-    choice = choose(score, cv.diverged, E=len(opts.eta), rule=opts.select, higher_is_better=d.classification)
-    eta = pairs[choice.index][0]
-    stage2 = None if on_epoch is None else (lambda ep, m: on_epoch(opts.epochs + ep, m))
-    refit = executor.refit(task, grid, eta, stage2)
-    rows = _summary_rows(cv, choice, eta, grid, refit["final"], refit["diverged"], not d.classification, len(d.X))
-    config = _config(opts, name, d, task, grid, eta, model_fn)
-    return SweepResult(config=config, rows=rows, chosen_index=choice.index, min_index=choice.best, cv=cv,
-                       refit_lmbdas=list(grid), refit_history=refit["history"], refit_params=refit["params"],
-                       train_seconds=cv.train_seconds + refit["train_seconds"], compile_seconds=0.0,
-                       notes=d.notes, refit_terms=refit["terms"], options=opts.to_config())
+    executor = make_executor(opts, on_block=on_block)
+    return run_sweep(task, TORCH_BLOCKS, executor, select=opts.select, regression=not d.classification, n=len(d.X),
+                     config=_config(opts, name, d, task, grid, model_fn), on_epoch=on_epoch, notes=d.notes,
+                     options=opts.to_config())
 
 
 def _absolute(spec: str) -> str:
@@ -331,7 +304,7 @@ def _default_grid(n: int, optimizer: str) -> list[float]:
     return [0.0] + [_round_sig(v) for v in np.geomspace(*DEFAULT_WD_GRID, DEFAULT_GRID_SIZE)]
 
 
-def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, eta: float, model_fn) -> dict:
+def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, model_fn) -> dict:
     """``sweep.json``'s config: every option, the grid, the model, and what the data fixed."""
     model = model_fn()
     n_params = sum(p.numel() for p in model.parameters())
@@ -339,7 +312,7 @@ def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, g
     config = opts.to_config()
     config.update(
         dataset=str(opts.dataset), model=f"{name}: {n_params:,} parameters, {len(decayed)} tensors decayed "
-        f"(policy {opts.policy}), {opts.optimizer}", lmbda=list(grid), eta=eta, etas=list(opts.eta),
+        f"(policy {opts.policy}), {opts.optimizer}", lmbda=list(grid), etas=list(opts.eta),
         seed=opts.seed[0], folds=len(task.folds), fold_seeds=list(task.seeds), n=len(d.X),
         n_fold=[int(len(tr)) for tr, _ in task.folds], n_test=int(len(d.X_test)), regression=not d.classification,
         models_cv=len(grid) * len(opts.eta) * len(task.folds), models_refit=len(grid), engine="torch",

@@ -28,7 +28,7 @@ added to the update itself, outside Adam's moment estimates
 (:func:`decoupled_weight_decay`, :func:`scheduled_weight_decay`).
 
 Per-model coefficients are ``(K, 1)`` arrays, broadcasting against every leaf
-of a K-model stack (see :mod:`l2reg.network`); a per-layer λ is a list with
+of a K-model stack (see :mod:`l2reg.core.network`); a per-layer λ is a list with
 one such array per layer. This module is the one place that decides which
 parameters decay (:func:`decay_mask`).
 """
@@ -41,8 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .options import L1_UPDATES, PENALTIES  # noqa: F401  (re-exported: the choices live with the options)
-
+from ..options import L1_UPDATES, PENALTIES  # noqa: F401  (re-exported: the choices live with the options)
 
 # ---------------------------------------------------------------- what decays
 

@@ -2,7 +2,7 @@
 
 Every figure compares the chosen λ with λ = 0 (the smallest λ of the grid
 when 0 is absent) and with the best λ > 0 by cross-validation, in the colours
-of :mod:`l2reg.plots`. Curves and weights come from the models refit on the
+of :mod:`l2reg.present.plots`. Curves and weights come from the models refit on the
 whole training set; a λ that was not refit falls back to the best refit λ > 0.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import (BEST, CHOSEN, TRAIN_LS, WIDTH, ZERO, LmbdaColours, clipped_counts, epoch_axis,
-                    epochs_axis, hist_edges, learning_panels, lmbda_text, on_path, path_axes, path_vline,
-                    plain_log_axis, pyplot, step_hist, styled)
+from .plots import (BEST, CHOSEN, TRAIN_LS, WIDTH, ZERO, LmbdaColours, clipped_counts, epoch_axis, epochs_axis,
+                    hist_edges, learning_panels, lmbda_text, on_path, path_axes, path_vline, plain_log_axis, pyplot,
+                    step_hist, styled)
 
 DECAY, DATA = "#c51b7d", "#2c7fb8"
 

@@ -8,8 +8,8 @@ examples, coupled L2) moves each weight by two terms:
                    g = −(η/m)·Σ_x ∂C0_x/∂w        the data term: either way
 
 :func:`explain` trains the models with the engine itself
-(:func:`l2reg.engine.fit_stack`), with a :class:`Recorder` riding along
-every step: :func:`l2reg.engine.step_terms` splits the update the optax chain
+(:func:`l2reg.core.engine.fit_stack`), with a :class:`Recorder` riding along
+every step: :func:`l2reg.core.engine.step_terms` splits the update the optax chain
 computes into the two terms, so what is recorded is the trajectory
 ``l2reg train`` takes.
 
@@ -23,7 +23,7 @@ computes into the two terms, so what is recorded is the trajectory
 Other optimizers (``momentum``, ``nesterov``, ``adam`` with coupled L2,
 ``adamw`` with decoupled weight decay): the split is of the *actual* update
 u of the actual trajectory. g is the decay-free chain (the rule of
-:meth:`l2reg.update.OptimizerSpec.without_decay`, built as the same chain with
+:meth:`l2reg.core.update.OptimizerSpec.without_decay`, built as the same chain with
 λ/n = 0 and wd = 0 so that it reads the same optimizer state) applied to the
 data gradient with the current state (velocity, Adam moments), and d = u − g.
 So for momentum d = −η(λ/n)·w (nesterov: −η(1+μ)(λ/n)·w), the decay that
@@ -47,116 +47,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from . import penalties, store
-from . import interrupts
-from .errors import ConfigError, DataError
-from .network import NetworkSpec
-from .options import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, MONITORS, ExplainOptions, TrainOptions
+from ..base import interrupts
+from ..core.network import NetworkSpec
+from ..core.terms import STAT_NAMES, Recorder
+from ..errors import ConfigError, DataError
+from ..options import (DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, MONITORS, ExplainOptions, TrainOptions,
+                       documented)
 
 log = logging.getLogger(__name__)
 
-# Per-layer sums recorded at each sampled step, each (n_layers, K).
-STAT_NAMES = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g")
 # Records per epoch aimed at when record_every is not given.
 RECORDS_PER_EPOCH = 50
 
 
 # ---------------------------------------------------------------- what is recorded
-
-
-def layer_stats(w, d, g, u):
-    """Sums over one layer's weights for every model, each ``(K,)``.
-
-    ``w``, ``d``, ``g``, ``u``: ``(n_in, K, n_out)``.
-
-    * ``away``: weights whose data term points away from zero, g·w > 0
-      (sign(g) = sign(w); a zero weight or zero term counts as not away);
-    * ``grow``: weights whose net update makes |w| larger, |w + u| > |w|;
-    * ``grow_sq``: Σw² of those weights; ``sq``: Σw² of all;
-    * ``abs_d``, ``abs_g``: Σ|d| and Σ|g|;
-    * ``zero_g``: weights with no data term at all, g = 0 (e.g. from inputs
-      that are 0 in the whole batch): only the decay moves them.
-    """
-    axes = (0, 2)
-    grow = jnp.abs(w + u) > jnp.abs(w)
-    w2 = w * w
-    return {
-        "away": jnp.sum((g * w > 0).astype(w.dtype), axes),
-        "grow": jnp.sum(grow.astype(w.dtype), axes),
-        "grow_sq": jnp.sum(jnp.where(grow, w2, 0), axes),
-        "sq": jnp.sum(w2, axes),
-        "abs_d": jnp.sum(jnp.abs(d), axes),
-        "abs_g": jnp.sum(jnp.abs(g), axes),
-        "zero_g": jnp.sum((g == 0).astype(w.dtype), axes),
-    }
-
-
-@dataclass(frozen=True)
-class Recorder:
-    """The engine's record hook (:func:`l2reg.engine.epoch`): what explain keeps of each step.
-
-    ``track``: per layer, ``(i, o)`` index tuples of the weights whose values
-    are recorded. Every step: Σd and Σg per weight (:meth:`step`); every
-    ``every``-th step: :func:`layer_stats` and the tracked weights before the
-    step (:meth:`record`); the epoch's last recorded step: every weight's
-    ``(w, d, g)`` (:meth:`snapshot`).
-    """
-
-    every: int
-    track: tuple
-
-    def init(self, params):
-        return [{"decay": jnp.zeros_like(p["w"]), "data": jnp.zeros_like(p["w"])} for p in params]
-
-    def step(self, acc, params, u, d, g):
-        return [{"decay": a["decay"] + dl["w"], "data": a["data"] + gl["w"]} for a, dl, gl in zip(acc, d, g)]
-
-    def record(self, params, u, d, g):
-        per_layer = [layer_stats(p["w"], dl["w"], gl["w"], ul["w"]) for p, dl, gl, ul in zip(params, d, g, u)]
-        stats = {k: jnp.stack([s[k] for s in per_layer]) for k in STAT_NAMES}  # (n_layers, K)
-        tracked = jnp.concatenate([p["w"][jnp.asarray(i, jnp.int32), :, jnp.asarray(o, jnp.int32)]
-                                   for p, (i, o) in zip(params, self.track)])  # (T, K)
-        return stats, tracked
-
-    def snapshot(self, params, u, d, g):
-        return [(p["w"], dl["w"], gl["w"]) for p, dl, gl in zip(params, d, g)]
-
-
-def final_terms(spec: NetworkSpec, params, X, Y, *, members, n: int, opts: TrainOptions) -> dict:
-    """The decay and data terms of one SGD-form step at ``params`` (a stack), over all n examples.
-
-    d = −η·(gradient of the penalty) (−(ηλ/n)·w under L2; −η·wd·w, decoupled,
-    under AdamW), g = −η·∂C0/∂w with ∂C0/∂w the full-batch mean. Returns
-    ``(K,)`` arrays over every weight: ``mean_abs_decay``, ``mean_abs_data``
-    and ``frac_away`` (g·w > 0: the data term pushes away from zero).
-    """
-    from .engine import batch_loss
-
-    K = len(members)
-    p = jax.tree.map(jnp.asarray, params)
-    eta = jnp.asarray(members.eta, p[0]["w"].dtype)[:, None]  # (K, 1)
-    n_k = jnp.full(K, float(n), p[0]["w"].dtype)
-    data = jax.jit(jax.grad(batch_loss), static_argnums=(4, 5))(
-        p, jnp.asarray(X)[None], jnp.asarray(Y)[None], jnp.ones((1, len(X)), p[0]["w"].dtype), spec, K)
-    if opts.optimizer == "adamw":
-        wd = jnp.asarray(members.weight_decay, p[0]["w"].dtype)[:, None]
-        decay = [{"w": wd * layer["w"]} for layer in p]
-    else:
-        decay = jax.grad(lambda q: jnp.sum(penalties.penalty_cost(
-            opts.penalty, q, jnp.asarray(members.lmbda), n_k, l1_ratio=opts.l1_ratio or 0.5)))(p)
-    sums = {"abs_d": 0.0, "abs_g": 0.0, "away": 0.0}
-    for layer, dl, gl in zip(p, decay, data):
-        d, g = -eta * dl["w"], -eta * gl["w"]
-        sums["abs_d"] += jnp.sum(jnp.abs(d), axis=(0, 2))
-        sums["abs_g"] += jnp.sum(jnp.abs(g), axis=(0, 2))
-        sums["away"] += jnp.sum((g * layer["w"] > 0).astype(d.dtype), axis=(0, 2))
-    W = float(sum(layer["w"].shape[0] * layer["w"].shape[2] for layer in p))
-    return {"mean_abs_decay": np.asarray(sums["abs_d"]) / W, "mean_abs_data": np.asarray(sums["abs_g"]) / W,
-            "frac_away": np.asarray(sums["away"]) / W}
 
 
 # ---------------------------------------------------------------- the result
@@ -214,7 +120,7 @@ class ExplainResult:
         ``decay_factor_per_step`` is (1 − ηλ/n) under SGD (the long-run rate under
         momentum, 1 − η·wd under AdamW); ``decay_factor_per_epoch`` its power
         over an epoch's steps; ``tau_iter``/``tau_epoch`` the timescale
-        (:func:`l2reg.conventions.decay_timescale`). None where undefined (coupled L2 under Adam).
+        (:func:`l2reg.fronts.conventions.decay_timescale`). None where undefined (coupled L2 under Adam).
         """
         from .conventions import decay_timescale
 
@@ -287,9 +193,6 @@ class ExplainResult:
                     model[name] = [float(x) for x in self.history[name][:, k]]
             model["last_epoch_per_layer"] = {name: [float(x) for x in v[:, k]] for name, v in layers.items()}
             model.update(self.decay_factors(k))
-            if self.strength(k) > 0:
-                model["answer"] = answer(self, k)
-                model["derivation"] = derivation(self, k)
             models.append(model)
         return {
             "config": self.config,
@@ -309,144 +212,8 @@ class ExplainResult:
             },
         }
 
-    def save(self, out) -> None:
-        """Write ``out/explain.json``, ``out/explain.npz`` (snapshots and records) and ``out/report.html``."""
-        from .report import explain_report_html
-
-        out = Path(out)
-        arrays = {"lmbda": np.asarray(self.lmbdas), "steps": self.steps, "tracked": self.tracked,
-                  "tracked_index": self.tracked_index, "n_weights": self.n_weights}
-        arrays.update({f"stat_{k}": v for k, v in self.stats.items()})
-        for e, layers in self.snapshots.items():
-            for li, layer in enumerate(layers):
-                for name, a in layer.items():
-                    arrays[f"epoch{e}_{name}{li}"] = a
-        for li, layer in enumerate(self.cumulative or []):
-            for name, a in layer.items():
-                arrays[f"cumulative_{name}{li}"] = a
-        store.write_npz(out / "explain.npz", arrays)
-        store.write_json(out / "explain.json", self.to_json())
-        store.write_text(out / "report.html", explain_report_html(self))
-
 
 # ---------------------------------------------------------------- words
-
-
-def _shrink(result: ExplainResult, k: int) -> tuple[float, float, int]:
-    c = result.config
-    lmbda = result.lmbdas[k]
-    f = 1 - c["eta"] * lmbda / c["n"]
-    steps = result.steps_per_epoch
-    return f, f ** steps, steps
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def answer(result: ExplainResult, k: int) -> list[str]:
-    """The plain-language answer for model k (λ > 0), with this run's numbers."""
-    c = result.config
-    s = result.epoch_summary()
-    f, fe, steps = _shrink(result, k)
-    name, eta = c.get("optimizer", "sgd"), c["eta"]
-    me, base = result.label(k), result.label(0)
-    lines = [_first_bullet(result, k)]
-    lines += [
-        f"At the last epoch the data term pushed {_pct(s['frac_away'][-1, k])} of the weights away from zero "
-        f"(sign(g) = sign(w)); the decay term pulled every weight toward zero, with mean |d| = "
-        f"{s['mean_abs_decay'][-1, k]:.3g} against mean |g| = {s['mean_abs_data'][-1, k]:.3g} "
-        f"(ratio {s['decay_to_data'][-1, k]:.3g}).",
-        f"{_pct(s['frac_grow'][-1, k])} of the weights grew in magnitude on net (their data term outweighed the decay), "
-        f"and they carry {_pct(s['grow_sq_share'][-1, k])} of Σw².",
-        f"After {result.epochs} epochs Σw² is {s['weight_sq_norm'][-1, k]:.4g} with {me} against "
-        f"{s['weight_sq_norm'][-1, 0]:.4g} with {base} ({s['weight_sq_ratio'][-1, k]:.3g}×), "
-        f"from the same initial weights and mini-batches.",
-    ]
-    if s["frac_zero_data"][-1, k] > 0:
-        lines.insert(3, f"{_pct(s['frac_zero_data'][-1, k])} of the weights got no data term at all (g = 0, as for an "
-                        f"input that is 0 in the whole mini-batch), so only the decay moved them, straight toward zero.")
-    if "evaluation_accuracy" in result.history and not c.get("regression"):
-        acc = result.history["evaluation_accuracy"][-1]
-        lines.append(f"{c['eval'].capitalize()} accuracy: {_pct(acc[k])} with {me}, {_pct(acc[0])} with {base}.")
-    if name == "sgd":
-        tail = f"So the 'addition' is to the cost; on the weight it is a subtraction of (ηλ/n)·w, a multiplication by {f:.6g}."
-    elif name == "adamw":
-        wd = result.weight_decays[k]
-        tail = (f"So nothing is added to the cost; the decay is a subtraction of η·wd·w = {eta * wd:.4g}·w, "
-                f"a multiplication by {1 - eta * wd:.6g}.")
-    else:
-        tail = "So the 'addition' is to the cost; on the weight it is the decay term d, part of the actual update."
-    lines.append(f"For comparison, with {base} the data term pushed {_pct(s['frac_away'][-1, 0])} away from zero and "
-                 f"{_pct(s['frac_grow'][-1, 0])} of the weights grew. {tail}")
-    return lines
-
-
-def _first_bullet(result: ExplainResult, k: int) -> str:
-    """Where the decay lives for this optimizer, and what it does per step."""
-    c = result.config
-    name, eta, n, lmbda = c.get("optimizer", "sgd"), c["eta"], c["n"], result.lmbdas[k]
-    f, fe, steps = _shrink(result, k)
-    cost = (f"The penalty is added to the cost, not to the weights: C = C0 + (λ/2n)·Σw² = C0 + {lmbda / (2 * n):.4g}·Σw². "
-            f"Its gradient, (λ/n)·w = {lmbda / n:.4g}·w, has the sign of w")
-    split = ("d is the split of the actual update u: d = u − g, g being what the same optimizer state "
-             "would do with the data gradient alone")
-    if name == "sgd":
-        return (f"{cost}, and gradient descent subtracts it, so it shrinks |w| by the factor (1 − ηλ/n) = {f:.6g} "
-                f"per step, about {fe:.4g} per epoch ({steps} steps).")
-    if name in ("momentum", "nesterov"):
-        mu = c["momentum"]
-        now = (1 + mu) if name == "nesterov" else 1.0
-        return (f"{cost}, and it enters the velocity v ← μ·v + ∂C/∂w (μ = {mu:g}): this step's decay term is "
-                f"d = −{now:g}·η(λ/n)·w = {-now * eta * lmbda / n:.4g}·w, and what earlier steps put in v keeps "
-                f"acting, in the long run about η(λ/n)/(1 − μ) = {eta * lmbda / n / (1 - mu):.4g} of w per step. "
-                f"For {name}, {split}.")
-    if name == "adam":
-        return (f"{cost}, and it goes through Adam's moments (coupled L2): it is divided by √v̂ like the data "
-                f"gradient, so weights with large gradients are decayed less. For Adam, {split}.")
-    wd = result.weight_decays[k]
-    return (f"AdamW's decay is decoupled, not in the cost: C = C0 (λ = 0), and each step subtracts "
-            f"η·wd·w = {eta * wd:.4g}·w outside Adam's moments (wd = {wd:g}), a multiplication by "
-            f"(1 − η·wd) = {1 - eta * wd:.6g} per step, about {(1 - eta * wd) ** steps:.4g} per epoch ({steps} steps). "
-            f"Here d = −η·wd·w exactly and g = u − d is Adam's step on the data gradient.")
-
-
-def derivation(result: ExplainResult, k: int) -> list[str]:
-    """From C to the update rule, with this run's η, λ, n and m filled in."""
-    c = result.config
-    lmbda, n, m, eta = result.lmbdas[k], c["n"], c["batch_size"], c["eta"]
-    f, fe, steps = _shrink(result, k)
-    name = c.get("optimizer", "sgd")
-    if name == "adamw":
-        wd = result.weight_decays[k]
-        return [
-            "C = C0                                              (AdamW: no penalty in the cost)",
-            f"w ← w − η·(m̂/(√v̂ + ε) + wd·w)                    η = {eta:g}, wd = {wd:g}",
-            f"  = w + d + g,  d = −η·wd·w = −{eta * wd:.6g}·w,  g = −η·m̂/(√v̂ + ε) (moments of ∂C0/∂w only)",
-        ]
-    if name != "sgd":
-        rule = {"momentum": "v ← μ·v + ∂C/∂w;  w ← w − η·v",
-                "nesterov": "v ← μ·v + ∂C/∂w;  w ← w − η·(∂C/∂w + μ·v)",
-                "adam": "w ← w − η·m̂/(√v̂ + ε),  m̂, v̂ the moments of ∂C/∂w (coupled)"}[name]
-        return [
-            f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
-            f"∂C/∂w = ∂C0/∂w + (λ/n)·w = ∂C0/∂w + {lmbda / n:.6g}·w",
-            f"{name}: {rule}                  η = {eta:g}, m = {m}",
-            "u = the actual update;  g = the same rule and state with ∂C0/∂w alone;  d = u − g",
-        ]
-    return [
-        f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
-        f"  = C0 + {lmbda / (2 * n):.6g}·Σ_w w²",
-        f"∂C/∂w = ∂C0/∂w + (λ/n)·w = ∂C0/∂w + {lmbda / n:.6g}·w",
-        "∂C/∂b = ∂C0/∂b                                      (biases are not penalized)",
-        f"One SGD step on a mini-batch of m = {m} examples, η = {eta:g}, estimating ∂C0/∂w by (1/m)·Σ_x ∂C0_x/∂w:",
-        "w ← w − η·[(1/m)·Σ_x ∂C0_x/∂w + (λ/n)·w]",
-        "  = (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w",
-        f"  = {f:.6g}·w − {eta / m:.6g}·Σ_x ∂C0_x/∂w",
-        f"  = w + d + g,  d = −{eta * lmbda / n:.6g}·w (decay term),  g = −{eta / m:.6g}·Σ_x ∂C0_x/∂w (data term)",
-        f"b ← b − {eta / m:.6g}·Σ_x ∂C0_x/∂b",
-        f"Per epoch ({steps} steps) the decay term alone multiplies w by {f:.6g}^{steps} = {fe:.4g}.",
-    ]
 
 
 # ---------------------------------------------------------------- running it
@@ -468,6 +235,7 @@ def _track_indices(spec: NetworkSpec, per_layer: int, seed: int):
     return tuple(track), np.asarray(rows, np.int64).reshape(-1, 3)
 
 
+@documented()
 def explain(
     dataset: str = "digits", *,
     lmbda: float | Sequence[float] | None = None, eta: float = DEFAULT_ETA, epochs: int = DEFAULT_EPOCHS,
@@ -485,7 +253,7 @@ def explain(
     list: one model each, plus a wd = 0 companion). λ = 0 is added if absent,
     so that every λ compares with an unpenalized run from the same initial
     weights and batches. The other training options are
-    :func:`l2reg.train.train`'s (one seed, one η, one momentum); see the
+    :func:`l2reg.fronts.training.train`'s (one seed, one η, one momentum); see the
     module docstring for how d and g split a stateful optimizer's update.
 
     * ``record_every``: summarize every k-th step (default: about
@@ -510,8 +278,8 @@ def _companions(opts: ExplainOptions) -> tuple[list, list | None]:
 
 def explain_with(opts: ExplainOptions, *, params0=None, on_epoch=None) -> ExplainResult:
     """:func:`explain` for an options object (checked)."""
-    from .engine import Members, fit_stack
-    from .train import decay_warnings, prepare
+    from ..core.engine import Members, fit_stack
+    from .prepare import decay_warnings, prepare
 
     prep = prepare(opts)
     for line in decay_warnings(opts, prep.n):
@@ -519,10 +287,7 @@ def explain_with(opts: ExplainOptions, *, params0=None, on_epoch=None) -> Explai
     interrupts.phase("data")
     spec, n, m = prep.spec, prep.n, opts.batch_size
     lmbdas, weight_decays = _companions(opts)
-    K = len(lmbdas)
-    members = Members(lmbda=np.asarray(lmbdas, np.float64), eta=np.full(K, opts.eta[0]),
-                      momentum=None if opts.momentum is None else np.full(K, opts.momentum[0]),
-                      weight_decay=None if weight_decays is None else np.asarray(weight_decays, np.float64))
+    members = Members.of(opts, lmbda=lmbdas, eta=opts.eta[0], weight_decay=weight_decays)
     steps_per_epoch = -(-n // m)
     every = min(opts.record_every or max(1, steps_per_epoch // RECORDS_PER_EPOCH), steps_per_epoch)
     track, track_rows = _track_indices(spec, opts.track, opts.seed[0])

@@ -1,6 +1,6 @@
 """The blocked first-layer update: one epoch of plain SGD with W1 written once per B steps.
 
-With m = 10 each step of :func:`l2reg.engine.epoch` reads and writes the
+With m = 10 each step of :func:`l2reg.core.engine.epoch` reads and writes the
 first layer's weights W1 three times (forward ``x·W1``, gradient ``xᵀ·δ``,
 update) in rank-10 products that neither use two cores well nor keep W1 in
 cache once K ≥ 16 (docs/benchmarks.md). For plain SGD with coupled
@@ -24,7 +24,7 @@ Within a block of B steps W1 is never written:
   (:func:`_block`).
 
 The other layers and every bias take the ordinary optax update
-(:func:`l2reg.update.make_optimizer`) at every step. A model that is frozen
+(:func:`l2reg.core.update.make_optimizer`) at every step. A model that is frozen
 (``active`` False) or whose group has no valid rows in a step takes no step
 there, decay included, as in the per-step epoch; c then counts only the
 steps it took.
@@ -39,9 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..base import validation as V
+from ..errors import ConfigError
 from . import network
-from . import validation as V
-from .errors import ConfigError
 from .network import NetworkSpec
 from .update import OptimizerSpec, make_optimizer
 
@@ -78,7 +78,7 @@ def _layer1_coef(hyper):
 
 
 def _head_loss(z1, rest, y, w, spec: NetworkSpec):
-    """:func:`l2reg.engine.grouped_loss` from the first layer's z1 − b1 on.
+    """:func:`l2reg.core.engine.grouped_loss` from the first layer's z1 − b1 on.
 
     ``z1`` ``(G, m, L, H)`` is x·W1 (no bias); ``rest`` is the stack without
     W1 (``rest[0]`` holds b1). Σ over models of each model's mean C0 over
@@ -145,7 +145,7 @@ def blocked_epoch(params, hyper, X, Y, batches, active, *, spec: NetworkSpec, op
                   block: int = DEFAULT_BLOCK):
     """One epoch of the per-step engine's plain SGD, with the first layer updated every ``block`` steps.
 
-    The same update as :func:`l2reg.engine.epoch` (coupled L2, n = each
+    The same update as :func:`l2reg.core.engine.epoch` (coupled L2, n = each
     model's training-set size):
 
         w ← (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w     (m = the batch's valid rows)
@@ -155,9 +155,9 @@ def blocked_epoch(params, hyper, X, Y, batches, active, *, spec: NetworkSpec, op
 
     * ``params``: the stack (``(n_in, K, n_out)`` weights, ``(K, n_out)``
       biases); ``hyper``: ``"eta"`` and ``"lmbda_over_n"`` ``(K, 1)`` (or a
-      list, one per layer), as :func:`l2reg.update.make_hyper`.
+      list, one per layer), as :func:`l2reg.core.update.make_hyper`.
     * ``batches``: ``(idx, valid)``, each ``(n_batches, G, m)``, from
-      :func:`l2reg.engine.shuffle`; K = G·L, model g·L + l in group g.
+      :func:`l2reg.core.engine.shuffle`; K = G·L, model g·L + l in group g.
     * ``active`` ``(K,)``: frozen models keep every parameter unchanged.
     * ``block``: B, steps per first-layer write; the last block is padded
       with empty steps (no model takes a step there).

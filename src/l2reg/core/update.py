@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..errors import ConfigError
+from ..options import DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TrainOptions
 from . import penalties
-from .errors import ConfigError
-from .options import DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TrainOptions
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def make_optimizer(opt: OptimizerSpec, hyper: dict) -> optax.GradientTransformat
     ``"weight_decay"``, ``"l1_ratio"``. η_t = η·s_t with s_t the schedule
     (:func:`lr_multiplier`); g = ∂C0/∂w, the mini-batch mean.
 
-    Every coupled penalty (:func:`l2reg.penalties.coupled_penalty`: l2's
+    Every coupled penalty (:func:`l2reg.core.penalties.coupled_penalty`: l2's
     (λ/n)·w, l1's (λ/n)·sgn(w), elastic-net) is added to g first, then:
 
         sgd       w ← w − η_t·g                          = (1 − η_tλ/n)·w − η_t·∂C0/∂w under l2
@@ -110,7 +110,7 @@ def make_optimizer(opt: OptimizerSpec, hyper: dict) -> optax.GradientTransformat
 
     AdamW's decay is decoupled: outside the moments of g, never in the cost.
     With ``l1_update="prox"`` the L1 part is not added to g; the step above is
-    followed by the soft threshold (:func:`l2reg.penalties.l1_prox`).
+    followed by the soft threshold (:func:`l2reg.core.penalties.l1_prox`).
     """
     eta = hyper["eta"]
     s = lr_multiplier(opt)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import (CHOSEN, TRAIN_LS, WIDTH, ZERO, LmbdaColours, clipped_counts, epoch_axis, epochs_axis,
-                    hist_edges, learning_panels, plain_log_axis, pyplot, step_hist, styled)
+from .plots import (CHOSEN, TRAIN_LS, WIDTH, ZERO, LmbdaColours, clipped_counts, epoch_axis, epochs_axis, hist_edges,
+                    learning_panels, plain_log_axis, pyplot, step_hist, styled)
 
 DECAY, TOWARD, AWAY = "#c51b7d", "#2c7fb8", "#f28e2b"
 SHADE = "#e3f1e0"  # the quadrants where a term points toward zero

@@ -26,11 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import compile_cache
-
-from .options import ACTIVATIONS, COSTS, INITS  # noqa: F401  (re-exported: the choices live with the options)
-
-compile_cache.configure()  # every jit-compiled path imports this module
+from ..options import ACTIVATIONS, COSTS, INITS  # noqa: F401  (re-exported: the choices live with the options)
 
 # The output layer that each cost goes with (quadratic is sigmoid for
 # classification, linear for regression).
@@ -326,7 +322,7 @@ def evaluate(spec: NetworkSpec, params, X, Y, member=None, chunk: int = 1024):
 
     ``member`` ``(n, K)`` optionally weights which examples count for which
     model (cross-validation folds). The penalty is not included here; see
-    :func:`l2reg.penalties.l2_cost`.
+    :func:`l2reg.core.penalties.l2_cost`.
     """
     if isinstance(member, Rows):
         return evaluate_rows(spec, params, X, Y, member)

@@ -16,6 +16,8 @@ import logging
 import os
 from pathlib import Path
 
+from .paths import default_cache_dir
+
 log = logging.getLogger(__name__)
 
 ENV = "L2REG_COMPILE_CACHE"
@@ -29,8 +31,6 @@ def cache_dir() -> Path | None:
         return None
     if value and value.lower() not in ("1", "on", "true", "yes"):
         return Path(value).expanduser()
-    from .data import default_cache_dir
-
     return default_cache_dir() / "jax"
 
 

@@ -1,6 +1,6 @@
 """The train report's figures: learning curves and Σw² per epoch for every setting, and the final weights.
 
-Runs that differ only by seed are averaged (see :func:`l2reg.explorer.run_groups`).
+Runs that differ only by seed are averaged (see :func:`l2reg.present.explorer.run_groups`).
 When the settings differ by λ alone, λ sets the colour: a legend for a few,
 a colour scale for many (λ = 0 black).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .explorer import best_setting, run_groups, train_curves
-from .plots import (BEST, CHOSEN, LEGEND_MAX, WIDTH, ZERO, LmbdaColours, clipped_counts, curve,
-                    epoch_axis, hist_edges, learning_panels, pyplot, step_hist, styled)
+from .plots import (BEST, CHOSEN, LEGEND_MAX, WIDTH, ZERO, LmbdaColours, clipped_counts, curve, epoch_axis, hist_edges,
+                    learning_panels, pyplot, step_hist, styled)
 
 
 def _settings(result):

@@ -1,0 +1,231 @@
+"""The sentences of l2reg's results, with each run's own numbers: the presentation's words.
+
+explain's answer (:func:`answer`) and derivation (:func:`derivation`), the
+sweep's gap sentence (:func:`sweep_gap_sentence`), the reproduction's
+Markdown table (:func:`markdown_table`). They read result objects and
+return text; nothing here trains or writes.
+"""
+
+from __future__ import annotations
+
+
+def _percent(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _lmbda_label(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def sweep_gap_sentence(result) -> str:
+    """How much the chosen λ closed the train − test gap of the baseline (the smallest λ, normally 0)."""
+    rows, c = result.rows, result.chosen_index
+    b = getattr(result, "baseline_index", 0)  # the smallest λ at the chosen η
+    base, chosen = rows[b], rows[c]
+    base_name = "λ = 0" if base["lmbda"] == 0 else f"the smallest λ in the grid ({_lmbda_label(base['lmbda'])})"
+    rule = result.config["select"]
+    if result.regression:
+        unit, fmt = "", (lambda g: f"{g:.4g}")
+        what, score = "test − train cost gap", (lambda r: f"test cost {r['test_cost']:.4g}")
+    else:
+        unit, fmt = " points", (lambda g: f"{100 * g:.1f}")
+        what, score = "train − test gap", (lambda r: f"test accuracy {_percent(r['test_accuracy'])}")
+    if c == b:
+        return (f"Cross-validation ({rule}) chose {base_name} itself: regularization did not help here "
+                f"({what} {fmt(base['gap'])}{unit}, {score(base)}).")
+    g0, g1 = base["gap"], chosen["gap"]
+    if result.regression:
+        change = f"test cost {base['test_cost']:.4g} → {chosen['test_cost']:.4g}"
+    else:
+        change = f"test accuracy {_percent(base['test_accuracy'])} → {_percent(chosen['test_accuracy'])}"
+    head = f"λ = {_lmbda_label(chosen['lmbda'])} ({rule})"
+    if len(getattr(result, "etas", ())) > 1:
+        head = f"λ = {_lmbda_label(chosen['lmbda'])} at η = {chosen['eta']:g} ({rule})"
+        base_name += f" at η = {chosen['eta']:g}"
+    if fmt(g0) == fmt(g1):
+        return f"{head} left the {what} of {base_name} unchanged at {fmt(g0)}{unit}; {change}."
+    if g1 < g0:
+        share = f" ({100 * (g0 - g1) / g0:.0f}% of it)" if g0 > 0 else ""
+        verb = "closed" if g0 > 0 else "narrowed"
+    else:
+        share, verb = "", "widened"
+    return f"{head} {verb} the {what} from {fmt(g0)} to {fmt(g1)}{unit}{share} compared with {base_name}; {change}."
+
+
+def _shrink(result, k: int) -> tuple[float, float, int]:
+    c = result.config
+    lmbda = result.lmbdas[k]
+    f = 1 - c["eta"] * lmbda / c["n"]
+    steps = result.steps_per_epoch
+    return f, f ** steps, steps
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def answer(result, k: int) -> list[str]:
+    """The plain-language answer for model k (λ > 0), with this run's numbers."""
+    c = result.config
+    s = result.epoch_summary()
+    f, fe, steps = _shrink(result, k)
+    name, eta = c.get("optimizer", "sgd"), c["eta"]
+    me, base = result.label(k), result.label(0)
+    lines = [_first_bullet(result, k)]
+    lines += [
+        f"At the last epoch the data term pushed {_pct(s['frac_away'][-1, k])} of the weights away from zero "
+        f"(sign(g) = sign(w)); the decay term pulled every weight toward zero, with mean |d| = "
+        f"{s['mean_abs_decay'][-1, k]:.3g} against mean |g| = {s['mean_abs_data'][-1, k]:.3g} "
+        f"(ratio {s['decay_to_data'][-1, k]:.3g}).",
+        f"{_pct(s['frac_grow'][-1, k])} of the weights grew in magnitude on net (their data term outweighed the decay), "
+        f"and they carry {_pct(s['grow_sq_share'][-1, k])} of Σw².",
+        f"After {result.epochs} epochs Σw² is {s['weight_sq_norm'][-1, k]:.4g} with {me} against "
+        f"{s['weight_sq_norm'][-1, 0]:.4g} with {base} ({s['weight_sq_ratio'][-1, k]:.3g}×), "
+        f"from the same initial weights and mini-batches.",
+    ]
+    if s["frac_zero_data"][-1, k] > 0:
+        lines.insert(3, f"{_pct(s['frac_zero_data'][-1, k])} of the weights got no data term at all (g = 0, as for an "
+                        f"input that is 0 in the whole mini-batch), so only the decay moved them, straight toward zero.")
+    if "evaluation_accuracy" in result.history and not c.get("regression"):
+        acc = result.history["evaluation_accuracy"][-1]
+        lines.append(f"{c['eval'].capitalize()} accuracy: {_pct(acc[k])} with {me}, {_pct(acc[0])} with {base}.")
+    if name == "sgd":
+        tail = f"So the 'addition' is to the cost; on the weight it is a subtraction of (ηλ/n)·w, a multiplication by {f:.6g}."
+    elif name == "adamw":
+        wd = result.weight_decays[k]
+        tail = (f"So nothing is added to the cost; the decay is a subtraction of η·wd·w = {eta * wd:.4g}·w, "
+                f"a multiplication by {1 - eta * wd:.6g}.")
+    else:
+        tail = "So the 'addition' is to the cost; on the weight it is the decay term d, part of the actual update."
+    lines.append(f"For comparison, with {base} the data term pushed {_pct(s['frac_away'][-1, 0])} away from zero and "
+                 f"{_pct(s['frac_grow'][-1, 0])} of the weights grew. {tail}")
+    return lines
+
+
+def _first_bullet(result, k: int) -> str:
+    """Where the decay lives for this optimizer, and what it does per step."""
+    c = result.config
+    name, eta, n, lmbda = c.get("optimizer", "sgd"), c["eta"], c["n"], result.lmbdas[k]
+    f, fe, steps = _shrink(result, k)
+    cost = (f"The penalty is added to the cost, not to the weights: C = C0 + (λ/2n)·Σw² = C0 + {lmbda / (2 * n):.4g}·Σw². "
+            f"Its gradient, (λ/n)·w = {lmbda / n:.4g}·w, has the sign of w")
+    split = ("d is the split of the actual update u: d = u − g, g being what the same optimizer state "
+             "would do with the data gradient alone")
+    if name == "sgd":
+        return (f"{cost}, and gradient descent subtracts it, so it shrinks |w| by the factor (1 − ηλ/n) = {f:.6g} "
+                f"per step, about {fe:.4g} per epoch ({steps} steps).")
+    if name in ("momentum", "nesterov"):
+        mu = c["momentum"]
+        now = (1 + mu) if name == "nesterov" else 1.0
+        return (f"{cost}, and it enters the velocity v ← μ·v + ∂C/∂w (μ = {mu:g}): this step's decay term is "
+                f"d = −{now:g}·η(λ/n)·w = {-now * eta * lmbda / n:.4g}·w, and what earlier steps put in v keeps "
+                f"acting, in the long run about η(λ/n)/(1 − μ) = {eta * lmbda / n / (1 - mu):.4g} of w per step. "
+                f"For {name}, {split}.")
+    if name == "adam":
+        return (f"{cost}, and it goes through Adam's moments (coupled L2): it is divided by √v̂ like the data "
+                f"gradient, so weights with large gradients are decayed less. For Adam, {split}.")
+    wd = result.weight_decays[k]
+    return (f"AdamW's decay is decoupled, not in the cost: C = C0 (λ = 0), and each step subtracts "
+            f"η·wd·w = {eta * wd:.4g}·w outside Adam's moments (wd = {wd:g}), a multiplication by "
+            f"(1 − η·wd) = {1 - eta * wd:.6g} per step, about {(1 - eta * wd) ** steps:.4g} per epoch ({steps} steps). "
+            f"Here d = −η·wd·w exactly and g = u − d is Adam's step on the data gradient.")
+
+
+def derivation(result, k: int) -> list[str]:
+    """From C to the update rule, with this run's η, λ, n and m filled in."""
+    c = result.config
+    lmbda, n, m, eta = result.lmbdas[k], c["n"], c["batch_size"], c["eta"]
+    f, fe, steps = _shrink(result, k)
+    name = c.get("optimizer", "sgd")
+    if name == "adamw":
+        wd = result.weight_decays[k]
+        return [
+            "C = C0                                              (AdamW: no penalty in the cost)",
+            f"w ← w − η·(m̂/(√v̂ + ε) + wd·w)                    η = {eta:g}, wd = {wd:g}",
+            f"  = w + d + g,  d = −η·wd·w = −{eta * wd:.6g}·w,  g = −η·m̂/(√v̂ + ε) (moments of ∂C0/∂w only)",
+        ]
+    if name != "sgd":
+        rule = {"momentum": "v ← μ·v + ∂C/∂w;  w ← w − η·v",
+                "nesterov": "v ← μ·v + ∂C/∂w;  w ← w − η·(∂C/∂w + μ·v)",
+                "adam": "w ← w − η·m̂/(√v̂ + ε),  m̂, v̂ the moments of ∂C/∂w (coupled)"}[name]
+        return [
+            f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
+            f"∂C/∂w = ∂C0/∂w + (λ/n)·w = ∂C0/∂w + {lmbda / n:.6g}·w",
+            f"{name}: {rule}                  η = {eta:g}, m = {m}",
+            "u = the actual update;  g = the same rule and state with ∂C0/∂w alone;  d = u − g",
+        ]
+    return [
+        f"C = C0 + (λ/2n)·Σ_w w²                               λ = {lmbda:g}, n = {n}",
+        f"  = C0 + {lmbda / (2 * n):.6g}·Σ_w w²",
+        f"∂C/∂w = ∂C0/∂w + (λ/n)·w = ∂C0/∂w + {lmbda / n:.6g}·w",
+        "∂C/∂b = ∂C0/∂b                                      (biases are not penalized)",
+        f"One SGD step on a mini-batch of m = {m} examples, η = {eta:g}, estimating ∂C0/∂w by (1/m)·Σ_x ∂C0_x/∂w:",
+        "w ← w − η·[(1/m)·Σ_x ∂C0_x/∂w + (λ/n)·w]",
+        "  = (1 − ηλ/n)·w − (η/m)·Σ_x ∂C0_x/∂w",
+        f"  = {f:.6g}·w − {eta / m:.6g}·Σ_x ∂C0_x/∂w",
+        f"  = w + d + g,  d = −{eta * lmbda / n:.6g}·w (decay term),  g = −{eta / m:.6g}·Σ_x ∂C0_x/∂w (data term)",
+        f"b ← b − {eta / m:.6g}·Σ_x ∂C0_x/∂b",
+        f"Per epoch ({steps} steps) the decay term alone multiplies w by {f:.6g}^{steps} = {fe:.4g}.",
+    ]
+
+
+def mean_sd_text(stat: dict | None, digits: int = 2, missing: str = "—") -> str:
+    """``{"mean", "sd"}`` as "m ± sd" (sd None: the mean alone; no stat: ``missing``)."""
+    if stat is None:
+        return missing
+    if stat["sd"] is None:
+        return f"{stat['mean']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def markdown_table(rep) -> str:
+    seeds = rep.config["seeds"]
+    lines = [
+        f"Test accuracy (%), mean ± sd over {len(seeds)} seed(s) {','.join(map(str, seeds))}; "
+        "784-30-10, sigmoid + cross-entropy, `large` init, m = 10, η = 0.5."
+        + (" **Quick smoke run: fewer images and epochs than Nielsen's, not comparable.**"
+           if rep.config.get("quick") else ""),
+        "",
+        "| experiment | λ | final (ours) | final (Nielsen) | ours − Nielsen | peak (ours) | peak (Nielsen) "
+        "| final train acc (ours) | time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in rep.experiments:
+        for i, r in enumerate(e.rows):
+            nf = "—" if r["nielsen_final"] is None else f"{r['nielsen_final']:.2f}"
+            npk = "—" if r["nielsen_peak"] is None else f"{r['nielsen_peak']:.2f}"
+            diff = "—" if r["final_minus_nielsen"] is None else f"{r['final_minus_nielsen']:+.2f}"
+            time_cell = f"{e.seconds:.0f} s (both λ)" if i == 0 else ""
+            lines.append(f"| {e.experiment.title} | {r['lmbda']:g} | {mean_sd_text(r['final'])} | {nf} | {diff} | "
+                         f"{mean_sd_text(r['peak'])} | {npk} | {mean_sd_text(r['training_accuracy'])} | {time_cell} |")
+    lines += ["", "Regularization gain (final test accuracy of λ > 0 minus λ = 0, paired by seed):", "",
+              "| experiment | gain (ours) | gain (Nielsen) |", "|---|---:|---:|"]
+    for e in rep.experiments:
+        lines.append(f"| {e.experiment.title} | {mean_sd_text(e.gain)} | {e.nielsen_gain:+.2f} |")
+    if rep.cv is not None:
+        c = rep.cv
+        lines += [
+            "",
+            f"λ chosen by {c.folds}-fold cross-validation on the "
+            f"{rep.experiments[0].experiment.train_size:,} training images alone (no test data), "
+            "against Nielsen's hand-picked λ (same seeds, initial weights and mini-batches):",
+            "",
+            "| λ | how | final test acc | peak test acc |",
+            "|---:|---|---:|---:|",
+            f"| {c.hand_lmbda:g} | Nielsen, by hand | {mean_sd_text(c.hand)} | "
+            f"{mean_sd_text(rep.experiments[0].rows[1]['peak'])} |",
+            f"| {c.lmbda:g} | {c.folds}-fold CV ({c.select}) | "
+            f"{mean_sd_text(c.test)} | {mean_sd_text(c.peak)} |",
+            "",
+            f"Difference (CV − hand), paired by seed: {mean_sd_text(c.difference)} points. "
+            f"CV run time: {c.seconds:.0f} s.",
+            "",
+            f"Mean {c.folds}-fold CV accuracy (%) per λ (the choice is made on these alone):",
+            "",
+            "| λ | " + " | ".join(f"{lm:g}" for lm in c.grid) + " |",
+            "|---" * (len(c.grid) + 1) + "|",
+            "| CV acc | " + " | ".join(
+                ("**" if lm == c.lmbda else "") + f"{m:.1f}" + ("**" if lm == c.lmbda else "")
+                for lm, m in zip(c.grid, c.cv_mean)) + " |",
+        ]
+    return "\n".join(lines) + "\n"
