@@ -20,13 +20,14 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 from torch import nn  # noqa: E402
-from trainer_checks import StepLog, check_steps, console_errors  # noqa: E402
+from trainer_checks import StepLog, check_steps, console_errors, expected_scalars, one_torch_thread  # noqa: E402, F401
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 from l2reg.errors import ConfigError, ConfigTypeError  # noqa: E402
 from l2reg.torch import decay_groups, decayed_names  # noqa: E402
 from l2reg.torch import hf  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N, STEPS, WD = 32, 8, 0.1
 SCALARS = {"decay/d_over_g", "decay/frac_away", "decay/w_norm"}
 
@@ -87,7 +88,10 @@ def run(case, folder):
         watch = Watch(cb)
         extra = {"optimizers": make_optimizers(model, args)} if make_optimizers else {}
         trainer = Trainer(model=model, args=args, train_dataset=tokens(), callbacks=[cb, watch], **extra)
+        dtypes = set()
+        model.classifier.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype))
         trainer.train()
+        assert dtypes == {torch.bfloat16 if options.get("bf16") else torch.float32}  # autocast is on, or off
         _RUNS[case] = trainer, cb, watch.log
     return _RUNS[case]
 
@@ -106,6 +110,9 @@ def test_every_step_recorded_once_and_split_exactly(case, folder, caplog):
     assert not caplog.records  # BERT's norms are nn.LayerNorm: the Trainer's rule leaves them undecayed
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert [h["step"] for h in logged] == [2, 4, 6, 8] and all(SCALARS <= h.keys() for h in logged)
+    for h in logged:  # each log pools the two steps since the previous one
+        expected = expected_scalars(log, [h["step"] - 2, h["step"] - 1])
+        assert {k: h[k] for k in SCALARS} == pytest.approx(expected, rel=1e-5)
     summary = json.loads((folder / "out" / "decay_monitor.json").read_text())
     assert summary["recorded_steps"] == STEPS and summary["steps_per_epoch"] == STEPS // 2
     last, lr = logged[-1], log.steps[-1]["lr"][0]

@@ -22,6 +22,15 @@ import torch
 EPS32 = float(torch.finfo(torch.float32).eps)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train faster, and steadier on a shared 2-core machine, on one torch thread; restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class StepLog:
     """The steps ``optimizer`` takes, seen independently of ``monitor`` (module docstring)."""
 
@@ -82,6 +91,23 @@ def check_steps(log: StepLog, n_steps: int, *, exact_decay: bool, sgd_grad: bool
         if max_norm is not None:
             total = float(torch.sqrt(sum((s["grad"].double() ** 2).sum() for s in step["params"].values())))
             assert total <= max_norm * 1.001, total
+
+
+def expected_scalars(log: StepLog, steps) -> dict:
+    """``decay/d_over_g``, ``decay/frac_away`` and ``decay/w_norm`` over ``steps`` (indices), from the terms alone."""
+    wds = [g["weight_decay"] for g in log.optimizer.param_groups]
+    abs_d = abs_g = away = numel = 0.0
+    for i in steps:
+        for name, seen in log.steps[i]["params"].items():
+            if wds[seen["group"]] > 0:
+                t = log.steps[i]["terms"][name]
+                abs_d += float(t["d"].double().abs().sum())
+                abs_g += float(t["g"].double().abs().sum())
+                away += float((t["g"] * seen["w"] > 0).sum())
+                numel += seen["w"].numel()
+    last = log.steps[steps[-1]]["params"].values()
+    w_norm = float(torch.sqrt(sum((s["w"].double() ** 2).sum() for s in last if wds[s["group"]] > 0)))
+    return {"decay/d_over_g": abs_d / abs_g, "decay/frac_away": away / numel, "decay/w_norm": w_norm}
 
 
 def _close(actual, expected, seen, name) -> None:
