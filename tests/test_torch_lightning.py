@@ -86,9 +86,10 @@ _RUNS: dict = {}
 
 
 def fit(module, folder, callbacks, **options):
+    options = {"log_every_n_steps": 1, **options}
     trainer = L.Trainer(accelerator="cpu", max_epochs=2, accumulate_grad_batches=2, logger=CSVLogger(folder),
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                        log_every_n_steps=1, callbacks=callbacks, **options)
+                        callbacks=callbacks, **options)
     trainer.fit(module, loader())
     return trainer
 
@@ -142,10 +143,13 @@ def test_files_open_in_chromium_without_console_errors(folder):
     assert console_errors(cb.paths[1:]) == {"decay_monitor.html": []}
 
 
-def test_one_line_when_every_parameter_decays_and_record_every(folder, caplog):
+def test_one_line_when_every_parameter_decays_record_every_and_log_every(folder, caplog):
     cb = ll.DecayMonitorCallback(out=folder / "all" / "monitor", record_every=3)
     with caplog.at_level(logging.WARNING, logger="l2reg.torch"):
-        trainer = fit(Net("adamw", groups="all"), folder / "all", [cb])
+        trainer = fit(Net("adamw", groups="all"), folder / "all", [cb], log_every_n_steps=2)
+    # Records at steps 0, 3, 6; Lightning logs after steps 1, 3, 5, 7 (its "step"), when there is a new record.
+    with open(f"{trainer.log_dir}/metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f) if r.get("decay/w_norm")] == [1, 3, 7]
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "The module's optimizer (AdamW) decays 4 parameter tensors (50 values)" in lines[0]
     assert "net.0.bias (bias)" in lines[0] and "net.1.weight (scale/shift of norm layer LayerNorm)" in lines[0]

@@ -9,12 +9,12 @@ Install from the clone with ``pip install -e ".[lightning]"``.
   with the backward pass and the gradient clipping inside the closure; the
   monitor records after the closure, so the recorded step is the clipped
   one, and there is one record per optimizer step (one per
-  ``accumulate_grad_batches`` batches). After each recorded step it logs
-  ``decay/d_over_g``, ``decay/frac_away``, ``decay/w_norm``,
-  ``decay/tau_iter`` and ``decay/tau_epoch`` of that step
-  (:func:`l2reg.torch._trainers.scalars`) through ``pl_module.log``, so
-  every Lightning logger gets them (``decay/opt{i}/…`` for a second
-  optimizer); at the end of ``fit`` (or when it stops on an exception) it
+  ``accumulate_grad_batches`` batches). At each of Lightning's logging steps
+  (``log_every_n_steps``) it logs ``decay/d_over_g``, ``decay/frac_away``,
+  ``decay/w_norm``, ``decay/tau_iter`` and ``decay/tau_epoch`` over the steps
+  recorded since the previous one (:func:`l2reg.torch._trainers.scalars`)
+  through ``pl_module.log``, so every Lightning logger gets them
+  (``decay/opt{i}/…`` for a second optimizer); at the end of ``fit`` (or when it stops on an exception) it
   writes ``decay_monitor.json`` and ``decay_monitor.html``. At the start it
   logs one line (logger ``l2reg.torch``) when an optimizer decays biases or
   norm layers' parameters that l2reg's policy keeps undecayed, as
@@ -87,8 +87,11 @@ class DecayMonitorCallback(Callback):
         self._logged = [0] * len(self.monitors)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # Only where Lightning writes its logs (every log_every_n_steps): a log call costs about a millisecond.
+        if not getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True):
+            return
         for i, mon in enumerate(self.monitors):
-            if len(mon.records) > self._logged[i]:  # an optimizer step was recorded in this batch
+            if len(mon.records) > self._logged[i]:  # steps recorded since the last log: pooled
                 prefix = "decay/" if i == 0 else f"decay/opt{i}/"
                 for key, value in scalars(mon, self._logged[i]).items():
                     pl_module.log(prefix + key.removeprefix("decay/"), value, on_step=True, on_epoch=False)
