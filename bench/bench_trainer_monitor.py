@@ -1,4 +1,4 @@
-"""The decay monitor's overhead inside transformers.Trainer and lightning.Trainer, as a ratio to the same run without it.
+"""The decay monitor's overhead inside transformers.Trainer and lightning.Trainer, as a ratio to the run without it.
 
 Hugging Face: a small BERT from a config (hidden 128, 2 layers, 4 heads,
 intermediate 512, vocabulary 1,000; 1.5 M parameters, no download) on 512
@@ -50,7 +50,7 @@ class Timed:
 
 
 def hf_run(record_every, args, folder) -> tuple[float, float]:
-    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+    from transformers import BertConfig, BertForSequenceClassification, PrinterCallback, Trainer, TrainingArguments
 
     from l2reg.torch import hf
 
@@ -72,6 +72,7 @@ def hf_run(record_every, args, folder) -> tuple[float, float]:
         timer = Timed(cb, "on_train_end")
         callbacks.append(cb)
     trainer = Trainer(model=model, args=targs, train_dataset=data, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # no printed logs between the timings
     t = time.perf_counter()
     trainer.train()
     return time.perf_counter() - t, timer.seconds if timer else 0.0
@@ -82,6 +83,8 @@ def lightning_run(record_every, args, folder, X, y) -> tuple[float, float]:
     from lightning.pytorch.loggers import CSVLogger
 
     from l2reg.torch import lightning as ll
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its start-up lines between the timings
 
     class MLP(L.LightningModule):
         def __init__(self):
@@ -111,7 +114,8 @@ def lightning_run(record_every, args, folder, X, y) -> tuple[float, float]:
     return time.perf_counter() - t, timer.seconds if timer else 0.0
 
 
-def bench(name, run, repeats) -> None:
+def bench(name, run, repeats, steps) -> None:
+    """Each mode ``repeats`` times, interleaved; ``steps`` optimizer steps per run (for the cost per step)."""
     times = {m: [] for m in MODES}
     files = {m: [] for m in MODES}
     run(None)  # warm-up: imports, first allocations
@@ -125,9 +129,10 @@ def bench(name, run, repeats) -> None:
     for mode in MODES:
         med = median(times[mode])
         without = median(np.subtract(times[mode], files[mode]))
+        per_step = 1000 * (without - base) / steps
         print(f"{name:13s} {mode:16s} median {med:6.2f} s  ×{med / base:5.2f}   without the files "
-              f"{without:6.2f} s  ×{without / base:5.2f}   (files {median(files[mode]):.2f} s)  ({load()})",
-              flush=True)
+              f"{without:6.2f} s  ×{without / base:5.2f} ({per_step:+.1f} ms per step)   (files "
+              f"{median(files[mode]):.2f} s)  ({load()})", flush=True)
 
 
 def main() -> None:
@@ -141,19 +146,20 @@ def main() -> None:
     if args.quick:
         args.repeats = 1
     torch.set_num_threads(args.threads)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     print(header(f"decay monitor in the trainers, torch {torch.__version__}, {args.threads} thread(s), medians of "
                  f"{args.repeats}"), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         if args.only in (None, "hf"):
-            bench("transformers", lambda every: hf_run(every, args, f"{folder}/hf"), args.repeats)
+            bench("transformers", lambda every: hf_run(every, args, f"{folder}/hf"), args.repeats,
+                  steps=2 * (2 if args.quick else 16))
         if args.only in (None, "lightning"):
             from l2reg.data import load_dataset
 
             data = load_dataset("mnist", args.data_dir, train_size=500 if args.quick else 5000)
             X = torch.tensor(np.asarray(data.X_train), dtype=torch.float32)
             y = torch.tensor(np.asarray(data.y_train), dtype=torch.long)
-            bench("lightning", lambda every: lightning_run(every, args, f"{folder}/pl", X, y), args.repeats)
+            bench("lightning", lambda every: lightning_run(every, args, f"{folder}/pl", X, y), args.repeats,
+                  steps=2 * -(-len(X) // 64))
 
 
 if __name__ == "__main__":

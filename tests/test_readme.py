@@ -226,8 +226,8 @@ def test_readme_command_runs_and_its_claim_holds(command, tmp_path, monkeypatch,
 
 
 #: What a README Python block imports -> the libraries it needs (the first that matches decides).
-PYTHON_NEEDS = {"l2reg.torch.hf": ("torch", "transformers", "accelerate"), "l2reg.torch.lightning": ("torch", "lightning"),
-                "l2reg.torch": ("torch",)}
+PYTHON_NEEDS = {"l2reg.torch.hf": ("torch", "transformers", "accelerate"),
+                "l2reg.torch.lightning": ("torch", "lightning"), "l2reg.torch": ("torch",)}
 
 
 def _python_claims(scope: dict) -> None:

@@ -33,7 +33,8 @@ def torch_optimizer(optimizer):
 
 
 def scalars(mon, since: int) -> dict[str, float]:
-    """The decay scalars over records ``since``… of ``mon``, pooled over the tensors of the decayed groups.
+    """The decay scalars of the monitor ``mon`` over its records ``since``, ``since + 1``, …, pooled over the
+    tensors of the decayed groups.
 
     ``decay/d_over_g`` Σ|d| / Σ|g|; ``decay/frac_away`` the share of decayed
     weights whose data term pointed away from zero (g·w > 0);
@@ -71,8 +72,11 @@ def scalars(mon, since: int) -> dict[str, float]:
 
 
 def decay_rule_line(model, optimizer, *, who: str, instead: str) -> str | None:
-    """One line when ``optimizer`` decays parameters that l2reg's policy keeps undecayed (biases, norm layers'
-    scales and shifts, other 1-D parameters), naming the first three; None when it does not."""
+    """One line when ``optimizer`` decays parameters of ``model`` that l2reg's policy keeps undecayed (biases,
+    norm layers' scales and shifts, other 1-D parameters), naming the first three; None when it does not.
+
+    ``who`` opens the line (which optimizer); ``instead`` closes it (how to decay by l2reg's policy).
+    """
     decided = {id(p): d for d, p in classify_params(model, "l2reg")}
     extra = [decided[id(p)] for group in optimizer.param_groups if group.get("weight_decay", 0) > 0
              for p in group["params"] if id(p) in decided and decided[id(p)].decay is False]
@@ -85,7 +89,8 @@ def decay_rule_line(model, optimizer, *, who: str, instead: str) -> str | None:
 
 
 def write_files(monitors, folder) -> list:
-    """Each monitor's ``decay_monitor.json`` and ``.html`` into ``folder`` (the i-th, i ≥ 1: ``decay_monitor_i.*``)."""
+    """Each monitor's ``decay_monitor.json`` and ``.html`` into ``folder`` (the i-th, i ≥ 1:
+    ``decay_monitor_i.*``)."""
     from pathlib import Path
 
     folder, paths = Path(folder), []
