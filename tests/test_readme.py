@@ -178,8 +178,8 @@ CASES = {
 }
 #: Commands another test runs: README command -> where.
 ELSEWHERE = {
-    "python3 -m pip install -e \".[dev,oracles,torch,ray]\" && python3 -m pip install --no-deps timm==1.0.31 && "
-    "python3 -m pytest": ".ci/run (the test suite itself)",
+    "python3 -m pip install -e \".[dev,oracles,torch,ray,hf,lightning]\" && python3 -m pip install --no-deps "
+    "timm==1.0.31 && python3 -m pytest": ".ci/run (the test suite itself)",
     "l2reg explain --run runs/train-TIME": "test_explain_run_of_a_train_folder below",
     "l2reg sweep --resume runs/sweep-TIME": "tests/test_interrupts.py and tests/test_sweep.py (resume)",
     "python3 -m pip install -e \".[ray]\"": ".ci/run (the ray extra)",
@@ -225,20 +225,40 @@ def test_readme_command_runs_and_its_claim_holds(command, tmp_path, monkeypatch,
     claim(tmp_path, captured.out + captured.err)
 
 
-def test_readme_python_blocks_run(tmp_path, monkeypatch):
-    """The README's Python: the API, the scikit-learn estimators, and the PyTorch helpers."""
+#: What a README Python block imports -> the libraries it needs (the first that matches decides).
+PYTHON_NEEDS = {"l2reg.torch.hf": ("torch", "transformers", "accelerate"),
+                "l2reg.torch.lightning": ("torch", "lightning"), "l2reg.torch": ("torch",)}
+
+
+def _python_claims(scope: dict) -> None:
+    """What the README says of the names its blocks define."""
+    if "path" in scope:
+        assert scope["path"].chosen_lmbda in [0, 0.3, 1, 3]
+    if "clf" in scope:
+        assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
+    if "monitor" in scope:
+        assert len(scope["groups"]) == 2 and scope["groups"][1]["weight_decay"] == 0.0
+    trainer = scope.get("trainer")
+    if trainer is not None and type(trainer).__module__.startswith("transformers"):  # the scalars, the files
+        assert trainer.state.global_step == 8 and any("decay/d_over_g" in h for h in trainer.state.log_history)
+        assert (Path("runs/hf") / "decay_monitor.html").is_file() and (Path("runs/hf") / "decay_monitor.json").is_file()
+    elif trainer is not None:  # lightning.Trainer
+        assert trainer.global_step == 8 and "decay/tau_epoch" in trainer.logged_metrics
+        assert (Path(trainer.log_dir) / "decay_monitor.html").is_file()
+
+
+@pytest.mark.parametrize("block", _blocks("python"), ids=lambda b: b.splitlines()[-1][:40])
+def test_readme_python_blocks_run(block, tmp_path, monkeypatch):
+    """The README's Python: the API, the scikit-learn estimators, the PyTorch helpers, the trainers' callbacks."""
     monkeypatch.chdir(tmp_path)
-    for block in _blocks("python"):
-        if "l2reg.torch" in block:
-            pytest.importorskip("torch")
-        scope: dict = {}
-        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
-        if "path" in scope:
-            assert scope["path"].chosen_lmbda in [0, 0.3, 1, 3]
-        if "clf" in scope:
-            assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
-        if "monitor" in scope:
-            assert len(scope["groups"]) == 2 and scope["groups"][1]["weight_decay"] == 0.0
+    for marker, libraries in PYTHON_NEEDS.items():
+        if marker in block:
+            for library in libraries:
+                pytest.importorskip(library)
+            break
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
+    _python_claims(scope)
 
 
 def test_explain_run_of_a_train_folder(tmp_path, monkeypatch, capsys):

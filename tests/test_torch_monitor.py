@@ -199,3 +199,46 @@ def test_a_group_added_later_is_recorded_from_then_on():
     s = mon.summary()
     assert [x["name"] for x in s["layers"]] == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert s["history"]["weight_norm"]["1.weight"][:2] == [None, None] and s["groups"][2]["weight_decay"] == 0.02
+
+
+@pytest.mark.parametrize("first", ["json", "html"])
+def test_write_into_a_folder_that_does_not_exist_keeps_both_files(tmp_path, first):
+    _, _, mon, _ = _run("sgd", steps=1)
+    folder = tmp_path / "runs" / "monitor"  # neither exists yet
+    writers = {"json": mon.write_json, "html": mon.write_html}
+    for kind in (first, {"json": "html", "html": "json"}[first]):
+        assert writers[kind](folder) == folder / f"decay_monitor.{kind}"
+    assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == ["decay_monitor.html", "decay_monitor.json"]
+    assert json.loads((folder / "decay_monitor.json").read_text())["recorded_steps"] == 1
+    assert mon.write_json(tmp_path / "new" / "m.json") == tmp_path / "new" / "m.json"  # a file name: that file
+    assert mon.write_html(tmp_path / "new" / "m.htm").read_text().lower().startswith("<!doctype html>")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        mon.write_html(tmp_path / "new" / "m.json")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+def test_step_with_a_closure_that_backpropagates_and_clips(optimizer):
+    """``opt.step(closure)``, as Lightning calls it: the gradients exist (clipped) only inside step()."""
+    model = _model()
+    opt = OPTIMIZERS[optimizer](decay_groups(model, WD))
+    mon = DecayMonitor(opt, model=model, keep_terms=True)
+    for s in BATCHES:
+        W = model.weight.detach().clone()
+        opt.zero_grad(set_to_none=True)
+        seen = {}
+
+        def closure():
+            loss = 0.5 * ((model(X[s]) - T[s]) ** 2).sum(1).mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+            seen["grad"] = model.weight.grad.detach().clone()
+            return loss
+
+        opt.step(closure)
+        t = mon.terms["weight"]
+        np.testing.assert_allclose(t["d"] + t["g"], model.weight.detach() - W, rtol=1e-12, atol=1e-15)
+        if optimizer in ("sgd", "momentum", "adamw"):  # d = −lr·wd·w; for sgd g = −lr·(clipped gradient)
+            np.testing.assert_allclose(t["d"], -LR * WD * W, rtol=1e-10, atol=1e-15)
+        if optimizer == "sgd":
+            np.testing.assert_allclose(t["g"], -LR * seen["grad"], rtol=1e-12, atol=1e-15)
+    assert mon.recorded_steps == [0, 1, 2]

@@ -14,6 +14,10 @@ torch; importing this subpackage does.
   as ``l2reg sweep``;
 * :class:`DecayMonitor`: the decay and data terms of each step of an ordinary
   training loop, and the decay timescale τ.
+
+The trainers' callbacks live in :mod:`l2reg.torch.hf` (Hugging Face's
+Trainer, ``pip install -e ".[hf]"``) and :mod:`l2reg.torch.lightning`
+(``".[lightning]"``); this package imports neither library.
 """
 
 from ..errors import ConfigError

@@ -39,6 +39,10 @@ forms) and ×1.04 for SGD with momentum (shadow step), every 10th step
 costs one clone of the parameters, a few reductions per tensor and one
 device sync (plus the shadow step where needed); ``record_every=k`` costs
 nothing on the other steps. Details in ``docs/torch.md``.
+
+``optimizer.step(closure)`` (as Lightning calls it: its closure runs the
+backward pass, then the gradient clipping) is recorded too: the snapshot is
+taken once the closure has run, so the recorded step is the clipped one.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..base import store
 from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
 from ._monitor_summary import _rule, html_report, summarize
@@ -124,11 +129,28 @@ class DecayMonitor:
             for p in group["params"]:
                 yield gi, group, p
 
-    @torch.no_grad()
-    def _before(self, optimizer, args, kwargs) -> None:
+    def _before(self, optimizer, args, kwargs):
         self._recording = self.steps % self.record_every == 0
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)  # args = (optimizer, closure?)
         if not self._recording:
-            return
+            return None
+        if closure is None:
+            self._snapshot()
+            return None
+        # step(closure) (Lightning, LBFGS style): the gradients, clipped or not, exist only once step() has run the
+        # closure, so the snapshot is taken right after it.
+
+        def closure_then_snapshot():
+            loss = closure()
+            self._snapshot()
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_snapshot}
+        return (args[0], closure_then_snapshot, *args[2:]), kwargs
+
+    @torch.no_grad()
+    def _snapshot(self) -> None:
         self._w0 = {id(p): p.detach().clone() for _, _, p in self._params() if p.grad is not None}
         self._g = self._shadow_step()
 
@@ -220,20 +242,23 @@ class DecayMonitor:
         return summarize(self, last=last)
 
     def write_json(self, path) -> Path:
-        """Write :meth:`summary` as JSON (``path`` a file, or a folder for ``decay_monitor.json``)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "decay_monitor.json"
-        from ..base import store
-
-        return store.write_bytes(path, json.dumps(self.summary(), indent=2, ensure_ascii=False).encode())
+        """Write :meth:`summary` as JSON into ``path``: a file if it ends in ``.json``, else a folder (created if
+        missing) that receives ``decay_monitor.json``."""
+        data = json.dumps(self.summary(), indent=2, ensure_ascii=False).encode()
+        return store.write_bytes(_target(path, "decay_monitor.json", (".json",)), data)
 
     def write_html(self, path) -> Path:
-        """Write the self-contained report, in the page of ``l2reg explain``'s (``path`` a file, or a folder
-        for ``decay_monitor.html``)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "decay_monitor.html"
-        from ..base import store
+        """Write the self-contained report, in the page of ``l2reg explain``'s, into ``path``: a file if it ends in
+        ``.html`` or ``.htm``, else a folder (created if missing) that receives ``decay_monitor.html``."""
+        return store.write_text(_target(path, "decay_monitor.html", (".html", ".htm")), html_report(self.summary()))
 
-        return store.write_text(path, html_report(self.summary()))
+
+def _target(path, name: str, suffixes: tuple) -> Path:
+    """The file to write: ``path`` itself when it ends in one of ``suffixes``, else ``path/name``."""
+    path = Path(path)
+    if path.suffix.lower() in suffixes and not path.is_dir():
+        return path
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a file, not a folder; give a folder, or a file name ending in "
+                          f"{' or '.join(suffixes)}.")
+    return path / name
