@@ -235,6 +235,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
         if "path" in scope:
             assert scope["path"].chosen_lmbda in [0, 0.3, 1, 3]
+            doc = json.loads((tmp_path / "runs" / "my-sweep" / "sweep.json").read_text())
+            assert doc["chosen_lmbda"] == scope["path"].chosen_lmbda and doc["summary"]
         if "clf" in scope:
             assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
         if "monitor" in scope:
