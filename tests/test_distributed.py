@@ -32,7 +32,7 @@ import pytest
 import l2reg
 from l2reg.cli import main
 from l2reg.errors import ConfigError
-from l2reg.present.save import save
+from l2reg.present.save import save, sweep_document
 
 # Ray is imported only once the session's cluster is set up: it reads its settings (LOCAL_ONLY) on import.
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -337,7 +337,7 @@ def test_cli_runs_on_a_cluster_started_with_ray_start(started_cluster, local_ref
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     got = json.loads((out / "sweep.json").read_text())
-    want = local_reference.to_json()
+    want = sweep_document(local_reference)  # what the folder holds: the JSON and its sentence
     assert got["chosen_lmbda"] == want["chosen_lmbda"] and got.keys() == want.keys()
     for name in ("cv_accuracy_mean", "cv_accuracy_se", "cv_cost_mean"):
         np.testing.assert_allclose([r[name] for r in got["rows"]], [r[name] for r in want["rows"]], **TOL)

@@ -234,6 +234,8 @@ def _python_claims(scope: dict) -> None:
     """What the README says of the names its blocks define."""
     if "path" in scope:
         assert scope["path"].chosen_lmbda in [0, 0.3, 1, 3]
+        doc = json.loads(Path("runs/my-sweep/sweep.json").read_text())  # l2reg.save's folder
+        assert doc["chosen_lmbda"] == scope["path"].chosen_lmbda and doc["summary"]
     if "clf" in scope:
         assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
     if "monitor" in scope:
