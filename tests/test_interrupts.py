@@ -5,8 +5,8 @@ in a fresh working folder, without ``--out`` (so the default
 ``runs/COMMAND-TIME`` folder is what would appear), with
 ``L2REG_PAUSE_AT=<phase>``: the process announces the phase on stderr and
 waits there, and the test sends SIGINT. Always: exit 130, no traceback,
-nothing on stdout, and exactly one stderr line besides the marker, starting
-``interrupted: ``. It names what is saved and the resume command, and running
+nothing on stdout, and exactly one stderr line besides the marker and the
+acknowledgement that Ctrl-C printed at once, starting ``interrupted: ``. It names what is saved and the resume command, and running
 that exact command finishes the run to the uninterrupted result (train:
 ``params.npz`` bit for bit; sweep: the same rows and chosen λ), or it says
 nothing was saved and the working folder is still empty.
@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 from jax_cache import compilation_cache  # noqa: F401
 
+from l2reg.base import interrupts
 from l2reg.cli import main
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
@@ -61,6 +62,9 @@ CASES = [
     ("sweep", "epoch", AFTER_EPOCH, CV_SAVED),  # an epoch of the cross-validation
     ("sweep", "refit", "stopped at 'refit'.", CV_SAVED),  # between the two stages
     ("sweep-refit", "epoch", AFTER_EPOCH, CV_SAVED + ("checkpoint-refit.npz",)),  # an epoch of the refit
+    # writing the folder: the report is not drawn, nor the JSON written; the checkpoints stay for --resume
+    ("train", "report", "stopped at 'report'.", TRAIN_SAVED),
+    ("sweep", "results", "stopped at 'results'.", CV_SAVED + ("checkpoint-refit.npz",)),
     ("explain", "compile", "stopped at 'compile'.", ()),
     ("explain", "epoch", AFTER_EPOCH, ()),  # explain keeps no checkpoint
 ]
@@ -98,7 +102,8 @@ def _interrupt(argv: list, phase: str, cwd: Path) -> str:
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert out == "", out
     # A resume first says where it continues from: the one note allowed besides the line.
-    lines = [line for line in err.splitlines() if line.strip() and not (
+    assert interrupts.ACKNOWLEDGED in err, err  # said at once
+    lines = [line for line in err.splitlines() if line.strip() and line != interrupts.ACKNOWLEDGED and not (
         "--resume" in argv and line.startswith("Resuming "))]
     assert len(lines) == 1 and lines[0].startswith("interrupted: "), err
     return lines[0]
@@ -110,7 +115,8 @@ def _resume(line: str, cwd: Path, command_name: str, saved: tuple) -> Path:
     m = SAVED.search(line)
     assert m and m["files"].split(", ") == list(saved), line
     folder = cwd / m["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == list(saved)
+    written = {"params.npz", "report.html"}  # a run stopped while its folder was written: never its JSON
+    assert set(saved) <= {p.name for p in folder.iterdir()} <= set(saved) | written
     command = shlex.split(m["command"])
     assert command[:3] == ["l2reg", command_name, "--resume"] and len(command) == 4, line
     done = subprocess.run(L2REG + command[1:], cwd=cwd, env=_env(), check=False, capture_output=True, text=True,
@@ -222,4 +228,19 @@ def test_a_second_ctrl_c_exits_130_at_once():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    assert out == "" and err.strip() == "interrupted again: stopped at once.", (out, err)
+    assert out == "" and err.split() == (interrupts.ACKNOWLEDGED + " " + interrupts.STOPPED_AT_ONCE).split(), (out, err)
+
+
+def test_the_first_ctrl_c_is_acknowledged_at_once():
+    """The acknowledgement comes from a thread, not from the next safe point: while the main thread is busy."""
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline() == "busy\n"
+        assert proc.stderr.readline().strip() == ""  # the line starts on a fresh line
+        assert proc.stderr.readline().strip() == interrupts.ACKNOWLEDGED
+    finally:
+        proc.kill()
+        proc.communicate()

@@ -385,7 +385,10 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
             raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
     from .present.save import save
 
-    save(result, folder)
+    try:
+        save(result, folder, interruptible=True)  # Ctrl-C here: the checkpoints stay; --resume writes it again
+    except Interrupted as e:
+        raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
     if not flat["keep_checkpoints"]:
         from .base.checkpoint import remove_all
 

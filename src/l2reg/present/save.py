@@ -5,7 +5,11 @@
 a JAX model's —, :class:`~l2reg.fronts.explaining.ExplainResult`,
 :class:`~l2reg.fronts.reproduce.Reproduction`) and writes its files
 atomically (:mod:`l2reg.base.store`: no pickle). The result's JSON document
-is written last, so a folder that has it is complete.
+is written last, so a folder that has it is complete. With
+``interruptible=True`` (a run whose checkpoints can resume it) Ctrl-C while
+the folder is written stops before the report is drawn or before the JSON is
+written (:func:`l2reg.base.interrupts.phase`), so the run has no JSON and its
+``--resume`` writes the folder again; otherwise the folder is finished first.
 """
 
 from __future__ import annotations
@@ -14,17 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import store
+from ..base import interrupts, store
 from . import report
 from .words import answer, derivation, markdown_table, sweep_gap_sentence
 
 
-def save_train(result, out) -> list[Path]:
+def _safe_point(name: str, interruptible: bool) -> None:
+    if interruptible:
+        interrupts.phase(name)
+
+
+def save_train(result, out, *, interruptible: bool = False) -> list[Path]:
     """``out/params.npz``, ``out/report.html`` and, last, ``out/metrics.json``."""
     out = Path(out)
-    return [store.write_params(out / "params.npz", result.params, result.runs),
-            store.write_text(out / "report.html", report.train_report_html(result)),
-            store.write_json(out / "metrics.json", result.to_json())]
+    written = [store.write_params(out / "params.npz", result.params, result.runs)]
+    _safe_point("report", interruptible)
+    written.append(store.write_text(out / "report.html", report.train_report_html(result)))
+    _safe_point("results", interruptible)
+    return written + [store.write_json(out / "metrics.json", result.to_json())]
 
 
 def sweep_document(result) -> dict:
@@ -32,13 +43,15 @@ def sweep_document(result) -> dict:
     return dict(result.to_json(), summary=sweep_gap_sentence(result))
 
 
-def save_sweep(result, out) -> list[Path]:
+def save_sweep(result, out, *, interruptible: bool = False) -> list[Path]:
     """``out/params.npz`` (the refit models), ``out/report.html`` and, last, ``out/sweep.json``."""
     out = Path(out)
     runs = [{"lmbda": lm, "seed": result.config["seed"], "eta": result.chosen_eta} for lm in result.refit_lmbdas]
-    return [store.write_params(out / "params.npz", result.refit_params, runs),
-            store.write_text(out / "report.html", report.sweep_report_html(result)),
-            store.write_json(out / "sweep.json", sweep_document(result))]
+    written = [store.write_params(out / "params.npz", result.refit_params, runs)]
+    _safe_point("report", interruptible)
+    written.append(store.write_text(out / "report.html", report.sweep_report_html(result)))
+    _safe_point("results", interruptible)
+    return written + [store.write_json(out / "sweep.json", sweep_document(result))]
 
 
 def explain_document(result) -> dict:
@@ -50,7 +63,7 @@ def explain_document(result) -> dict:
     return doc
 
 
-def save_explain(result, out) -> list[Path]:
+def save_explain(result, out, *, interruptible: bool = False) -> list[Path]:
     """``out/explain.npz`` (snapshots and records), ``out/report.html`` and, last, ``out/explain.json``."""
     out = Path(out)
     arrays = {"lmbda": np.asarray(result.lmbdas), "steps": result.steps, "tracked": result.tracked,
@@ -63,9 +76,11 @@ def save_explain(result, out) -> list[Path]:
     for li, layer in enumerate(result.cumulative or []):
         for name, a in layer.items():
             arrays[f"cumulative_{name}{li}"] = a
-    return [store.write_npz(out / "explain.npz", arrays),
-            store.write_text(out / "report.html", report.explain_report_html(result)),
-            store.write_json(out / "explain.json", explain_document(result))]
+    written = [store.write_npz(out / "explain.npz", arrays)]
+    _safe_point("report", interruptible)
+    written.append(store.write_text(out / "report.html", report.explain_report_html(result)))
+    _safe_point("results", interruptible)
+    return written + [store.write_json(out / "explain.json", explain_document(result))]
 
 
 def save_reproduction(rep, out) -> list[Path]:
@@ -91,14 +106,17 @@ _SAVERS = {"TrainResult": save_train, "SweepResult": save_sweep, "ExplainResult"
            "Reproduction": save_reproduction}
 
 
-def save(result, out) -> list[Path]:
+def save(result, out, *, interruptible: bool = False) -> list[Path]:
     """Write ``result``'s folder ``out`` (created if needed): what each ``save_*`` of this module writes.
 
-    Raises TypeError for anything that is not an l2reg result.
+    ``interruptible``: Ctrl-C may stop the writing before the report and before the JSON (module
+    docstring). Raises TypeError for anything that is not an l2reg result.
     """
     # by name: presentation never imports a front
     saver = _SAVERS.get(type(result).__name__)
     if saver is None:
         raise TypeError(f"result must be an l2reg TrainResult, SweepResult, ExplainResult or Reproduction; "
                         f"got {type(result).__name__}.")
-    return saver(result, out)
+    if saver is save_reproduction:
+        return saver(result, out)
+    return saver(result, out, interruptible=interruptible)
