@@ -1,0 +1,222 @@
+"""How the members of an ensemble are stepped: all in one vmap, in chunks, or one at a time, measured.
+
+Every strategy computes the same gradients and buffer updates (each member's
+forward and backward on its own slice of the stack, :mod:`l2reg.torch.stack`),
+so they differ only in speed and in which models they can run:
+
+* ``vmap``: all K members in one ``vmap(grad(loss))`` call;
+* ``chunked``: the members in chunks of c < K, one vmap call per chunk
+  (on a CPU the K-fold larger activations of a vmapped convolution fall out
+  of cache; a chunk may fit);
+* ``loop``: one member at a time, ordinary autograd through
+  ``functional_call`` on its slice: no vmap, so any model that trains in an
+  ordinary loop trains so (no batching rule for ``aten::gru.input``,
+  ``.item()``, data-dependent control flow, a custom ``autograd.Function``).
+
+``auto`` (the default) measures: the first training steps are taken by each
+applicable strategy in turn (one warm-up step, then :data:`TIMED_STEPS`
+timed), and the fastest by its quickest timed step takes the rest. The probe
+steps are real training steps, so probing costs only the slower strategies'
+extra time. A strategy that raises is dropped (its buffers restored, the step
+redone by the next), with the reason; evaluation (eval mode, no gradients)
+follows the training strategy, falling back to one member at a time if vmap
+cannot run the model there (an RNN's fused kernel under ``no_grad``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+log = logging.getLogger("l2reg.torch")
+
+STRATEGIES = ("auto", "vmap", "chunked", "loop")
+#: Timed steps per strategy in the probe (after one warm-up step each); the quickest counts.
+TIMED_STEPS = 2
+#: Members per vmap call tried by ``chunked``: those below K.
+CHUNKS = (4, 8, 32)
+#: PyTorch's warning when an op has no batching rule and vmap runs it in a Python loop.
+SLOW_FALLBACK = "There is a performance drop because we have not yet implemented the batching rule"
+_WARNED: set = set()  # fallback reasons already logged in this process
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def vmap_obstacle(model: nn.Module) -> str | None:
+    """Why vmap cannot train ``model``, when a rule knows it without running it (else None)."""
+    for name, module in model.named_modules():
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+                and module.momentum is None):
+            return (f"{type(module).__name__} {name!r} has momentum=None (a cumulative average whose factor "
+                    f"1/num_batches_tracked is a Python number, one per member, which vmap cannot batch)")
+    return None
+
+
+def check_norms(model: nn.Module) -> None:
+    """SyncBatchNorm is refused by name, with the fix."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.SyncBatchNorm):
+            raise ConfigError(
+                f"SyncBatchNorm {name!r} averages its statistics across processes, which an ensemble in one process "
+                f"does not have; build the model with the plain BatchNorm1d/2d/3d (or convert it back, replacing "
+                f"each nn.SyncBatchNorm by the BatchNorm it was converted from): each member then keeps its own "
+                f"running statistics.")
+
+
+def rule_strategy(model: nn.Module, strategy: str = "auto") -> str:
+    """What a sweep would do for ``model``, by rule (no data, nothing run): one line, for ``l2reg torch audit``."""
+    obstacle = vmap_obstacle(model)
+    if obstacle is not None:
+        return f"loop (one member at a time): {obstacle}."
+    rnn = next((f"{type(m).__name__} {n!r}" for n, m in model.named_modules() if isinstance(m, nn.RNNBase)), None)
+    tail = (f"; {rnn}: vmap trains it (autograd's decomposition) but cannot evaluate its fused kernel, so "
+            f"evaluation goes one member at a time" if rnn else "")
+    if strategy != "auto":
+        return f"{strategy} (asked){tail}."
+    return ("auto: the first steps are measured on your data and device (vmap of all members, chunks of "
+            f"{', '.join(map(str, CHUNKS))}, one member at a time) and the fastest takes the rest{tail}.")
+
+
+@dataclass
+class Plan:
+    """The probe's state and, once done, the choice: ``chunk`` members per call (K: vmap, 1: loop)."""
+
+    K: int
+    asked: str
+    candidates: list  # (label, chunk), in probing order
+    cuda: bool = False
+    seconds: dict = field(default_factory=dict)  # label -> timed seconds per step
+    dropped: dict = field(default_factory=dict)  # label -> why it cannot run
+    slow_ops: set = field(default_factory=set)  # ops vmap ran through PyTorch's slow fallback
+    eval_note: str | None = None
+    _tries: dict = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, strategy: str, K: int, model: nn.Module, cuda: bool = False) -> Plan:
+        vmaps = [("vmap", K)] if K > 1 else []
+        chunks = [(f"chunks of {c}", c) for c in CHUNKS if 1 < c < K]
+        by_name = {"auto": vmaps + chunks + [("loop", 1)], "vmap": vmaps or [("loop", 1)],
+                   "chunked": chunks or vmaps or [("loop", 1)], "loop": [("loop", 1)]}
+        plan = cls(K=K, asked=strategy, candidates=by_name[strategy], cuda=cuda)
+        obstacle = vmap_obstacle(model)
+        if obstacle is not None:
+            for label, chunk in plan.candidates:
+                if chunk > 1:
+                    plan.dropped[label] = obstacle
+            plan.candidates = [c for c in plan.candidates if c[1] == 1] or [("loop", 1)]
+        return plan
+
+    # -- the probe
+
+    @property
+    def probing(self) -> bool:
+        return len(self.candidates) > 1 and any(self._tries.get(label, 0) <= TIMED_STEPS
+                                                for label, _ in self.candidates)
+
+    @property
+    def chunk(self) -> int:
+        """Members per call for the next step."""
+        if self.probing:
+            return next(c for label, c in self.candidates if self._tries.get(label, 0) <= TIMED_STEPS)
+        return self.chosen[1]
+
+    @property
+    def chosen(self) -> tuple[str, int]:
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        return min(self.candidates, key=lambda c: self.seconds.get(c[0], float("inf")))
+
+    def label(self, chunk: int) -> str:
+        return next(label for label, c in self.candidates if c == chunk)
+
+    def timed(self, chunk: int, seconds: float) -> None:
+        label = self.label(chunk)
+        tries = self._tries.get(label, 0)
+        self._tries[label] = tries + 1
+        if tries >= 1:  # the first step of each is its warm-up
+            self.seconds[label] = min(self.seconds.get(label, float("inf")), seconds)
+
+    def failed(self, chunk: int, error: BaseException) -> None:
+        """A strategy raised: drop it and every larger chunk (they run the same vmap); loop is the last resort."""
+        if chunk <= 1:
+            raise ConfigError(f"the model fails in training on a mini-batch of X: {first_line(error)}") from None
+        reason = f"vmap cannot run the model: {first_line(error)}"
+        for label, c in self.candidates:
+            if c > 1:
+                self.dropped[label] = reason
+        self.candidates = [c for c in self.candidates if c[1] == 1] or [("loop", 1)]
+
+    def eval_failed(self, chunk: int, error: BaseException) -> None:
+        if chunk <= 1:
+            raise ConfigError(f"the model fails in evaluation (eval mode) on rows of X: {first_line(error)}") from None
+        self.eval_note = f"evaluation one member at a time: vmap cannot run the model in eval mode: {first_line(error)}"
+
+    @property
+    def eval_chunk(self) -> int:
+        """Members per call in evaluation: the training strategy's, or 1 once vmap failed there."""
+        return 1 if self.eval_note else self.chosen[1]
+
+    def saw_warnings(self, caught: list) -> None:
+        for w in caught:
+            found = re.search(r"for (aten::[\w.]+)", str(w.message))
+            if found:
+                self.slow_ops.add(found.group(1))
+
+    # -- the result
+
+    def line(self) -> str:
+        """The one line saying which path the run took and why."""
+        label, chunk = self.chosen
+        what = {1: "one member at a time (plain autograd, no vmap)"}.get(
+            chunk, f"all {self.K} members in one vmap" if chunk >= self.K else f"vmap in {label} members")
+        why = []
+        if self.dropped:
+            why.append(next(iter(self.dropped.values())))
+        if self.seconds and len(self.seconds) > 1:
+            why.append("fastest of the probe, s/step: " + ", ".join(f"{k} {v:.3g}" for k, v in self.seconds.items()))
+        elif self.asked != "auto" and not self.dropped:
+            why.append(f"strategy {self.asked!r} asked")
+        if self.slow_ops:
+            why.append(f"vmap ran {', '.join(sorted(self.slow_ops))} through PyTorch's slow fallback")
+        if self.eval_note:
+            why.append(self.eval_note)
+        return f"Trained {what}" + (f": {'; '.join(why)}." if why else ".")
+
+    def log(self) -> None:
+        """The line on stderr: a warning where vmap could not run the model (once per process and reason), else info."""
+        fallback = "; ".join(filter(None, [next(iter(self.dropped.values()), None), self.eval_note]))
+        if not fallback:
+            log.info("%s", self.line())
+        elif fallback not in _WARNED:
+            _WARNED.add(fallback)
+            log.warning("%s", self.line())
+
+    def to_json(self) -> dict:
+        label, chunk = self.chosen
+        name = "loop" if chunk <= 1 else ("vmap" if chunk >= self.K else "chunked")
+        return {"asked": self.asked, "chosen": name, "members_per_call": chunk, "label": label,
+                "probe_seconds_per_step": dict(self.seconds), "not_applicable": dict(self.dropped),
+                "slow_fallback_ops": sorted(self.slow_ops), "eval_members_per_call": self.eval_chunk,
+                "line": self.line()}
+
+
+class Clock:
+    """Wall seconds of one step (CUDA synchronized, so a kernel still running is counted)."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
