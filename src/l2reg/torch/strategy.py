@@ -40,8 +40,8 @@ log = logging.getLogger("l2reg.torch")
 STRATEGIES = ("auto", "vmap", "chunked", "loop")
 #: Timed steps per strategy in the probe (after one warm-up step each); the quickest counts.
 TIMED_STEPS = 2
-#: Members per vmap call tried by ``chunked``: those below K.
-CHUNKS = (4, 8, 32)
+#: Members per vmap call tried by ``chunked``: the 3 largest below K.
+CHUNKS = (2, 4, 8, 16, 32, 64)
 #: PyTorch's warning when an op has no batching rule and vmap runs it in a Python loop.
 SLOW_FALLBACK = "There is a performance drop because we have not yet implemented the batching rule"
 _WARNED: set = set()  # fallback reasons already logged in this process
@@ -49,7 +49,7 @@ _WARNED: set = set()  # fallback reasons already logged in this process
 
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return text.splitlines()[0].rstrip(". ") if text else type(error).__name__
 
 
 def vmap_obstacle(model: nn.Module) -> str | None:
@@ -83,8 +83,8 @@ def rule_strategy(model: nn.Module, strategy: str = "auto") -> str:
             f"evaluation goes one member at a time" if rnn else "")
     if strategy != "auto":
         return f"{strategy} (asked){tail}."
-    return ("auto: the first steps are measured on your data and device (vmap of all members, chunks of "
-            f"{', '.join(map(str, CHUNKS))}, one member at a time) and the fastest takes the rest{tail}.")
+    return ("auto: the first steps are measured on your data and device (vmap of all members, chunks of up "
+            f"to {CHUNKS[-1]}, one member at a time) and the fastest takes the rest{tail}.")
 
 
 @dataclass
@@ -104,7 +104,7 @@ class Plan:
     @classmethod
     def make(cls, strategy: str, K: int, model: nn.Module, cuda: bool = False) -> Plan:
         vmaps = [("vmap", K)] if K > 1 else []
-        chunks = [(f"chunks of {c}", c) for c in CHUNKS if 1 < c < K]
+        chunks = [(f"chunks of {c}", c) for c in CHUNKS if c < K][-3:]
         by_name = {"auto": vmaps + chunks + [("loop", 1)], "vmap": vmaps or [("loop", 1)],
                    "chunked": chunks or vmaps or [("loop", 1)], "loop": [("loop", 1)]}
         plan = cls(K=K, asked=strategy, candidates=by_name[strategy], cuda=cuda)
@@ -168,7 +168,7 @@ class Plan:
 
     def saw_warnings(self, caught: list) -> None:
         for w in caught:
-            found = re.search(r"for (aten::[\w.]+)", str(w.message))
+            found = re.search(r"for (aten::\w+(?:\.\w+)?)", str(w.message))
             if found:
                 self.slow_ops.add(found.group(1))
 
@@ -186,15 +186,16 @@ class Plan:
             why.append("fastest of the probe, s/step: " + ", ".join(f"{k} {v:.3g}" for k, v in self.seconds.items()))
         elif self.asked != "auto" and not self.dropped:
             why.append(f"strategy {self.asked!r} asked")
-        if self.slow_ops:
+        if self.slow_ops and chunk > 1:
             why.append(f"vmap ran {', '.join(sorted(self.slow_ops))} through PyTorch's slow fallback")
-        if self.eval_note:
+        if self.eval_note and chunk > 1:
             why.append(self.eval_note)
         return f"Trained {what}" + (f": {'; '.join(why)}." if why else ".")
 
     def log(self) -> None:
         """The line on stderr: a warning where vmap could not run the model (once per process and reason), else info."""
-        fallback = "; ".join(filter(None, [next(iter(self.dropped.values()), None), self.eval_note]))
+        fallback = "; ".join(filter(None, [next(iter(self.dropped.values()), None),
+                                           self.eval_note if self.chosen[1] > 1 else None]))
         if not fallback:
             log.info("%s", self.line())
         elif fallback not in _WARNED:

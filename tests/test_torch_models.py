@@ -1,0 +1,361 @@
+"""The models practitioners bring, each member against its ordinary PyTorch loop: parameters and buffers.
+
+Architectures built here: a ResNet-style CNN (residual blocks, BatchNorm2d,
+global pooling), a BatchNorm1d MLP, a GRU classifier, an LSTM regressor, a
+TransformerEncoder classifier and a tiny Hugging Face BERT made from a config
+(no download). For sgd, momentum and adamw, every member's ``state_dict``
+(parameters and BatchNorm's running statistics) after 2 epochs on two folds
+equals the ordinary loop ``torch.manual_seed(seed_f); model = model_fn();
+opt = SGD(decay_groups(model, λ/n), lr=η)`` over the fold's batches, and its
+validation accuracy in eval mode equals the ordinary model's. Then: every
+strategy (vmap, chunked, loop) gives that same result; BatchNorm's buffers
+change where members are picked by index (the silent-loss case); momentum=None.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from l2reg.torch import Member, decay_groups, epoch_order, fold_seeds, train_ensemble  # noqa: E402
+from l2reg.torch.stack import Stack, classification_loss  # noqa: E402
+
+N, EPOCHS, M, SEED = 40, 2, 8, 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- the architectures
+
+
+class Residual(nn.Module):
+    def __init__(self, c: int, momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, momentum=momentum)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c, momentum=momentum, affine=affine)
+
+    def forward(self, x):
+        return F.relu(x + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+def resnet():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), Residual(4),
+                         Residual(4, momentum=0.3, affine=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 3))
+
+
+def bn_mlp():
+    # no bias before BatchNorm (it cancels it): its gradient is rounding noise, which Adam's normalization
+    # would blow up into steps of size η, different in every two runs
+    return nn.Sequential(nn.Linear(6, 8, bias=False), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+class GRUClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.GRU(3, 6, batch_first=True), nn.Linear(6, 3)
+
+    def forward(self, x):  # (m, T, 3)
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+class LSTMRegressor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.LSTM(3, 5, batch_first=True), nn.Linear(5, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+class TransformerClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(3, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder, self.head = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(1))
+
+
+class HFClassifier(nn.Module):
+    """A tiny BERT from a config (no download); X holds token ids as floats; returns the logits."""
+
+    def __init__(self):
+        super().__init__()
+        transformers = pytest.importorskip("transformers")
+        config = transformers.BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, max_position_embeddings=8, num_labels=3,
+                                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        self.bert = transformers.BertForSequenceClassification(config)
+
+    def forward(self, x):
+        return self.bert(input_ids=x.long()).logits
+
+
+#: name -> (factory, example shape, regression, token ids)
+MODELS = {
+    "resnet_bn2d": (resnet, (1, 6, 6), False, False),
+    "mlp_bn1d": (bn_mlp, (6,), False, False),
+    "gru": (GRUClassifier, (5, 3), False, False),
+    "lstm_regressor": (LSTMRegressor, (5, 3), True, False),
+    "transformer": (TransformerClassifier, (5, 3), False, False),
+    "hf_bert": (HFClassifier, (6,), False, True),
+}
+OPTIMIZERS = {
+    "sgd": lambda g, eta: torch.optim.SGD(g, lr=eta),
+    "momentum": lambda g, eta: torch.optim.SGD(g, lr=eta, momentum=0.9),
+    "adamw": lambda g, eta: torch.optim.AdamW(g, lr=eta),
+}
+SETTINGS = {"sgd": [(0.0, 0.1), (20.0, 0.05)], "momentum": [(0.0, 0.02), (20.0, 0.01)],
+            "adamw": [(0.0, 0.01), (0.5, 0.02)]}  # (λ or wd, η), the same in both folds
+
+
+def _data(name):
+    _, shape, regression, tokens = MODELS[name]
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 20, (N, *shape)).astype(np.float32) if tokens else rng.normal(size=(N, *shape)).astype(np.float32)
+    y = rng.normal(size=N).astype(np.float32) if regression else rng.integers(0, 3, N)
+    perm = rng.permutation(N)
+    folds = [(np.sort(perm[:20]), np.sort(perm[20:])), (np.sort(perm[13:]), np.sort(perm[:13]))]  # 20 and 27 rows
+    return X, y, folds
+
+
+def _members(optimizer, order=(0, 1)):
+    adamw = optimizer == "adamw"
+    return [Member(lmbda=0.0 if adamw else s, weight_decay=s if adamw else 0.0, eta=eta, fold=f)
+            for f in order for s, eta in SETTINGS[optimizer]]
+
+
+def _loss(regression):
+    return (lambda out, t: F.mse_loss(out.reshape(t.shape), t)) if regression else F.cross_entropy
+
+
+def ordinary_loop(model_fn, X, y, *, member, fold, seed, optimizer, epochs=EPOCHS):
+    """One member the usual way: its state_dict (parameters and buffers) and its validation accuracy per epoch."""
+    tr, va = fold
+    regression = y.dtype.kind == "f"
+    torch.manual_seed(seed)
+    model = model_fn()
+    wd = member.weight_decay if optimizer == "adamw" else member.lmbda / len(tr)
+    opt = OPTIMIZERS[optimizer](decay_groups(model, wd), member.eta)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    accuracy = []
+    for e in range(epochs):
+        model.train()
+        order = tr[epoch_order(seed, len(tr), e)]
+        for i in range(0, len(order), M):
+            idx = torch.as_tensor(order[i:i + M])
+            opt.zero_grad()
+            _loss(regression)(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy.append(np.nan if regression else float((model(Xt[va]).argmax(1) == yt[va]).double().mean()))
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}, np.array(accuracy)
+
+
+@pytest.fixture(scope="module")
+def loops():
+    """The ordinary loops, each computed once and shared by the tests that compare with them."""
+    cache = {}
+
+    def get(name, optimizer, member, f):
+        key = (name, optimizer, member, f)
+        if key not in cache:
+            X, y, folds = _data(name)
+            cache[key] = ordinary_loop(MODELS[name][0], X, y, member=member, fold=folds[f],
+                                       seed=fold_seeds(SEED, 2)[f], optimizer=optimizer)
+        return cache[key]
+
+    return get
+
+
+#: Attention's key bias adds the same number to every score of a query, which softmax cancels: its gradient
+#: is 0 but for rounding noise, and Adam(W)'s normalization turns that noise into steps of size η, different in
+#: any two runs that round differently (two ordinary loops with another matmul order disagree too). Under
+#: adamw those entries are left out; under sgd and momentum (steps η·noise) they are compared like the rest.
+NOISE_ONLY = {"transformer": {"encoder.layers.0.self_attn.in_proj_bias": slice(8, 16)},
+              "hf_bert": {"bert.bert.encoder.layer.0.attention.self.key.bias": slice(None)}}
+
+
+def _assert_equal_to_loops(result, name, optimizer, members, loops, *, atol=2e-5):
+    skip = NOISE_ONLY.get(name, {}) if optimizer == "adamw" else {}
+    for k, mb in enumerate(members):
+        state, accuracy = loops(name, optimizer, mb, mb.fold)
+        assert sorted(result.state_dicts[k]) == sorted(state)  # buffers included
+        for key, want in state.items():
+            got = result.state_dicts[k][key]
+            if key in skip:
+                keep = np.ones(len(want), bool)
+                keep[skip[key]] = False
+                got, want = got[keep], want[keep]
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol, err_msg=f"member {k}: {key}")
+        if not np.isnan(accuracy).all():
+            np.testing.assert_allclose(result.history["validation_accuracy"][:, k], accuracy, atol=1e-12,
+                                       err_msg=f"member {k}: validation accuracy (eval mode)")
+
+
+def _train(name, optimizer, members, **kw):
+    X, y, folds = _data(name)
+    return train_ensemble(MODELS[name][0], X, y, members=members, folds=folds, epochs=EPOCHS, batch_size=M,
+                          optimizer=optimizer, momentum=0.9, seed=SEED, **kw)
+
+
+# ---------------------------------------------------------------- every model, every optimizer
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_member_equals_its_ordinary_loop(name, optimizer, loops):
+    members = _members(optimizer)
+    result = _train(name, optimizer, members)
+    _assert_equal_to_loops(result, name, optimizer, members, loops)
+    strategy = result.config["strategy"]
+    assert strategy["chosen"] in ("vmap", "chunked", "loop") and result.notes[-1] == strategy["line"]
+    if "bn" in name:  # the running statistics moved, per member
+        k = "1.running_mean"
+        assert not np.allclose(result.state_dicts[0][k], 0) and not np.allclose(result.state_dicts[0][k],
+                                                                                 result.state_dicts[2][k])
+        assert int(result.state_dicts[0]["1.num_batches_tracked"]) == EPOCHS * 3  # 20 rows in batches of 8
+        assert int(result.state_dicts[2]["1.num_batches_tracked"]) == EPOCHS * 4  # 27 rows
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "chunked", "loop"])
+@pytest.mark.parametrize("name", ["resnet_bn2d", "gru", "transformer"])
+def test_every_strategy_equals_the_ordinary_loop(name, strategy, loops):
+    members = _members("momentum")
+    result = _train(name, "momentum", members, strategy=strategy)
+    _assert_equal_to_loops(result, name, "momentum", members, loops)
+    chosen = result.config["strategy"]
+    assert chosen["asked"] == strategy
+    if strategy != "vmap" or name != "gru":
+        assert chosen["chosen"] == strategy
+    if name == "gru" and strategy != "loop":  # vmap trains a GRU but cannot evaluate its fused kernel
+        assert chosen["eval_members_per_call"] == 1 and "aten::gru.input" in chosen["line"]
+
+
+def test_auto_probes_every_strategy_and_takes_the_fastest():
+    members = [Member(lmbda=float(lm), eta=0.1) for lm in range(9)]
+    X, y, _ = _data("mlp_bn1d")
+    result = train_ensemble(bn_mlp, X, y, members=members, epochs=2, batch_size=4, seed=SEED)
+    probe = result.config["strategy"]["probe_seconds_per_step"]
+    assert set(probe) == {"vmap", "chunks of 2", "chunks of 4", "chunks of 8", "loop"}
+    assert result.config["strategy"]["label"] == min(probe, key=probe.get)
+    assert "fastest of the probe" in result.notes[-1]
+
+
+def test_members_picked_by_index_keep_their_running_statistics(loops):
+    """Members of two folds interleaved: the last batches differ in size, so a fold's members are not a
+    contiguous slice of the stack and are gathered by ``index_select`` (a copy); their buffers must be
+    written back, else their running statistics silently stay where they were."""
+    members = _members("sgd", order=(0, 1))
+    interleaved = [members[0], members[2], members[1], members[3]]
+    result = _train("mlp_bn1d", "sgd", interleaved, strategy="vmap")
+    _assert_equal_to_loops(result, "mlp_bn1d", "sgd", interleaved, loops)
+
+
+def test_stack_updates_buffers_through_views_and_copies():
+    torch.manual_seed(0)
+    models = [bn_mlp() for _ in range(3)]
+    groups = [[(["0.weight"], 0.1, 0.0)]] * 3
+    stack = Stack(models, groups=groups, make_optimizer=lambda g: torch.optim.SGD(g, lr=0.1),
+                  loss=classification_loss)
+    before = stack.snapshot_buffers()
+    x, y = torch.randn(2, 8, 6), torch.randint(0, 3, (2, 8))
+    stack.compute_grads(np.array([0, 2]), x, y, shared=False, chunk=2)  # not contiguous: a copy, written back
+    moved = [not torch.equal(stack.buffers["1.running_mean"][k], before["1.running_mean"][k]) for k in range(3)]
+    assert moved == [True, False, True]
+    assert stack.buffers["1.num_batches_tracked"].tolist() == [1, 0, 1]
+    stack.compute_grads(np.array([1, 2]), x, y, shared=False, chunk=2)  # a slice: a view, updated in place
+    assert stack.buffers["1.num_batches_tracked"].tolist() == [1, 1, 2]
+    stack.compute_grads(None, x[0], y[0], shared=True, chunk=1)  # one member at a time
+    assert stack.buffers["1.num_batches_tracked"].tolist() == [2, 2, 3]
+
+
+@pytest.mark.parametrize("bn", [
+    lambda: nn.BatchNorm1d(8, momentum=None),
+    lambda: nn.BatchNorm1d(8, momentum=0.5, affine=False),
+])
+def test_batch_norm_settings_equal_the_ordinary_loop(bn):
+    def model_fn():
+        return nn.Sequential(nn.Linear(6, 8, bias=False), bn(), nn.ReLU(), nn.Linear(8, 3))
+
+    X, y, folds = _data("mlp_bn1d")
+    members = _members("sgd")
+    result = train_ensemble(model_fn, X, y, members=members, folds=folds, epochs=EPOCHS, batch_size=M, seed=SEED)
+    for k, mb in enumerate(members):
+        state, accuracy = ordinary_loop(model_fn, X, y, member=mb, fold=folds[mb.fold], seed=fold_seeds(SEED, 2)[mb.fold],
+                                        optimizer="sgd")
+        for key, want in state.items():
+            np.testing.assert_allclose(result.state_dicts[k][key], want, rtol=1e-5, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(result.history["validation_accuracy"][:, k], accuracy)
+    if bn().momentum is None:  # a cumulative average: vmap cannot batch 1/num_batches_tracked
+        assert result.config["strategy"]["chosen"] == "loop" and "momentum=None" in result.notes[-1]
+
+
+def test_custom_autograd_function_without_vmap_support_trains():
+    class Square(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(6, 5), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.fc2(Square.apply(self.fc1(x)))
+
+    X, y, folds = _data("mlp_bn1d")
+    members = _members("sgd")
+    result = train_ensemble(Model, X, y, members=members, folds=folds, epochs=1, batch_size=M, seed=SEED)
+    assert result.config["strategy"]["chosen"] == "loop"
+    assert "vmap cannot run the model" in result.config["strategy"]["line"]
+    for k, mb in enumerate(members):
+        state, _ = ordinary_loop(Model, X, y, member=mb, fold=folds[mb.fold], seed=fold_seeds(SEED, 2)[mb.fold],
+                                 optimizer="sgd", epochs=1)
+        for key, want in state.items():
+            np.testing.assert_allclose(result.state_dicts[k][key], want, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_slow_fallback_warnings_are_one_note_not_a_flood(recwarn):
+    members = _members("sgd")
+    result = _train("transformer", "sgd", members, strategy="vmap")
+    assert not [w for w in recwarn if "performance drop" in str(w.message)]
+    assert "slow fallback" in result.config["strategy"]["line"] or not result.config["strategy"]["slow_fallback_ops"]
+
+
+def test_a_model_that_fails_everywhere_is_one_line():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            if self.training and torch.is_grad_enabled():
+                raise RuntimeError("boom in training\nsecond line")
+            return self.fc(x)
+
+    from l2reg.errors import ConfigError
+
+    X, y, folds = _data("mlp_bn1d")
+    with pytest.raises(ConfigError, match="the model fails in training on a mini-batch of X: boom in training$"):
+        train_ensemble(Broken, X, y, members=_members("sgd"), folds=folds, epochs=1, batch_size=M)
