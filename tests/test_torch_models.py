@@ -245,14 +245,45 @@ def test_every_strategy_equals_the_ordinary_loop(name, strategy, loops):
         assert chosen["eval_members_per_call"] == 1 and "aten::gru.input" in chosen["line"]
 
 
-def test_auto_probes_every_strategy_and_takes_the_fastest():
+def test_auto_probes_the_strategies_and_takes_the_fastest():
     members = [Member(lmbda=float(lm), eta=0.1) for lm in range(9)]
     X, y, _ = _data("mlp_bn1d")
-    result = train_ensemble(bn_mlp, X, y, members=members, epochs=2, batch_size=4, seed=SEED)
-    probe = result.config["strategy"]["probe_seconds_per_step"]
-    assert set(probe) == {"vmap", "chunks of 2", "chunks of 4", "chunks of 8", "loop"}
-    assert result.config["strategy"]["label"] == min(probe, key=probe.get)
-    assert "fastest of the probe" in result.notes[-1]
+    result = train_ensemble(bn_mlp, X, y, members=members, epochs=3, batch_size=2, seed=SEED)  # 60 steps
+    strategy = result.config["strategy"]
+    probe = strategy["probe_seconds_per_step"]
+    assert {"vmap", "loop"} <= set(probe) and set(probe) <= {"vmap", "loop", "chunks of 8", "chunks of 4",
+                                                             "chunks of 2"}
+    assert strategy["label"] == min(probe, key=probe.get) and "fastest of the probe" in result.notes[-1]
+
+
+@pytest.mark.parametrize("steps,seconds,probed,chosen", [
+    # vmap, loop, then chunks from the largest down while each beats the one before
+    (1000, {"vmap": 3.0, "loop": 5.0, "chunks of 8": 2.0, "chunks of 4": 2.5}, ["vmap", "loop", "chunks of 8",
+                                                                                "chunks of 4"], "chunks of 8"),
+    (1000, {"vmap": 1.0, "loop": 5.0, "chunks of 8": 2.0}, ["vmap", "loop", "chunks of 8"], "vmap"),
+    (1000, {"vmap": 4.0, "loop": 1.0, "chunks of 8": 3.0, "chunks of 4": 2.0, "chunks of 2": 1.5},
+     ["vmap", "loop", "chunks of 8", "chunks of 4", "chunks of 2"], "loop"),
+    (20, {"vmap": 4.0, "loop": 1.0}, ["vmap", "loop"], "loop"),  # a short run: a tenth of it, 2 candidates
+])
+def test_probe_order_budget_and_choice(steps, seconds, probed, chosen):
+    from l2reg.torch.strategy import Plan
+
+    plan = Plan.make("auto", 16, bn_mlp(), steps=steps)
+    seen = []
+    while plan.probing:
+        label = plan.queue[0][0]
+        seen.append(label)
+        plan.timed(plan.chunk, seconds[label])
+    assert list(dict.fromkeys(seen)) == probed and plan.chosen[0] == chosen
+    assert sum(1 for _ in seen) <= max(steps // 10, 4) + 1
+
+
+def test_asked_strategy_is_not_probed_and_momentum_none_is_a_rule():
+    from l2reg.torch.strategy import Plan
+
+    assert Plan.make("loop", 16, bn_mlp(), steps=100).chunk == 1 and not Plan.make("vmap", 16, bn_mlp(), steps=9).probing
+    plan = Plan.make("auto", 16, nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, momentum=None)), steps=100)
+    assert plan.chunk == 1 and not plan.probing and "momentum=None" in plan.dropped["vmap"]
 
 
 def test_members_picked_by_index_keep_their_running_statistics(loops):

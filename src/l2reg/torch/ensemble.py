@@ -347,7 +347,7 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
             continue
         if caught:
             plan.saw_warnings(caught)
-        if plan.probing or len(plan.candidates) > 1:
+        if plan.probing:
             plan.timed(chunk, clock.now() - t0)
         return
 
@@ -468,7 +468,8 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
                   loss=classification_loss if classification else regression_loss)
 
     K = len(member_list)
-    plan = Plan.make(strategy, K, models[0], cuda=dev.type == "cuda")
+    steps = epochs * max(-(-n // m) for n in n_train)
+    plan = Plan.make(strategy, K, models[0], steps=steps, cuda=dev.type == "cuda")
     fold_of = np.array([mb.fold for mb in member_list])
     live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
     history: dict[str, list] = {}

@@ -31,6 +31,7 @@ slice (no vmap: any model that trains in an ordinary loop trains so, RNNs,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -68,7 +69,9 @@ class Stack:
         # contiguous: BatchNorm's batching rule updates a contiguous stacked buffer in place
         self.buffers = {k: v.detach().contiguous() for k, v in buffers.items()}
         self.grads = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.leaves = {k: [v[i].detach().requires_grad_() for i in range(self.K)] for k, v in self.params.items()}
+        # Parameters sharing slice i's memory (nn.Parameter of a view does not copy)
+        self.leaves = {k: [nn.Parameter(v[i].detach()) for i in range(self.K)] for k, v in self.params.items()}
+        self._modules: list | None = None
         self.attached = np.zeros(self.K, bool)
         self.set_active(np.ones(self.K, bool))
         merged: dict[tuple, list] = {}
@@ -135,12 +138,27 @@ class Stack:
                 for name, b in buffers.items():  # updated on a copy: write it back
                     self.buffers[name].index_copy_(0, idx, b)
 
+    def member_module(self, k: int) -> nn.Module:
+        """Member k as an ordinary module whose parameters are its leaves and whose buffers are views of its
+        slice: calling it is the user's own forward, with no per-call reparametrization."""
+        if self._modules is None:
+            own = dict(self.skeleton.named_parameters())
+            own_buffers = dict(self.skeleton.named_buffers())
+            self._modules = []
+            for i in range(self.K):
+                memo = {id(t): self.leaves[n][i] for n, t in own.items()}  # tied parameters stay tied
+                memo.update({id(t): self.buffers[n][i] for n, t in own_buffers.items() if n in self.buffers})
+                self._modules.append(copy.deepcopy(self.skeleton, memo))
+        return self._modules[k]
+
     def _one_grad(self, k: int, x, y) -> None:
         """Member k's gradient by ordinary autograd on its own slice (its buffers updated in place)."""
         names = list(self.leaves)
         leaves = [self.leaves[n][k] for n in names]
-        buffers = {n: v[k] for n, v in self.buffers.items()}
-        loss = self.loss(functional_call(self.skeleton, (dict(zip(names, leaves)), buffers), (x,)), y)
+        module = self.member_module(k)
+        if module.training != self.skeleton.training:
+            module.train(self.skeleton.training)
+        loss = self.loss(module(x), y)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
         for n, g in zip(names, grads):
             if g is None:
@@ -163,11 +181,11 @@ class Stack:
     def _outputs(self, members: np.ndarray, xb, chunk: int) -> torch.Tensor:
         """Every member's outputs on the rows ``xb``, ``(K', r, ...)``, ``chunk`` members per vmap call (1: a loop)."""
         if chunk <= 1:
-            names = list(self.params)
-            return torch.stack([
-                functional_call(self.skeleton, ({n: self.params[n][k] for n in names},
-                                                {n: v[k] for n, v in self.buffers.items()}), (xb,))
-                for k in members])
+            outs = []
+            for k in members:
+                module = self.member_module(int(k))
+                outs.append(module.eval()(xb) if module.training else module(xb))
+            return torch.stack(outs)
         outs = []
         for start in range(0, len(members), chunk):
             params, buffers, _ = self._piece(members[start:start + chunk])

@@ -15,9 +15,10 @@ so they differ only in speed and in which models they can run:
 
 ``auto`` (the default) measures: the first training steps are taken by each
 applicable strategy in turn (one warm-up step, then :data:`TIMED_STEPS`
-timed), and the fastest by its quickest timed step takes the rest. The probe
-steps are real training steps, so probing costs only the slower strategies'
-extra time. A strategy that raises is dropped (its buffers restored, the step
+timed; vmap, loop, then chunks from the largest down while each is faster
+than the one before; at most a tenth of the run's steps), and the fastest by
+its quickest timed step takes the rest. The probe steps are real training
+steps, so probing costs only the slower strategies' extra time. A strategy that raises is dropped (its buffers restored, the step
 redone by the next), with the reason; evaluation (eval mode, no gradients)
 follows the training strategy, falling back to one member at a time if vmap
 cannot run the model there (an RNN's fused kernel under ``no_grad``).
@@ -89,72 +90,86 @@ def rule_strategy(model: nn.Module, strategy: str = "auto") -> str:
 
 @dataclass
 class Plan:
-    """The probe's state and, once done, the choice: ``chunk`` members per call (K: vmap, 1: loop)."""
+    """The probe's state and, once done, the choice: ``chunk`` members per call (K: vmap, 1: loop).
+
+    ``queue``: the candidates still to be measured, each for ``per`` steps (a warm-up, then timed);
+    vmap and loop first, then chunks from the largest down while each is faster than the one before.
+    """
 
     K: int
     asked: str
-    candidates: list  # (label, chunk), in probing order
+    candidates: list  # (label, chunk) that can run
+    queue: list  # (label, chunk) still to measure
+    per: int = 1 + TIMED_STEPS
     cuda: bool = False
-    seconds: dict = field(default_factory=dict)  # label -> timed seconds per step
+    seconds: dict = field(default_factory=dict)  # label -> quickest timed seconds per step
     dropped: dict = field(default_factory=dict)  # label -> why it cannot run
     slow_ops: set = field(default_factory=set)  # ops vmap ran through PyTorch's slow fallback
     eval_note: str | None = None
-    _tries: dict = field(default_factory=dict)
+    _tries: int = 0
 
     @classmethod
-    def make(cls, strategy: str, K: int, model: nn.Module, cuda: bool = False) -> Plan:
+    def make(cls, strategy: str, K: int, model: nn.Module, *, steps: int, cuda: bool = False) -> Plan:
+        """``steps``: the run's training steps; the probe takes at most a tenth of them (at least 2 per candidate)."""
         vmaps = [("vmap", K)] if K > 1 else []
-        chunks = [(f"chunks of {c}", c) for c in CHUNKS if c < K][-3:]
-        by_name = {"auto": vmaps + chunks + [("loop", 1)], "vmap": vmaps or [("loop", 1)],
-                   "chunked": chunks or vmaps or [("loop", 1)], "loop": [("loop", 1)]}
-        plan = cls(K=K, asked=strategy, candidates=by_name[strategy], cuda=cuda)
+        chunks = [(f"chunks of {c}", c) for c in reversed(CHUNKS) if c < K][:3]  # largest first
+        loop = [("loop", 1)]
+        candidates = {"auto": vmaps + loop + chunks, "vmap": vmaps or loop, "chunked": chunks or vmaps or loop,
+                      "loop": loop}[strategy]
         obstacle = vmap_obstacle(model)
+        dropped = {}
         if obstacle is not None:
-            for label, chunk in plan.candidates:
-                if chunk > 1:
-                    plan.dropped[label] = obstacle
-            plan.candidates = [c for c in plan.candidates if c[1] == 1] or [("loop", 1)]
-        return plan
+            dropped = {label: obstacle for label, c in candidates if c > 1}
+            candidates = loop
+        budget = max(steps // 10, 4)
+        per = 1 + TIMED_STEPS if budget >= (1 + TIMED_STEPS) * min(len(candidates), 3) else 2
+        queue = candidates[:max(2, budget // per)] if len(candidates) > 1 else []
+        return cls(K=K, asked=strategy, candidates=candidates, queue=queue, per=per, cuda=cuda, dropped=dropped)
 
     # -- the probe
 
     @property
     def probing(self) -> bool:
-        return len(self.candidates) > 1 and any(self._tries.get(label, 0) <= TIMED_STEPS
-                                                for label, _ in self.candidates)
+        return bool(self.queue)
 
     @property
     def chunk(self) -> int:
         """Members per call for the next step."""
-        if self.probing:
-            return next(c for label, c in self.candidates if self._tries.get(label, 0) <= TIMED_STEPS)
-        return self.chosen[1]
+        return self.queue[0][1] if self.queue else self.chosen[1]
 
     @property
     def chosen(self) -> tuple[str, int]:
-        if len(self.candidates) == 1:
+        timed = [c for c in self.candidates if c[0] in self.seconds]
+        if not timed:
             return self.candidates[0]
-        return min(self.candidates, key=lambda c: self.seconds.get(c[0], float("inf")))
-
-    def label(self, chunk: int) -> str:
-        return next(label for label, c in self.candidates if c == chunk)
+        return min(timed, key=lambda c: self.seconds[c[0]])
 
     def timed(self, chunk: int, seconds: float) -> None:
-        label = self.label(chunk)
-        tries = self._tries.get(label, 0)
-        self._tries[label] = tries + 1
-        if tries >= 1:  # the first step of each is its warm-up
+        """One probe step of the queue's head took ``seconds``."""
+        if not self.queue or self.queue[0][1] != chunk:
+            return
+        label = self.queue[0][0]
+        self._tries += 1
+        if self._tries > 1:  # the first step of each is its warm-up
             self.seconds[label] = min(self.seconds.get(label, float("inf")), seconds)
+        if self._tries < self.per:
+            return
+        self.queue.pop(0)
+        self._tries = 0
+        bigger = [c for c in self.candidates if c[1] > chunk and c[0] in self.seconds]
+        if label.startswith("chunks") and bigger and self.seconds[label] >= min(self.seconds[c[0]] for c in bigger):
+            self.queue = [c for c in self.queue if not c[0].startswith("chunks")]  # smaller chunks: slower still
 
     def failed(self, chunk: int, error: BaseException) -> None:
-        """A strategy raised: drop it and every larger chunk (they run the same vmap); loop is the last resort."""
+        """A strategy raised: drop every vmap (chunks run the same vmap); one member at a time is the last resort."""
         if chunk <= 1:
             raise ConfigError(f"the model fails in training on a mini-batch of X: {first_line(error)}") from None
         reason = f"vmap cannot run the model: {first_line(error)}"
         for label, c in self.candidates:
             if c > 1:
                 self.dropped[label] = reason
-        self.candidates = [c for c in self.candidates if c[1] == 1] or [("loop", 1)]
+        self.candidates = [("loop", 1)]
+        self.queue, self._tries = [], 0
 
     def eval_failed(self, chunk: int, error: BaseException) -> None:
         if chunk <= 1:
