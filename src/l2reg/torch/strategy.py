@@ -16,8 +16,8 @@ so they differ only in speed and in which models they can run:
 ``auto`` (the default) measures: the first training steps are taken by each
 applicable strategy in turn (one warm-up step, then :data:`TIMED_STEPS`
 timed; vmap, loop, then chunks from the largest down while each is faster
-than the one before; at most a tenth of the run's steps), and the fastest by
-its quickest timed step takes the rest. The probe steps are real training
+than the one before; at most an eighth of the run's steps, at least 6), and
+the fastest by its quickest step takes the rest. The probe steps are real training
 steps, so probing costs only the slower strategies' extra time. A strategy that raises is dropped (its buffers restored, the step
 redone by the next), with the reason; evaluation (eval mode, no gradients)
 follows the training strategy, falling back to one member at a time if vmap
@@ -35,10 +35,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import STRATEGIES  # noqa: F401  (listed once, with the options)
 
 log = logging.getLogger("l2reg.torch")
-
-STRATEGIES = ("auto", "vmap", "chunked", "loop")
 #: Timed steps per strategy in the probe (after one warm-up step each); the quickest counts.
 TIMED_STEPS = 2
 #: Members per vmap call tried by ``chunked``: the 3 largest below K.
@@ -74,18 +73,16 @@ def check_norms(model: nn.Module) -> None:
                 f"running statistics.")
 
 
-def rule_strategy(model: nn.Module, strategy: str = "auto") -> str:
-    """What a sweep would do for ``model``, by rule (no data, nothing run): one line, for ``l2reg torch audit``."""
+def rule_strategy(model: nn.Module) -> str:
+    """How a sweep would step ``model``'s members, by rule (no data, nothing run): one line for ``l2reg torch audit``."""
     obstacle = vmap_obstacle(model)
     if obstacle is not None:
-        return f"loop (one member at a time): {obstacle}."
+        return f"loop, one member at a time: {obstacle}"
     rnn = next((f"{type(m).__name__} {n!r}" for n, m in model.named_modules() if isinstance(m, nn.RNNBase)), None)
-    tail = (f"; {rnn}: vmap trains it (autograd's decomposition) but cannot evaluate its fused kernel, so "
-            f"evaluation goes one member at a time" if rnn else "")
-    if strategy != "auto":
-        return f"{strategy} (asked){tail}."
-    return ("auto: the first steps are measured on your data and device (vmap of all members, chunks of up "
-            f"to {CHUNKS[-1]}, one member at a time) and the fastest takes the rest{tail}.")
+    tail = (f"; {rnn}: vmap has no rule for its fused kernel in eval mode, so evaluation goes one member at a "
+            f"time" if rnn else "")
+    return ("auto: its first steps are measured (all members in one vmap, chunks of them, one at a time) and the "
+            f"fastest takes the rest{tail}")
 
 
 @dataclass
@@ -110,7 +107,7 @@ class Plan:
 
     @classmethod
     def make(cls, strategy: str, K: int, model: nn.Module, *, steps: int, cuda: bool = False) -> Plan:
-        """``steps``: the run's training steps; the probe takes at most a tenth of them (at least 2 per candidate)."""
+        """``steps``: the run's training steps; the probe takes at most an eighth of them (at least 6 steps)."""
         vmaps = [("vmap", K)] if K > 1 else []
         chunks = [(f"chunks of {c}", c) for c in reversed(CHUNKS) if c < K][:3]  # largest first
         loop = [("loop", 1)]
@@ -121,7 +118,7 @@ class Plan:
         if obstacle is not None:
             dropped = {label: obstacle for label, c in candidates if c > 1}
             candidates = loop
-        budget = max(steps // 10, 4)
+        budget = max(steps // 8, 6)
         per = 1 + TIMED_STEPS if budget >= (1 + TIMED_STEPS) * min(len(candidates), 3) else 2
         queue = candidates[:max(2, budget // per)] if len(candidates) > 1 else []
         return cls(K=K, asked=strategy, candidates=candidates, queue=queue, per=per, cuda=cuda, dropped=dropped)
@@ -149,9 +146,8 @@ class Plan:
         if not self.queue or self.queue[0][1] != chunk:
             return
         label = self.queue[0][0]
-        self._tries += 1
-        if self._tries > 1:  # the first step of each is its warm-up
-            self.seconds[label] = min(self.seconds.get(label, float("inf")), seconds)
+        self._tries += 1  # the first step is a warm-up, usually the slowest: the quickest step counts
+        self.seconds[label] = min(self.seconds.get(label, float("inf")), seconds)
         if self._tries < self.per:
             return
         self.queue.pop(0)

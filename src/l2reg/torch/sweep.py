@@ -146,7 +146,8 @@ def cv_block(task: TorchTask, block, *, on_epoch=None) -> dict:
     r = train_ensemble(model_fn, d.X, d.y, members=_members(pairs, range(k), opts.optimizer == "adamw"),
                        folds=folds, epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy,
-                       seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch)
+                       seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch,
+                       strategy=opts.strategy)
     by_fold = lambda a: np.asarray(a, np.float64).reshape(*np.shape(a)[:-1], k, P).swapaxes(-1, -2)  # (..., P, k)
     h = r.history
     c0 = {name: h[name] - h["penalty"] for name in ("training_cost", "validation_cost")}
@@ -162,7 +163,8 @@ def cv_block(task: TorchTask, block, *, on_epoch=None) -> dict:
     if "validation_accuracy" not in final:  # regression: no accuracies
         final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
     return {"final": final, "history": history, "diverged": by_fold(r.diverged_epoch > 0),
-            "train_seconds": r.train_seconds, "compile_seconds": 0.0, "params": None}
+            "train_seconds": r.train_seconds, "compile_seconds": 0.0, "params": None,
+            "strategy": r.config["strategy"]}
 
 
 def _evaluate(model_fn, result, X, y, device) -> dict:
@@ -193,7 +195,7 @@ def refit_block(task: TorchTask, block, *, on_epoch=None) -> dict:
     r = train_ensemble(model_fn, X, y, members=_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
                        folds=[fold], epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy, seed=opts.seed[0],
-                       device=opts.device, on_epoch=on_epoch)
+                       device=opts.device, on_epoch=on_epoch, strategy=opts.strategy)
     h = r.history
     history = {name.replace("validation", "test"): (v - h["penalty"] if name.endswith("_cost") else v)
                for name, v in h.items() if name != "penalty"}
@@ -203,7 +205,7 @@ def refit_block(task: TorchTask, block, *, on_epoch=None) -> dict:
         final.update(training_accuracy=np.full(len(grid), np.nan), test_accuracy=np.full(len(grid), np.nan))
     return {"final": final, "history": history, "diverged": r.diverged_epoch > 0,
             "terms": _terms(model_fn, r, data, opts, eta), "params": [_as_layers(sd, r.decayed) for sd in r.state_dicts],
-            "train_seconds": r.train_seconds, "compile_seconds": 0.0}
+            "train_seconds": r.train_seconds, "compile_seconds": 0.0, "strategy": r.config["strategy"]}
 
 
 def _as_layers(state_dict: dict, decayed: list) -> list[dict]:
@@ -246,7 +248,7 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
           device: str = "cpu", backend: str = "local", address: str | None = None, block_size: int | None = None,
-          on_epoch: Callable | None = None) -> SweepResult:
+          strategy: str = "auto", on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own PyTorch model by k-fold CV, every λ × fold in one ``torch.func`` ensemble.
 
     ``model_fn``: a no-argument factory of the ``nn.Module`` (or ``"module:function"``);
@@ -260,6 +262,9 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     all the training rows and reported on the test set. ``on_epoch`` sees 2·epochs epochs.
     ``backend="ray"`` trains the grid in blocks on a Ray cluster (``address``, ``block_size``), as
     :func:`l2reg.sweep.sweep` does; the model factory is then best given by name (``"module:function"``).
+    ``strategy``: how each ensemble steps its members (``auto`` measures its first steps; ``vmap``,
+    ``chunked``, ``loop``: :mod:`l2reg.torch.strategy`); the choice and the probe's timings are in
+    ``config["strategy_taken"]`` (sweep.json) and the notes. ``device``: ``cpu`` or ``cuda[:N]``.
     Returns an :class:`l2reg.sweep.SweepResult` (``save`` writes sweep.json, params.npz, report.html).
     """
     dataset = str(data) if isinstance(data, (str, Path)) else "arrays"
@@ -270,9 +275,13 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
 class _LocalTorch:
     """The PyTorch sweep's two stages in this process: the whole grid as one block, then the refit."""
 
+    strategy: dict | None = None  # the CV ensemble's (l2reg.torch.strategy.Plan.to_json)
+
     def cv(self, task: TorchTask, on_epoch=None) -> CVRun:
         block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
-        return assemble(task, [block], [cv_block(task, block, on_epoch=on_epoch)])
+        result = cv_block(task, block, on_epoch=on_epoch)
+        self.strategy = result["strategy"]
+        return assemble(task, [block], [result])
 
     def refit(self, task: TorchTask, grid: list, eta: float, on_epoch=None) -> dict:
         from ..distributed import RefitBlock
@@ -313,10 +322,14 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_blo
     refit = executor.refit(task, grid, eta, stage2)
     rows = _summary_rows(cv, choice, eta, grid, refit["final"], refit["diverged"], not d.classification, len(d.X))
     config = _config(opts, name, d, task, grid, eta, model_fn)
+    strategies = {"cv": getattr(executor, "strategy", None), "refit": refit.get("strategy")}
+    # config["strategy"] is the option (auto, ...); what each stage took, why, and the probe's timings:
+    config["strategy_taken"] = {k: v for k, v in strategies.items() if v is not None}
+    notes = tuple(d.notes) + tuple(f"{stage}: {v['line']}" for stage, v in config["strategy_taken"].items())
     return SweepResult(config=config, rows=rows, chosen_index=choice.index, min_index=choice.best, cv=cv,
                        refit_lmbdas=list(grid), refit_history=refit["history"], refit_params=refit["params"],
                        train_seconds=cv.train_seconds + refit["train_seconds"], compile_seconds=0.0,
-                       notes=d.notes, refit_terms=refit["terms"], options=opts.to_config())
+                       notes=notes, refit_terms=refit["terms"], options=opts.to_config())
 
 
 def _absolute(spec: str) -> str:
