@@ -275,12 +275,15 @@ def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
 
 def _make_optimizer(name: str, momentum: float | None) -> Callable:
     def make(groups):
+        # foreach: one call per group over all members' tensors, not a Python loop over K·P tensors (the
+        # same update; on a CPU torch.optim's default is the per-tensor loop)
         if name == "sgd":
-            return torch.optim.SGD(groups, lr=groups[0]["lr"])
+            return torch.optim.SGD(groups, lr=groups[0]["lr"], foreach=True)
         if name in ("momentum", "nesterov"):
-            return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum, nesterov=name == "nesterov")
+            return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum, nesterov=name == "nesterov",
+                                   foreach=True)
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(groups, lr=groups[0]["lr"])
+        return cls(groups, lr=groups[0]["lr"], foreach=True)
 
     return make
 

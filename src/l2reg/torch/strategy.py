@@ -40,6 +40,8 @@ from ..options import STRATEGIES  # noqa: F401  (listed once, with the options)
 log = logging.getLogger("l2reg.torch")
 #: Timed steps per strategy in the probe (after one warm-up step each); the quickest counts.
 TIMED_STEPS = 2
+#: A candidate whose step takes this many times the best one's so far is not stepped again.
+DROP_AFTER = 2.0
 #: Members per vmap call tried by ``chunked``: the 3 largest below K.
 CHUNKS = (2, 4, 8, 16, 32, 64)
 #: PyTorch's warning when an op has no batching rule and vmap runs it in a Python loop.
@@ -147,8 +149,9 @@ class Plan:
             return
         label = self.queue[0][0]
         self._tries += 1  # the first step is a warm-up, usually the slowest: the quickest step counts
+        best = min((v for k, v in self.seconds.items() if k != label), default=float("inf"))
         self.seconds[label] = min(self.seconds.get(label, float("inf")), seconds)
-        if self._tries < self.per:
+        if self._tries < self.per and seconds < DROP_AFTER * best:
             return
         self.queue.pop(0)
         self._tries = 0
@@ -223,12 +226,15 @@ class Plan:
 
 
 class Clock:
-    """Wall seconds of one step (CUDA synchronized, so a kernel still running is counted)."""
+    """The seconds a step costs: on CUDA wall time, synchronized (a kernel still running is counted); on a CPU
+    with one torch thread the process's CPU time, which other jobs on a shared machine do not inflate; with
+    more threads wall time (their parallel speed-up is part of a strategy's speed)."""
 
     def __init__(self, cuda: bool):
         self.cuda = cuda
+        self.cpu_time = not cuda and torch.get_num_threads() == 1
 
     def now(self) -> float:
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter()
+        return time.process_time() if self.cpu_time else time.perf_counter()
