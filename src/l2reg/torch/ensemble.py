@@ -337,7 +337,8 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
     clock = Clock(plan.cuda)
     while True:
         chunk = plan.chunk
-        kept = stack.snapshot_buffers() if chunk > 1 and stack.buffers else None
+        # until vmap has run once, keep the buffers it may move before failing (later: no copy per step)
+        kept = stack.snapshot_buffers() if chunk > 1 and stack.buffers and not plan.vmap_ran else None
         t0 = clock.now()
         try:
             with warnings.catch_warnings(record=plan.probing) as caught:
@@ -350,6 +351,7 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
             continue
         if caught:
             plan.saw_warnings(caught)
+        plan.vmap_ran = plan.vmap_ran or chunk > 1
         if plan.probing:
             plan.timed(chunk, clock.now() - t0)
         return

@@ -105,6 +105,7 @@ class Plan:
     dropped: dict = field(default_factory=dict)  # label -> why it cannot run
     slow_ops: set = field(default_factory=set)  # ops vmap ran through PyTorch's slow fallback
     eval_note: str | None = None
+    vmap_ran: bool = False  # a vmap step has succeeded
     _tries: int = 0
 
     @classmethod
