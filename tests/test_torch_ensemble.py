@@ -18,18 +18,10 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from l2reg.errors import ConfigError, ConfigTypeError, DataError, L2RegError  # noqa: E402
-from l2reg.torch import Member, decay_groups, epoch_order, fold_seeds, train_ensemble  # noqa: E402
+from l2reg.torch import Member, decay_groups, fold_seeds, train_ensemble  # noqa: E402
+from torch_loops import one_thread, ordinary_epochs  # noqa: E402, F401  (one_thread: autouse fixture)
 
 N, EPOCHS, M = 91, 3, 16
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def mlp():
@@ -82,25 +74,16 @@ def _members(optimizer):
 def _ordinary_run(model_fn, X, y, *, member, fold, seed, optimizer, loss, epochs=EPOCHS):
     """One member the usual way; returns its state_dict and (training cost, validation accuracy) per epoch."""
     tr, va = fold
-    torch.manual_seed(seed)
-    model = model_fn()
-    wd = member.weight_decay if optimizer == "adamw" else member.lmbda / len(tr)
-    opt = OPTIMIZERS[optimizer](decay_groups(model, wd), member.eta)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     curve = []
-    for e in range(epochs):
-        order = tr[epoch_order(seed, len(tr), e)]
-        for i in range(0, len(order), M):
-            idx = torch.as_tensor(order[i:i + M])
-            opt.zero_grad()
-            loss(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
+    for model, Xt, yt in ordinary_epochs(model_fn, X, y, member=member, fold=fold, seed=seed, optimizer=optimizer,
+                                         make_optimizer=OPTIMIZERS[optimizer], loss=loss, epochs=epochs,
+                                         batch_size=M):
         with torch.no_grad():
             sq = sum(float(p.pow(2).sum()) for g in decay_groups(model, 1.0) if g["weight_decay"] for p in g["params"])
             cost = float(loss(model(Xt[tr]), yt[tr])) + member.lmbda / (2 * len(tr)) * sq
             acc = float((model(Xt[va]).argmax(1) == yt[va]).double().mean()) if y.dtype.kind == "i" else np.nan
         curve.append((cost, acc))
-    return {k: v.numpy() for k, v in model.state_dict().items()}, np.array(curve)
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}, np.array(curve)
 
 
 CASES = [(opt, "mlp") for opt in OPTIMIZERS] + [("sgd", "cnn"), ("momentum", "cnn"), ("adamw", "cnn"),

@@ -19,18 +19,11 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from l2reg.torch import Member, decay_groups, epoch_order, fold_seeds, train_ensemble  # noqa: E402
+from l2reg.torch import Member, fold_seeds, train_ensemble  # noqa: E402
 from l2reg.torch.stack import Stack, classification_loss  # noqa: E402
+from torch_loops import one_thread, ordinary_epochs  # noqa: E402, F401  (one_thread: autouse fixture)
 
 N, EPOCHS, M, SEED = 40, 2, 8, 3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------- the architectures
@@ -143,22 +136,12 @@ def _loss(regression):
 
 def ordinary_loop(model_fn, X, y, *, member, fold, seed, optimizer, epochs=EPOCHS):
     """One member the usual way: its state_dict (parameters and buffers) and its validation accuracy per epoch."""
-    tr, va = fold
     regression = y.dtype.kind == "f"
-    torch.manual_seed(seed)
-    model = model_fn()
-    wd = member.weight_decay if optimizer == "adamw" else member.lmbda / len(tr)
-    opt = OPTIMIZERS[optimizer](decay_groups(model, wd), member.eta)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    va = torch.as_tensor(fold[1])
     accuracy = []
-    for e in range(epochs):
-        model.train()
-        order = tr[epoch_order(seed, len(tr), e)]
-        for i in range(0, len(order), M):
-            idx = torch.as_tensor(order[i:i + M])
-            opt.zero_grad()
-            _loss(regression)(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
+    for model, Xt, yt in ordinary_epochs(model_fn, X, y, member=member, fold=fold, seed=seed, optimizer=optimizer,
+                                         make_optimizer=OPTIMIZERS[optimizer], loss=_loss(regression), epochs=epochs,
+                                         batch_size=M):
         model.eval()
         with torch.no_grad():
             accuracy.append(np.nan if regression else float((model(Xt[va]).argmax(1) == yt[va]).double().mean()))
