@@ -275,6 +275,23 @@ def test_asked_strategy_is_not_probed_and_momentum_none_is_a_rule():
     assert plan.chunk == 1 and not plan.probing and "momentum=None" in plan.dropped["vmap"]
 
 
+def test_evaluation_is_measured_on_its_own_and_falls_back_to_one_member_at_a_time():
+    from l2reg.torch.strategy import Plan
+
+    plan = Plan.make("auto", 16, bn_mlp(), steps=1000)
+    plan.seconds = {"vmap": 1.0, "loop": 2.0}  # training: vmap
+    plan.queue = []
+    seen = []
+    while plan.eval_probing:
+        seen.append(plan.eval_chunk)
+        plan.eval_timed(plan.eval_chunk, {16: 3.0, 1: 1.0}[plan.eval_chunk] * 256, 256)
+    assert seen == [16, 16, 1, 1] and plan.eval_chunk == 1 and plan.chosen[1] == 16
+    assert "evaluation one member at a time (ms/row: vmap 3e+03, loop 1e+03)" in plan.line()
+    plan = Plan.make("vmap", 16, bn_mlp(), steps=1000)
+    plan.eval_failed(16, RuntimeError("Batching rule not implemented for aten::gru.input."))
+    assert plan.eval_chunk == 1 and not plan.eval_probing and "aten::gru.input" in plan.line()
+
+
 def test_members_picked_by_index_keep_their_running_statistics(loops):
     """Members of two folds interleaved: the last batches differ in size, so a fold's members are not a
     contiguous slice of the stack and are gathered by ``index_select`` (a copy); their buffers must be

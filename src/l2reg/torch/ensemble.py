@@ -61,7 +61,7 @@ from .. import validation as V
 from ..errors import ConfigError, ConfigTypeError, DataError
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
 from .stack import Stack, classification_loss, regression_loss
-from .strategy import SLOW_FALLBACK, STRATEGIES, Clock, Plan, check_norms
+from .strategy import EVAL_PROBE_ROWS, SLOW_FALLBACK, STRATEGIES, Clock, Plan, check_norms
 
 log = logging.getLogger(__name__)
 
@@ -399,16 +399,33 @@ def _evaluate(stack: Stack, X, y, *, folds, members, decayed, classification: bo
     return out
 
 
-def _scores(stack: Stack, plan: Plan, who, X, y, rows, **kw):
-    """:meth:`Stack.evaluate` by the training strategy, one member at a time where vmap cannot run eval mode."""
-    while True:
+def _scores(stack: Stack, plan: Plan, who, X, y, rows, *, classification: bool, chunk: int):
+    """Per member of ``who``: summed loss and correct count over ``rows``, ``(K',)`` each, ``chunk`` rows at a
+    time; the members ``plan.eval_chunk`` per call, measured on the first evaluation (pieces of at most
+    :data:`~l2reg.torch.strategy.EVAL_PROBE_ROWS` rows), one at a time where vmap cannot run eval mode."""
+    loss_sum = torch.zeros(len(who), dtype=torch.float64, device=X.device)
+    correct = torch.zeros(len(who), dtype=torch.float64, device=X.device)
+    clock = Clock(plan.cuda)
+    start = 0
+    while start < len(rows):
         members_chunk = plan.eval_chunk
+        piece = min(chunk, EVAL_PROBE_ROWS) if plan.eval_probing else chunk
+        idx = torch.as_tensor(rows[start:start + piece], device=X.device)
+        t0 = clock.now()
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=SLOW_FALLBACK)
-                return stack.evaluate(who, X, y, rows, members_chunk=members_chunk, **kw)
+                lo, co = stack.evaluate(who, X.index_select(0, idx), y.index_select(0, idx),
+                                        classification=classification, members_chunk=members_chunk)
         except Exception as e:  # noqa: BLE001  (whatever vmap raises, one member at a time is the fallback)
             plan.eval_failed(members_chunk, e)
+            continue
+        if plan.eval_probing:
+            plan.eval_timed(members_chunk, clock.now() - t0, len(idx))
+        loss_sum += lo
+        correct += co
+        start += len(idx)
+    return loss_sum, correct
 
 
 def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:

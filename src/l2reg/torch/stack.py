@@ -193,31 +193,24 @@ class Stack:
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     @torch.no_grad()
-    def evaluate(self, members: np.ndarray, X, y, rows: np.ndarray, *, classification: bool, chunk: int,
-                 members_chunk: int | None = None):
-        """Per member of ``members``: summed loss and correct count over ``rows`` (eval mode, each member with
-        its own running statistics), each ``(K',)``; ``chunk`` rows and ``members_chunk`` members (None: all)
-        at a time."""
+    def evaluate(self, members: np.ndarray, xb, yb, *, classification: bool, members_chunk: int | None = None):
+        """Per member of ``members``: summed loss and correct count over the rows ``xb``, ``yb`` (eval mode, each
+        member with its own running statistics), each ``(K',)``; ``members_chunk`` members per call (None: all)."""
         members = np.asarray(members)
         members_chunk = len(members) if members_chunk is None else members_chunk
-        loss_sum = torch.zeros(len(members), dtype=torch.float64, device=X.device)
-        correct = torch.zeros(len(members), dtype=torch.float64, device=X.device)
         was_training = self.skeleton.training
         self.skeleton.eval()
         try:
-            for start in range(0, len(rows), chunk):
-                idx = torch.as_tensor(rows[start:start + chunk], device=X.device)
-                xb, yb = X.index_select(0, idx), y.index_select(0, idx)
-                out = self._outputs(members, xb, members_chunk)  # (K', r, ...)
-                if classification:
-                    per = F.cross_entropy(out.flatten(0, 1), yb.repeat(len(members)), reduction="none")
-                    correct += (out.argmax(-1) == yb).sum(1).double()
-                else:
-                    per = (out.reshape(len(members), *yb.shape) - yb).pow(2).reshape(len(members), len(idx), -1).mean(-1)
-                loss_sum += per.reshape(len(members), -1).double().sum(1)
+            out = self._outputs(members, xb, members_chunk)  # (K', r, ...)
         finally:
             self.skeleton.train(was_training)
-        return loss_sum, correct
+        if classification:
+            per = F.cross_entropy(out.flatten(0, 1), yb.repeat(len(members)), reduction="none")
+            correct = (out.argmax(-1) == yb).sum(1).double()
+        else:
+            per = (out.reshape(len(members), *yb.shape) - yb).pow(2).reshape(len(members), len(yb), -1).mean(-1)
+            correct = torch.zeros(len(members), dtype=torch.float64, device=xb.device)
+        return per.reshape(len(members), -1).double().sum(1), correct
 
     def sq_norms(self, names: Sequence[str]) -> torch.Tensor:
         """Σw² over the named parameters, per member ``(K,)``."""

@@ -40,6 +40,8 @@ from ..options import STRATEGIES  # noqa: F401  (listed once, with the options)
 log = logging.getLogger("l2reg.torch")
 #: Timed steps per strategy in the probe (after one warm-up step each); the quickest counts.
 TIMED_STEPS = 2
+#: Rows per evaluation call while evaluation is measured (its first pieces).
+EVAL_PROBE_ROWS = 256
 #: A candidate whose step takes this many times the best one's so far is not stepped again.
 DROP_AFTER = 2.0
 #: Members per vmap call tried by ``chunked``: the 3 largest below K.
@@ -105,8 +107,11 @@ class Plan:
     dropped: dict = field(default_factory=dict)  # label -> why it cannot run
     slow_ops: set = field(default_factory=set)  # ops vmap ran through PyTorch's slow fallback
     eval_note: str | None = None
+    eval_queue: list | None = None  # None: evaluation not measured yet
+    eval_seconds: dict = field(default_factory=dict)  # label -> quickest seconds per row in evaluation
     vmap_ran: bool = False  # a vmap step has succeeded
     _tries: int = 0
+    _eval_tries: int = 0
 
     @classmethod
     def make(cls, strategy: str, K: int, model: nn.Module, *, steps: int, cuda: bool = False) -> Plan:
@@ -171,15 +176,40 @@ class Plan:
         self.candidates = [("loop", 1)]
         self.queue, self._tries = [], 0
 
+    # -- evaluation: measured on its own (no gradients, more rows: another strategy may be fastest)
+
+    @property
+    def eval_probing(self) -> bool:
+        if self.eval_queue is None:  # the first evaluation: vmap, loop and the training's choice
+            options = [c for c in self.candidates if c[1] in (self.K, 1, self.chosen[1])]
+            self.eval_queue = options if len(options) > 1 else []
+        return bool(self.eval_queue)
+
+    @property
+    def eval_chunk(self) -> int:
+        """Members per call in evaluation: the one being measured, else the fastest measured, else training's."""
+        if self.eval_note:
+            return 1
+        if self.eval_probing:
+            return self.eval_queue[0][1]
+        timed = [c for c in self.candidates if c[0] in self.eval_seconds]
+        return min(timed, key=lambda c: self.eval_seconds[c[0]])[1] if timed else self.chosen[1]
+
+    def eval_timed(self, chunk: int, seconds: float, rows: int) -> None:
+        """A measured piece of ``rows`` rows took ``seconds``; two pieces each (fewer if twice as slow)."""
+        label = self.eval_queue[0][0]
+        best = min((v for k, v in self.eval_seconds.items() if k != label), default=float("inf"))
+        self.eval_seconds[label] = min(self.eval_seconds.get(label, float("inf")), seconds / rows)
+        self._eval_tries += 1
+        if self._eval_tries >= 2 or seconds / rows >= DROP_AFTER * best:
+            self.eval_queue.pop(0)
+            self._eval_tries = 0
+
     def eval_failed(self, chunk: int, error: BaseException) -> None:
         if chunk <= 1:
             raise ConfigError(f"the model fails in evaluation (eval mode) on rows of X: {first_line(error)}") from None
         self.eval_note = f"evaluation one member at a time: vmap cannot run the model in eval mode: {first_line(error)}"
-
-    @property
-    def eval_chunk(self) -> int:
-        """Members per call in evaluation: the training strategy's, or 1 once vmap failed there."""
-        return 1 if self.eval_note else self.chosen[1]
+        self.eval_queue, self._eval_tries = [], 0
 
     def saw_warnings(self, caught: list) -> None:
         for w in caught:
@@ -192,8 +222,7 @@ class Plan:
     def line(self) -> str:
         """The one line saying which path the run took and why."""
         label, chunk = self.chosen
-        what = {1: "one member at a time (plain autograd, no vmap)"}.get(
-            chunk, f"all {self.K} members in one vmap" if chunk >= self.K else f"vmap in {label} members")
+        what = _what(chunk, self.K, autograd=True)
         why = []
         if self.dropped:
             why.append(next(iter(self.dropped.values())))
@@ -205,6 +234,9 @@ class Plan:
             why.append(f"vmap ran {', '.join(sorted(self.slow_ops))} through PyTorch's slow fallback")
         if self.eval_note and chunk > 1:
             why.append(self.eval_note)
+        elif self.eval_chunk != chunk or len(self.eval_seconds) > 1:
+            rows = ", ".join(f"{k} {v * 1e3:.3g}" for k, v in self.eval_seconds.items())
+            why.append(f"evaluation {_what(self.eval_chunk, self.K)}" + (f" (ms/row: {rows})" if rows else ""))
         return f"Trained {what}" + (f": {'; '.join(why)}." if why else ".")
 
     def log(self) -> None:
@@ -224,6 +256,12 @@ class Plan:
                 "probe_seconds_per_step": dict(self.seconds), "not_applicable": dict(self.dropped),
                 "slow_fallback_ops": sorted(self.slow_ops), "eval_members_per_call": self.eval_chunk,
                 "line": self.line()}
+
+
+def _what(chunk: int, K: int, *, autograd: bool = False) -> str:
+    if chunk <= 1:
+        return "one member at a time" + (" (plain autograd, no vmap)" if autograd else "")
+    return f"all {K} members in one vmap" if chunk >= K else f"vmap in chunks of {chunk} members"
 
 
 class Clock:
