@@ -441,3 +441,5 @@ def test_audit_lists_batch_norm_buffers_and_the_strategy():
     assert "evaluation goes one member at a time" in audit(GRUClassifier()).strategy
     momentum_none = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, momentum=None))
     assert audit(momentum_none).strategy.startswith("loop, one member at a time: BatchNorm1d '1' has momentum=None")
+    sync = audit(nn.Sequential(nn.Linear(2, 2), nn.SyncBatchNorm(2))).strategy
+    assert sync.startswith("none, the sweep refuses the model: SyncBatchNorm '1' averages its statistics")

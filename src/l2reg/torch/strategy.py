@@ -79,6 +79,10 @@ def check_norms(model: nn.Module) -> None:
 
 def rule_strategy(model: nn.Module) -> str:
     """How a sweep would step ``model``'s members, by rule (no data, nothing run): one line for ``l2reg torch audit``."""
+    try:
+        check_norms(model)
+    except ConfigError as e:
+        return f"none, the sweep refuses the model: {e}"
     obstacle = vmap_obstacle(model)
     if obstacle is not None:
         return f"loop, one member at a time: {obstacle}"
