@@ -8,20 +8,27 @@ so they differ only in speed and in which models they can run:
 * ``chunked``: the members in chunks of c < K, one vmap call per chunk
   (on a CPU the K-fold larger activations of a vmapped convolution fall out
   of cache; a chunk may fit);
-* ``loop``: one member at a time, ordinary autograd through
-  ``functional_call`` on its slice: no vmap, so any model that trains in an
-  ordinary loop trains so (no batching rule for ``aten::gru.input``,
-  ``.item()``, data-dependent control flow, a custom ``autograd.Function``).
+* ``loop``: one member at a time, ordinary autograd through a copy of the
+  module whose parameters and buffers are member k's slice of the stack: no
+  vmap, so any model that trains in an ordinary loop trains so (no batching
+  rule for ``aten::gru.input``, ``.item()``, data-dependent control flow, a
+  custom ``autograd.Function``).
 
 ``auto`` (the default) measures: the first training steps are taken by each
-applicable strategy in turn (one warm-up step, then :data:`TIMED_STEPS`
-timed; vmap, loop, then chunks from the largest down while each is faster
-than the one before; at most an eighth of the run's steps, at least 6), and
-the fastest by its quickest step takes the rest. The probe steps are real training
-steps, so probing costs only the slower strategies' extra time. A strategy that raises is dropped (its buffers restored, the step
-redone by the next), with the reason; evaluation (eval mode, no gradients)
-follows the training strategy, falling back to one member at a time if vmap
-cannot run the model there (an RNN's fused kernel under ``no_grad``).
+applicable strategy in turn (vmap, loop, then chunks from the largest down
+while each is faster than the one before; a warm-up step and up to
+:data:`TIMED_STEPS` more each, one only for a candidate :data:`DROP_AFTER`
+times slower than the best so far; at most an eighth of the run's steps, at
+least 6), and the fastest by its quickest step takes the rest. The probe
+steps are real training steps, so probing costs only the slower candidates'
+extra time. Time is the process's CPU time with one torch thread (other jobs
+on a shared machine do not inflate it), else wall time, synchronized on CUDA.
+A strategy that raises is dropped (the buffers it may have moved restored,
+the step redone by the next), with the reason. Evaluation (eval mode, no
+gradients) is measured on its own on its first pieces of
+:data:`EVAL_PROBE_ROWS` rows (vmap, loop and the training's choice), and
+goes one member at a time where vmap cannot run the model there (an RNN's
+fused kernel under ``no_grad``).
 """
 
 from __future__ import annotations
