@@ -246,7 +246,7 @@ def test_auto_probes_the_strategies_and_takes_the_fastest():
     (1000, {"vmap": 1.0, "loop": 5.0, "chunks of 8": 2.0}, ["vmap", "loop", "chunks of 8"], "vmap"),
     (1000, {"vmap": 4.0, "loop": 1.0, "chunks of 8": 3.0, "chunks of 4": 2.0, "chunks of 2": 1.5},
      ["vmap", "loop", "chunks of 8", "chunks of 4", "chunks of 2"], "loop"),
-    (20, {"vmap": 4.0, "loop": 1.0, "chunks of 8": 2.0}, ["vmap", "loop", "chunks of 8"], "loop"),  # 6 steps
+    (20, {"vmap": 4.0, "loop": 1.0, "chunks of 8": 2.0}, ["vmap", "loop"], "loop"),  # a short run: 4 steps
     # a candidate twice as slow as the best so far takes one step only
     (1000, {"vmap": 1.0, "loop": 2.5, "chunks of 8": 1.2, "chunks of 4": 0.9, "chunks of 2": 3.0},
      ["vmap", "loop", "chunks of 8"], "vmap"),
@@ -261,7 +261,7 @@ def test_probe_order_budget_and_choice(steps, seconds, probed, chosen):
         seen.append(label)
         plan.timed(plan.chunk, seconds[label])
     assert list(dict.fromkeys(seen)) == probed and plan.chosen[0] == chosen
-    assert len(seen) <= max(steps // 8, 6)
+    assert len(seen) <= max(steps // 8, 4)
     slow = [label for label, t in seconds.items() if label in probed and t >= 2 * min(
         v for k, v in seconds.items() if k in probed[:probed.index(label)] or k == label)]
     assert all(seen.count(label) == 1 for label in slow if label != probed[0])

@@ -19,7 +19,7 @@ applicable strategy in turn (vmap, loop, then chunks from the largest down
 while each is faster than the one before; a warm-up step and up to
 :data:`TIMED_STEPS` more each, one only for a candidate :data:`DROP_AFTER`
 times slower than the best so far; at most an eighth of the run's steps, at
-least 6), and the fastest by its quickest step takes the rest. The probe
+least 4), and the fastest by its quickest step takes the rest. The probe
 steps are real training steps, so probing costs only the slower candidates'
 extra time. Time is the process's CPU time with one torch thread (other jobs
 on a shared machine do not inflate it), else wall time, synchronized on CUDA.
@@ -126,7 +126,7 @@ class Plan:
 
     @classmethod
     def make(cls, strategy: str, K: int, model: nn.Module, *, steps: int, cuda: bool = False) -> Plan:
-        """``steps``: the run's training steps; the probe takes at most an eighth of them (at least 6 steps)."""
+        """``steps``: the run's training steps; the probe takes at most an eighth of them (at least 4 steps)."""
         vmaps = [("vmap", K)] if K > 1 else []
         chunks = [(f"chunks of {c}", c) for c in reversed(CHUNKS) if c < K][:3]  # largest first
         loop = [("loop", 1)]
@@ -137,7 +137,7 @@ class Plan:
         if obstacle is not None:
             dropped = {label: obstacle for label, c in candidates if c > 1}
             candidates = loop
-        budget = max(steps // 8, 6)
+        budget = max(steps // 8, 4)
         per = 1 + TIMED_STEPS if budget >= (1 + TIMED_STEPS) * min(len(candidates), 3) else 2
         queue = candidates[:max(2, budget // per)] if len(candidates) > 1 else []
         return cls(K=K, asked=strategy, candidates=candidates, queue=queue, per=per, cuda=cuda, dropped=dropped)
