@@ -1,11 +1,20 @@
-"""l2reg.torch: a 16-λ vectorized ensemble against 16 ordinary PyTorch loops, against the JAX engine, and DecayMonitor.
+"""l2reg.torch: a 16-λ ensemble against 16 ordinary PyTorch loops, against the JAX engine, and DecayMonitor.
 
-Same model, data, initial weights and batch order on both sides: the 5,000
-first MNIST training images (1,000 more held out for validation), batch 64,
-plain SGD with coupled L2 on the weights (``decay_groups``, l2reg policy),
-λ from 0.1 to 100 (16 values), evaluation of every model on its training and
-validation rows after each epoch (what a sweep records). The sequential side
-is the loop a PyTorch user writes, one λ after another. Target: ≥ 3× faster.
+Ensemble against loops (issue 20): for each model, the same initial weights,
+data and batch order on both sides; batch 64, plain SGD with coupled L2 on
+the weights (``decay_groups``, l2reg policy), λ from 0.1 to 100 (16 values),
+every model evaluated on its training and validation rows after each epoch
+(what a sweep records). The sequential side is the loop a PyTorch user
+writes, one λ after another; the ensemble is ``train_ensemble`` with
+``strategy="auto"`` (it measures its first steps each way and keeps the
+fastest; ``--strategies auto,vmap,loop,chunked`` times the others too).
+
+| model | data | target (× of the 16 loops) |
+|---|---|---|
+| ``examples/models.py:digits_cnn`` | digits, 1077 train + 360 validation rows | ≥ 1.0×, goal 1.5× |
+| ``examples/models.py:mnist_cnn`` | the first ``--train-size`` MNIST images + ``--val-size`` | ≥ 1.0×, goal 1.5× |
+| ``mlp`` (784-30-10, sigmoid) | MNIST, as above | ≥ 3× |
+| ``examples/models.py:digits_bn_cnn`` (BatchNorm2d) | digits | ≥ 1.0× |
 
 Against ``l2reg sweep``'s JAX engine (issue 11): the PyTorch vectorized
 sweep of the seed's MLP (784-30-10, sigmoid hidden units, softmax +
@@ -26,7 +35,7 @@ average is printed beside every timing. The ensemble and monitor parts take abou
 5 minutes, the comparison with the JAX engine 3 to 4 more (``--skip-vs-jax`` skips it):
 
     python bench/bench_torch.py --data-dir /work/shared/data
-    python bench/bench_torch.py --data-dir /work/shared/data --models cnn,mlp --epochs 1 --repeats 3 --threads 1
+    python bench/bench_torch.py --data-dir /work/shared/data --skip-vs-jax --skip-monitor   # the issue-20 table
     python bench/bench_torch.py --data-dir /work/shared/data --quick     # smoke run, seconds
 """
 
@@ -35,16 +44,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import cpu_name, load
+from _common import cpu_name, load, verdict
 from l2reg.data import load_dataset
 from l2reg.torch import DecayMonitor, Member, decay_groups, epoch_order, fold_seeds, train_ensemble
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import models as examples  # noqa: E402  (examples/models.py, the factories the README sweeps)
 
 
 def cnn() -> nn.Module:
@@ -56,7 +70,14 @@ def mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 30), nn.Sigmoid(), nn.Linear(30, 10))
 
 
-MODELS = {"cnn": cnn, "mlp": mlp}
+#: name -> (factory, dataset, target, goal): the ensemble's speed-up over the 16 ordinary loops
+MODELS = {
+    "digits_cnn": (examples.digits_cnn, "digits", 1.0, 1.5),
+    "mnist_cnn": (examples.mnist_cnn, "mnist", 1.0, 1.5),
+    "mlp": (mlp, "mnist", 3.0, None),
+    "digits_bn_cnn": (examples.digits_bn_cnn, "digits", 1.0, None),
+    "cnn": (cnn, "mnist", None, None),  # the CNN of the issue-11 table ((1, 28, 28) images)
+}
 
 
 @torch.no_grad()
@@ -90,29 +111,81 @@ def ordinary_run(model_fn, X, y, *, lmbda, eta, train, val, seed, epochs, m, mom
     return model, mon
 
 
-def bench_sweep(name, X, y, args, train, val) -> None:
-    model_fn = MODELS[name]
+def bench_sweep(name, data, args) -> dict:
+    """16 ordinary loops against the ensemble (each strategy of ``--strategies``), medians of ``--repeats``."""
+    model_fn, _, target, goal = MODELS[name]
+    X, y, train, val = data
     grid = np.geomspace(0.1, 100, args.k)
     seed = fold_seeds(args.seed, 1)[0]
     members = [Member(lmbda=float(lm), eta=args.eta) for lm in grid]
-    times = {"sequential": [], "vectorized": []}
+    strategies = args.strategies.split(",")
+    times = {"sequential": [], **{s: [] for s in strategies}}
+    cpu = {k: [] for k in times}  # process CPU time: what other jobs on a shared machine do not inflate
+    lines = {}
+    # warm-up, not timed: the first convolution, allocation and vmap of a process are slower than the rest
+    ordinary_run(model_fn, X, y, lmbda=1.0, eta=args.eta, train=train[:4 * args.batch_size], val=val[:64],
+                 seed=seed, epochs=1, m=args.batch_size)
+    train_ensemble(model_fn, X[:4 * args.batch_size].numpy(), y[:4 * args.batch_size].numpy(), members=members[:4],
+                   epochs=1, batch_size=args.batch_size, seed=[seed])
     for r in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         models = [ordinary_run(model_fn, X, y, lmbda=float(lm), eta=args.eta, train=train, val=val, seed=seed,
                                epochs=args.epochs, m=args.batch_size)[0] for lm in grid]
         times["sequential"].append(time.perf_counter() - t0)
+        cpu["sequential"].append(time.process_time() - c0)
         print(f"  {name} repeat {r}: sequential {times['sequential'][-1]:7.2f} s  ({load()})", flush=True)
-        t0 = time.perf_counter()
-        result = train_ensemble(model_fn, X.numpy(), y.numpy(), members=members, folds=[(train, val)],
-                                epochs=args.epochs, batch_size=args.batch_size, seed=[seed])
-        times["vectorized"].append(time.perf_counter() - t0)
-        print(f"  {name} repeat {r}: vectorized {times['vectorized'][-1]:7.2f} s  ({load()})", flush=True)
-    diff = max(float(np.max(np.abs(result.state_dicts[k][p] - v.detach().numpy())))
-               for k, model in enumerate(models) for p, v in model.state_dict().items())
-    seq, vec = statistics.median(times["sequential"]), statistics.median(times["vectorized"])
-    print(f"{name}: {args.k} λ × {args.epochs} epoch(s), n = {len(train)}, m = {args.batch_size}: sequential "
-          f"{seq:.2f} s, vectorized {vec:.2f} s (medians of {args.repeats}): {seq / vec:.2f}× "
-          f"[max |Δw| vectorized vs sequential {diff:.1e}]  ({load()})", flush=True)
+        for strategy in strategies:
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = train_ensemble(model_fn, X.numpy(), y.numpy(), members=members, folds=[(train, val)],
+                                    epochs=args.epochs, batch_size=args.batch_size, seed=[seed], strategy=strategy)
+            times[strategy].append(time.perf_counter() - t0)
+            cpu[strategy].append(time.process_time() - c0)
+            lines.setdefault(strategy, []).append(result.config["strategy"]["line"])
+            print(f"  {name} repeat {r}: {strategy:8s} {times[strategy][-1]:7.2f} s  ({load()})  "
+                  f"{result.config['strategy']['line']}", flush=True)
+            if strategy == strategies[0]:
+                diff = max(float(np.max(np.abs(result.state_dicts[k][p] - v.detach().numpy().astype(np.float64))))
+                           for k, model in enumerate(models) for p, v in model.state_dict().items())
+    seq, seq_cpu = statistics.median(times["sequential"]), statistics.median(cpu["sequential"])
+    out = {"model": name, "sequential": seq, "diff": diff, "cpu_ratio": seq_cpu / statistics.median(cpu[strategies[0]])}
+    for strategy in strategies:
+        vec = statistics.median(times[strategy])
+        out[strategy] = vec
+        print(f"{name}: {args.k} λ × {args.epochs} epoch(s), n = {len(train)}, m = {args.batch_size}: sequential "
+              f"{seq:.2f} s, ensemble ({strategy}) {vec:.2f} s (medians of {args.repeats}): {seq / vec:.2f}× "
+              f"(CPU time {seq_cpu / statistics.median(cpu[strategy]):.2f}×) [max |Δ| of parameters and buffers "
+              f"against the loops {diff:.1e}]  ({load()})", flush=True)
+    if target is not None:
+        ratio = seq / out[strategies[0]]
+        print("  " + verdict(f"{name}, ensemble ({strategies[0]}) against {args.k} ordinary loops", ratio, target,
+                             goal=goal), flush=True)
+    return out
+
+
+def _dataset(name, args):
+    """``(X, y, train, val)`` with X flat ``(N, features)`` float32 tensors: digits, or the first MNIST images."""
+    if name == "digits":
+        d = load_dataset("digits")
+        X, y = np.concatenate([d.X_train, d.X_val]), np.concatenate([d.y_train, d.y_val])
+        n = len(d.X_train)
+    else:
+        d = load_dataset("mnist", args.data_dir, train_size=args.train_size + args.val_size)
+        X, y, n = d.X_train, d.y_train, args.train_size
+    X = torch.as_tensor(X.reshape(len(X), -1), dtype=torch.float32)
+    return X, torch.as_tensor(y, dtype=torch.int64), np.arange(n), np.arange(n, len(X))
+
+
+def summary_table(rows: list, strategies: list, args) -> None:
+    """The table for docs/torch.md: seconds and speed-up per model."""
+    print(f"\n| model | {args.k} ordinary loops | {' | '.join(f'ensemble ({s})' for s in strategies)} | speed-up "
+          f"({strategies[0]}) | in CPU time | target | max \\|Δ\\| |")
+    print("|---|---:|" + "---:|" * len(strategies) + "---:|---:|---|---:|")
+    for r in rows:
+        _, _, target, goal = MODELS[r["model"]]
+        aim = "" if target is None else f"≥ {target:g}×" + (f" (goal {goal:g}×)" if goal else "")
+        print(f"| {r['model']} | {r['sequential']:.2f} s | " + " | ".join(f"{r[s]:.2f} s" for s in strategies)
+              + f" | **{r['sequential'] / r[strategies[0]]:.2f}×** | {r['cpu_ratio']:.2f}× | {aim} | {r['diff']:.1e} |")
+    print(f"({load()})", flush=True)
 
 
 def _epoch_seconds(stamps: list[float]) -> float:
@@ -209,7 +282,10 @@ def main() -> None:
     ap.add_argument("--eta", type=float, default=0.1, help="learning rate of the ensemble-vs-loops runs")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of every timing (medians)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="cnn,mlp", help="models of the ensemble-vs-loops runs")
+    ap.add_argument("--models", default="digits_cnn,mnist_cnn,mlp,digits_bn_cnn",
+                    help=f"models of the ensemble-vs-loops runs, of {', '.join(MODELS)}")
+    ap.add_argument("--strategies", default="auto",
+                    help="the ensemble's strategies to time, the first against the targets (auto,vmap,chunked,loop)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2 shared cores are oversubscribed)")
     ap.add_argument("--skip-monitor", action="store_true", help="skip the DecayMonitor overhead")
     ap.add_argument("--skip-vs-jax", action="store_true", help="skip the comparison with l2reg sweep's JAX engine")
@@ -221,19 +297,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 600 images, 4 λ, 2 epochs, MLP, one repeat")
     args = ap.parse_args()
     if args.quick:
-        args.train_size, args.val_size, args.k, args.repeats, args.models = 500, 100, 4, 1, "mlp"
+        args.train_size, args.val_size, args.k, args.repeats, args.models = 500, 100, 4, 1, "mlp,digits_bn_cnn"
         args.vs_jax_epochs, args.skip_monitor = 2, True
     if args.vs_jax_epochs < 2:
         ap.error("--vs-jax-epochs must be at least 2 (the first epoch is not timed).")
     torch.set_num_threads(args.threads)
-    data = load_dataset("mnist", args.data_dir, train_size=args.train_size + args.val_size)
-    X = torch.as_tensor(data.X_train.reshape(-1, 1, 28, 28), dtype=torch.float32)
-    y = torch.as_tensor(data.y_train, dtype=torch.int64)
-    train, val = np.arange(args.train_size), np.arange(args.train_size, args.train_size + args.val_size)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  {cpu_name()}  {os.cpu_count()} cores  torch {torch.__version__} "
           f"threads {torch.get_num_threads()}  ({load()})", flush=True)
+    datasets, rows = {}, []
     for name in args.models.split(","):
-        bench_sweep(name, X, y, args, train, val)
+        if name not in MODELS:
+            ap.error(f"--models: {name!r} is not one of {', '.join(MODELS)}.")
+        which = MODELS[name][1]
+        if which not in datasets:
+            datasets[which] = _dataset(which, args)
+        X, y, train, val = datasets[which]
+        data = (X.reshape(-1, 1, 28, 28), y, train, val) if name == "cnn" else datasets[which]
+        rows.append(bench_sweep(name, data, args))
+    summary_table(rows, args.strategies.split(","), args)
+    if args.skip_vs_jax and args.skip_monitor:
+        return
+    X, y, train, val = datasets.get("mnist") or _dataset("mnist", args)
+    X = X.reshape(-1, 1, 28, 28)
     if not args.skip_vs_jax:
         bench_vs_jax(X[: args.train_size], y[: args.train_size], args)
     if not args.skip_monitor:

@@ -2,6 +2,7 @@
 
     l2reg torch audit examples/models.py:transformer_block --compare timm,hf
     l2reg torch sweep examples/models.py:digits_cnn --data digits --lmbda 0,1,10,100 --epochs 10
+    l2reg torch sweep examples/models.py:digits_bn_cnn --data digits --lmbda 0,3,30,300 --epochs 10
 """
 
 import torch
@@ -53,3 +54,31 @@ def transformer_block() -> nn.Module:
     """Embeddings, LayerNorms, attention, an MLP and a tied head: where the decay recipes disagree."""
     torch.manual_seed(0)
     return _Block()
+
+
+def digits_bn_cnn() -> nn.Module:
+    """digits_cnn with BatchNorm2d after each convolution (default settings: running statistics kept per member)."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),  # (8, 4, 4)
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),  # (16, 2, 2)
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10),
+    )
+
+
+class _RowGRU(nn.Module):
+    """An 8×8 digit read row by row: a GRU over 8 steps of 8 pixels, then a linear head on its last state."""
+
+    def __init__(self, hidden: int = 32):
+        super().__init__()
+        self.gru = nn.GRU(8, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):  # (m, 64)
+        out, _ = self.gru(x.reshape(len(x), 8, 8))
+        return self.head(out[:, -1])
+
+
+def digits_gru() -> nn.Module:
+    """A GRU classifier for the 8×8 digits (vmap has no rule for its fused kernel: members step one at a time)."""
+    return _RowGRU()

@@ -119,6 +119,22 @@ def torch_sweeps(tmp, out):
     assert doc["config"]["engine"] == "torch" and doc["config"]["models_cv"] == 4 * 2
 
 
+def torch_bn_sweeps(tmp, out):
+    doc = _json(tmp, "sweep.json")
+    assert doc["config"]["models_cv"] == 4 * 2 and doc["chosen_lmbda"] in (0, 3, 30, 300)
+    params = np.load(_folder(tmp) / "params.npz")
+    assert doc["config"]["strategy_taken"]["cv"]["chosen"] in ("vmap", "chunked", "loop")
+    assert "Trained" in out and (_folder(tmp) / "report.html").is_file() and len(params.files)
+
+
+def torch_gru_sweeps(tmp, out):
+    doc = _json(tmp, "sweep.json")
+    assert doc["chosen_lmbda"] in (0, 1, 10, 100) and doc["config"]["models_refit"] == 4
+    taken = doc["config"]["strategy_taken"]
+    assert all(stage["eval_members_per_call"] == 1 for stage in taken.values())  # no vmap rule for aten::gru.input
+    assert "Trained" in out and "Trained" in (_folder(tmp) / "report.html").read_text()
+
+
 def prox_zeros(tmp, out):
     runs = _json(tmp, "metrics.json")["runs"]
     assert runs[0]["zero_weight_fraction"][-1] == 0 and runs[2]["zero_weight_fraction"][-1] > 0.1
@@ -165,6 +181,10 @@ CASES = {
     "l2reg torch audit examples/models.py:transformer_block --compare timm,hf,mingpt,nanogpt": ([], audits, False),
     "l2reg torch sweep examples/models.py:digits_cnn --data digits --lmbda 0,3,30,300 --optimizer momentum "
     "--eta 0.05 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_sweeps, False),
+    "l2reg torch sweep examples/models.py:digits_bn_cnn --data digits --lmbda 0,3,30,300 --optimizer momentum "
+    "--eta 0.05 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_bn_sweeps, False),
+    "l2reg torch sweep examples/models.py:digits_gru --data digits --lmbda 0,1,10,100 --optimizer adam "
+    "--eta 0.01 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_gru_sweeps, False),
     "l2reg train --penalty l1 --l1-update prox --lmbda 0,1,3": (["--epochs", "3"], prox_zeros, False),
     "l2reg train --penalty elastic-net --l1-ratio 0.3": (SMALL, trains, False),
     "l2reg train --lmbda-per-layer 5,0.5": (SMALL, trains, False),

@@ -18,18 +18,10 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from l2reg.errors import ConfigError, ConfigTypeError, DataError, L2RegError  # noqa: E402
-from l2reg.torch import Member, decay_groups, epoch_order, fold_seeds, train_ensemble  # noqa: E402
+from l2reg.torch import Member, decay_groups, fold_seeds, train_ensemble  # noqa: E402
+from torch_loops import one_thread, ordinary_epochs  # noqa: E402, F401  (one_thread: autouse fixture)
 
 N, EPOCHS, M = 91, 3, 16
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def mlp():
@@ -79,28 +71,19 @@ def _members(optimizer):
             for f in range(2) for s, eta in SETTINGS[optimizer]]
 
 
-def _ordinary_run(model_fn, X, y, *, member, fold, seed, optimizer, loss):
+def _ordinary_run(model_fn, X, y, *, member, fold, seed, optimizer, loss, epochs=EPOCHS):
     """One member the usual way; returns its state_dict and (training cost, validation accuracy) per epoch."""
     tr, va = fold
-    torch.manual_seed(seed)
-    model = model_fn()
-    wd = member.weight_decay if optimizer == "adamw" else member.lmbda / len(tr)
-    opt = OPTIMIZERS[optimizer](decay_groups(model, wd), member.eta)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     curve = []
-    for e in range(EPOCHS):
-        order = tr[epoch_order(seed, len(tr), e)]
-        for i in range(0, len(order), M):
-            idx = torch.as_tensor(order[i:i + M])
-            opt.zero_grad()
-            loss(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
+    for model, Xt, yt in ordinary_epochs(model_fn, X, y, member=member, fold=fold, seed=seed, optimizer=optimizer,
+                                         make_optimizer=OPTIMIZERS[optimizer], loss=loss, epochs=epochs,
+                                         batch_size=M):
         with torch.no_grad():
             sq = sum(float(p.pow(2).sum()) for g in decay_groups(model, 1.0) if g["weight_decay"] for p in g["params"])
             cost = float(loss(model(Xt[tr]), yt[tr])) + member.lmbda / (2 * len(tr)) * sq
             acc = float((model(Xt[va]).argmax(1) == yt[va]).double().mean()) if y.dtype.kind == "i" else np.nan
         curve.append((cost, acc))
-    return {k: v.numpy() for k, v in model.state_dict().items()}, np.array(curve)
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}, np.array(curve)
 
 
 CASES = [(opt, "mlp") for opt in OPTIMIZERS] + [("sgd", "cnn"), ("momentum", "cnn"), ("adamw", "cnn"),
@@ -225,9 +208,10 @@ X0, Y0, FOLDS0 = _data((6,))
     ((_counter_factory(), X0, Y0), {"members": [Member(fold=0), Member(fold=1)], "folds": FOLDS0}, ConfigError,
      "model_fn built different architectures: '0.weight' has shape (9, 6), torch.float32 in fold 0's model and "
      "shape (8, 6), torch.float32 in fold 1's"),
-    ((lambda: nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), X0, Y0), {"members": [Member()]},
-     ConfigError, "BatchNorm1d '1' keeps running statistics (track_running_stats=True), which a vectorized ensemble "
-     "cannot update per member; build it with track_running_stats=False"),
+    ((lambda: nn.Sequential(nn.Linear(6, 4), nn.SyncBatchNorm(4), nn.Linear(4, 3)), X0, Y0), {"members": [Member()]},
+     ConfigError, "SyncBatchNorm '1' averages its statistics across processes, which an ensemble in one process does "
+     "not have; build the model with the plain BatchNorm1d/2d/3d"),
+    ((mlp, X0, Y0), {"members": [Member()], "strategy": "fast"}, ConfigError, "strategy must be one of auto, vmap"),
     ((lambda: "not a model", X0, Y0), {"members": [Member()]}, ConfigTypeError,
      "model_fn must return a torch.nn.Module; got str."),
     (("mlp", X0, Y0), {"members": [Member()]}, ConfigTypeError, "model_fn must be a no-argument callable"),
@@ -252,7 +236,8 @@ def test_cuda_where_unavailable_is_one_line():
         train_ensemble(mlp, X0, Y0, members=[Member()], epochs=1, device="cuda")
 
 
-def test_model_that_vmap_cannot_run_is_one_line():
+def test_model_that_vmap_cannot_run_trains_one_member_at_a_time(caplog):
+    """``.item()`` in forward: vmap raises; the members are stepped one at a time, equal to their loops, one line."""
     class ItemModel(nn.Module):
         def __init__(self):
             super().__init__()
@@ -261,6 +246,16 @@ def test_model_that_vmap_cannot_run_is_one_line():
         def forward(self, x):
             return self.fc(x) * (1.0 if self.fc.weight.sum().item() > -1e9 else 2.0)
 
-    with pytest.raises(ConfigError, match="cannot be vectorized with torch.func.vmap") as info:
-        train_ensemble(ItemModel, X0, Y0, members=[Member()], epochs=1, batch_size=M)
-    assert "\n" not in str(info.value)
+    X, y, folds = _data((6,))
+    members = _members("sgd")
+    with caplog.at_level("WARNING", logger="l2reg.torch"):
+        result = train_ensemble(ItemModel, X, y, members=members, folds=folds, epochs=1, batch_size=M, seed=7)
+    strategy = result.config["strategy"]
+    assert strategy["chosen"] == "loop" and "vmap cannot run the model" in strategy["not_applicable"]["vmap"]
+    assert result.notes[-1] == strategy["line"] and "one member at a time" in strategy["line"]
+    assert [r.getMessage() for r in caplog.records] in ([strategy["line"]], [])  # once per process and reason
+    for k, mb in enumerate(members):
+        state, _ = _ordinary_run(ItemModel, X, y, member=mb, fold=folds[mb.fold], seed=fold_seeds(7, 2)[mb.fold],
+                                 optimizer="sgd", loss=F.cross_entropy, epochs=1)
+        for name, want in state.items():
+            np.testing.assert_allclose(result.state_dicts[k][name], want, rtol=1e-5, atol=2e-6)

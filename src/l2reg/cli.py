@@ -651,6 +651,8 @@ def torch_sweep(
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: Policy = "l2reg",
     device: Annotated[str, _opt(OPTIM, "cpu, or cuda where available.")] = "cpu",
+    strategy: Annotated[str, _choice_of(O.STRATEGIES, OPTIM, "How the ensemble steps its members: auto measures "
+                                        "the first steps of each way and keeps the fastest.")] = "auto",
     backend: Backend = "local", address: Address = None, block_size: BlockSize = None,
     out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
 ) -> None:

@@ -44,6 +44,8 @@ EVALS = ("validation", "test")
 SELECT = ("min", "1se")
 #: Which parameters of a PyTorch model decay (:mod:`l2reg.torch.groups`); a callable is allowed too.
 POLICIES = ("l2reg", "timm", "hf", "mingpt", "nanogpt")
+#: How a PyTorch ensemble steps its members (:mod:`l2reg.torch.strategy`): measured, or one way asked.
+STRATEGIES = ("auto", "vmap", "chunked", "loop")
 #: ``--figures``: the formats the figures can be written in alone.
 FIGURE_FORMATS = ("png", "svg")
 #: Where a sweep trains: in this process, or in blocks on a Ray cluster (:mod:`l2reg.fronts.distributed`).
@@ -396,8 +398,9 @@ class SweepOptions(TrainOptions):
 
 @dataclass(frozen=True)
 class TorchSweepOptions(SweepOptions):
-    """:class:`SweepOptions` for your own PyTorch model (:func:`l2reg.torch.sweeping`): plus ``model``
-    (``"module:function"``, when given by name), ``policy`` (which parameters decay) and ``device``.
+    """:class:`SweepOptions` for your own PyTorch model (:func:`l2reg.torch.sweep`): plus ``model``
+    (``"module:function"``, when given by name), ``policy`` (which parameters decay), ``device`` and
+    ``strategy`` (how the ensemble steps its members: :data:`STRATEGIES`, ``auto`` measures).
 
     The network options (sizes, activation, cost, init) do not apply: the model is the user's.
     """
@@ -409,6 +412,7 @@ class TorchSweepOptions(SweepOptions):
     model: str | None = None
     policy: str = "l2reg"
     device: str = "cpu"
+    strategy: str = "auto"
 
     def checked(self):
         from .data import check_dataset_name
@@ -421,6 +425,7 @@ class TorchSweepOptions(SweepOptions):
             raise ConfigTypeError(f"policy must be one of {', '.join(POLICIES)} or a callable; got {self.policy!r}.")
         if not isinstance(self.device, str):
             raise ConfigTypeError(f"device must be a string such as 'cpu' or 'cuda'; got {self.device!r}.")
+        V.choice("strategy", self.strategy, STRATEGIES)
         # The data is checked when it is loaded (any array shape the model takes), not as an MLP dataset.
         return replace(SweepOptions.checked(replace(self, dataset="digits")), dataset=self.dataset)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -203,6 +203,7 @@ class CVRun:
     etas: list | None = None  # η of each pair
     diverged: np.ndarray | None = None  # (P, k) True where the model diverged
     params: list | None = None
+    meta: dict | None = None  # the block's meta, or {"blocks": [each block's]} (:func:`stage_meta`)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ class BlockResult:
     compile_seconds: float = 0.0
     params: list | None = None
     terms: dict | None = None
+    meta: dict | None = None  # how the front trained the block (JSON-able; a PyTorch ensemble's strategy)
 
     def to_dict(self) -> dict:
         """Plain dicts, lists and arrays (what a cluster worker sends and a block file stores)."""
@@ -264,7 +266,15 @@ def assemble(task, blocks: Sequence[Block], results: Sequence[BlockResult]) -> C
     params = results[0].params if len(blocks) == 1 else None
     return CVRun(list(map(float, task.pair_lmbda)), list(task.folds), final, history,
                  sum(r.train_seconds for r in results), sum(r.compile_seconds for r in results),
-                 list(map(float, task.pair_eta)), diverged, params)
+                 list(map(float, task.pair_eta)), diverged, params, stage_meta(results))
+
+
+def stage_meta(results: Sequence[BlockResult]) -> dict | None:
+    """The blocks' meta as one: the block's own for one block, ``{"blocks": [...]}`` for several, None if none."""
+    metas = [r.meta for r in results]
+    if all(m is None for m in metas):
+        return None
+    return metas[0] if len(metas) == 1 else {"blocks": metas}
 
 
 @dataclass
@@ -297,6 +307,7 @@ class SweepResult:
     notes: tuple = ()
     refit_terms: dict | None = None
     options: dict | None = None  # the options as given (SweepOptions.to_config), what a resume compares with
+    stages: dict = field(default_factory=dict)  # stage ("cv", "refit") -> how its blocks were trained (meta)
 
     @property
     def lmbdas(self) -> list:
@@ -439,7 +450,7 @@ def join_refits(results: Sequence[BlockResult]) -> BlockResult:
                        diverged=np.concatenate([r.diverged for r in results], axis=-1),
                        train_seconds=sum(r.train_seconds for r in results),
                        compile_seconds=sum(r.compile_seconds for r in results),
-                       params=[p for r in results for p in r.params], terms=cat("terms"))
+                       params=[p for r in results for p in r.params], terms=cat("terms"), meta=stage_meta(results))
 
 
 def plan_blocks(n_pairs: int, n_folds: int, block_size: int | None = None) -> list:

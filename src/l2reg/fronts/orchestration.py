@@ -106,4 +106,4 @@ def run_sweep(task, blocks: Blocks, executor, *, select: str, regression: bool, 
         refit_lmbdas=grid, refit_history=refit.history, refit_params=refit.params,
         train_seconds=cv.train_seconds + refit.train_seconds,
         compile_seconds=cv.compile_seconds + refit.compile_seconds, notes=notes, refit_terms=refit.terms,
-        options=options)
+        options=options, stages={k: v for k, v in (("cv", cv.meta), ("refit", refit.meta)) if v is not None})

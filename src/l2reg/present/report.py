@@ -250,11 +250,12 @@ def sweep_report_html(result) -> str:
         f"seed {c['seed']}, {c['models_cv']} CV models + {c['models_refit']} refit models, "
         f"{result.train_seconds:.1f} s training + {result.compile_seconds:.1f} s compiling."
     )
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)  # the data; a torch sweep's strategy
     summary = (
         f"<p><b>Chosen λ = {_lmbda_label(result.chosen_lmbda)}</b> (rule <code>{html.escape(c['select'])}</code>"
         f"{'' if c['select'] == 'min' else ': the largest λ within one standard error of the best mean'}).</p>"
         f"<p>{html.escape(sweep_gap_sentence(result))}</p>"
-        f"<p><b>{html.escape(TEST_SET_NOTE)}</b></p><p class=\"note\">{settings}</p>"
+        f"<p><b>{html.escape(TEST_SET_NOTE)}</b></p><p class=\"note\">{settings}</p>{notes}"
         f"<p class=\"note\">The cost is C = C0 + (λ/2n)·Σw², n = the training-set size of each model "
         f"(a fold's training part in cross-validation, all n for the refit).</p>"
     )

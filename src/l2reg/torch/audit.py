@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import ConfigTypeError
 from .groups import DEFAULT_POLICY, Decision, classify, resolve_policy
+from .strategy import rule_strategy
 
 
 @dataclass
@@ -24,12 +25,17 @@ class AuditResult:
 
     ``rows``: one :class:`~l2reg.torch.groups.Decision` per distinct
     parameter under ``policy``; ``compared``: for each other policy, its
-    decisions in the same order.
+    decisions in the same order; ``buffers``: the model's buffers (BatchNorm's
+    running statistics), never decayed, one copy per member in an ensemble;
+    ``strategy``: how a sweep would step the members, by rule
+    (:func:`l2reg.torch.strategy.rule_strategy`; the sweep itself measures).
     """
 
     policy: str
     rows: list
     compared: dict = field(default_factory=dict)
+    buffers: list = field(default_factory=list)
+    strategy: str = ""
 
     @property
     def totals(self) -> dict:
@@ -53,6 +59,8 @@ class AuditResult:
             "totals": self.totals,
             "compared": {name: {"totals": _totals(rows), "differences": self.differences(name)}
                          for name, rows in self.compared.items()},
+            "buffers": list(self.buffers),
+            "strategy": self.strategy,
         }
 
 
@@ -72,7 +80,23 @@ def audit(model: nn.Module, policy=DEFAULT_POLICY, compare=None) -> AuditResult:
     for other in others:
         name, _ = resolve_policy(other)
         compared[name] = classify(model, other)
-    return AuditResult(policy=label, rows=classify(model, policy), compared=compared)
+    return AuditResult(policy=label, rows=classify(model, policy), compared=compared, buffers=_buffers(model),
+                       strategy=rule_strategy(model))
+
+
+def _buffers(model: nn.Module) -> list[dict]:
+    """Every buffer: what it is and why it is not decayed (it is no parameter: no optimizer touches it)."""
+    owners = {f"{name}.{b}" if name else b: module for name, module in model.named_modules()
+              for b in module._buffers if module._buffers[b] is not None}
+    out = []
+    for name, buf in model.named_buffers():
+        module = owners.get(name)
+        kind = type(module).__name__ if module is not None else "module"
+        what = (f"running statistic of {kind}" if isinstance(module, nn.modules.batchnorm._NormBase)
+                else f"buffer of {kind}")
+        out.append({"name": name, "shape": list(buf.shape), "count": buf.numel(), "dtype": str(buf.dtype),
+                    "rule": f"not decayed: {what} (one per member)"})
+    return out
 
 
 def _word(d: Decision) -> str:
@@ -119,7 +143,22 @@ def audit_tables(result: AuditResult) -> list:
     out = [table, _totals_table(result)]
     for other in result.compared:
         out.append(_differences_table(result, other))
+    if result.buffers:
+        out.append(_buffers_table(result))
+    if result.strategy:
+        out.append(f"How a sweep would step the members (by rule, nothing run): {result.strategy}.")
     return out
+
+
+def _buffers_table(result: AuditResult) -> Table:
+    table = Table(title=f"buffers: {len(result.buffers)}, none decayed (not parameters: no optimizer "
+                        f"steps them)", title_justify="left")
+    for name, kw in (("buffer", {"overflow": "fold"}), ("shape", {}), ("count", {"justify": "right"}),
+                     ("rule", {"overflow": "fold"})):
+        table.add_column(name, **kw)
+    for b in result.buffers:
+        table.add_row(b["name"], "×".join(map(str, b["shape"])) or "scalar", f"{b['count']:,}", b["rule"])
+    return table
 
 
 def _mark(d: Decision) -> str:

@@ -28,8 +28,20 @@ convolutions sum in another order). See :mod:`l2reg.torch.stack` for how.
 
 Per-member η and λ are the optimizer's per-group hyperparameters (members
 with equal (η, weight_decay) share a group); dropout draws per member
-(``vmap(randomness="different")``). BatchNorm with running statistics is
-refused: a vmapped ensemble cannot update them per member.
+(``vmap(randomness="different")``). BatchNorm (1d/2d/3d, any momentum,
+affine or not) keeps each member's own running statistics: its buffers are
+stacked and vmapped with the parameters, so member k's slice is updated as
+its own module's would be, and evaluation (eval mode) uses it; they are in
+member k's ``state_dict``. ``SyncBatchNorm`` is refused (convert it back).
+
+How the members are stepped, ``strategy``: ``auto`` measures the first steps
+of each applicable way (all members in one vmap, chunks of them, one member
+at a time) and keeps the fastest; a model vmap cannot run (an RNN in eval
+mode, ``.item()``, control flow, a custom ``autograd.Function``) is stepped one
+member at a time. Every way gives the same result; which one was taken, why,
+and the probe's timings are in ``result.config["strategy"]`` and in one line
+of ``result.notes`` (logged as a warning when vmap could not run the model).
+See :mod:`l2reg.torch.strategy`.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -50,6 +63,7 @@ from ..errors import ConfigError, ConfigTypeError, DataError
 from ..fronts.cv import epoch_order, fold_seeds
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
 from .stack import Stack, classification_loss, regression_loss
+from .strategy import EVAL_PROBE_ROWS, SLOW_FALLBACK, STRATEGIES, Clock, Plan, check_norms
 
 log = logging.getLogger(__name__)
 
@@ -196,15 +210,6 @@ def _folds(folds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _check_batch_norm(model: nn.Module) -> None:
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
-            raise ConfigError(
-                f"{type(module).__name__} {name!r} keeps running statistics (track_running_stats=True), which a "
-                f"vectorized ensemble cannot update per member; build it with track_running_stats=False (batch "
-                f"statistics in training and evaluation), or use nn.GroupNorm or nn.LayerNorm.")
-
-
 def _check_same_architecture(models: Sequence[nn.Module]) -> None:
     def layout(m) -> dict:
         tensors = list(m.named_parameters()) + list(m.named_buffers())
@@ -234,9 +239,12 @@ def _expected_input(model: nn.Module) -> str:
 def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
     """Run the model on 2 examples: a wrong data shape becomes one line naming both shapes."""
     r = min(2, len(X))
+    kept = {k: v.clone() for k, v in model.named_buffers()}  # the check must not move BatchNorm's statistics
     try:
         with torch.no_grad():
             out = model(X[:r])
+            for k, v in model.named_buffers():
+                v.copy_(kept[k])
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"the model rejects X's examples of shape {tuple(X.shape[1:])}{_expected_input(model)}: "
@@ -258,12 +266,15 @@ def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
 
 def _make_optimizer(name: str, momentum: float | None) -> Callable:
     def make(groups):
+        # foreach: one call per group over all members' tensors, not a Python loop over K·P tensors (the
+        # same update; on a CPU torch.optim's default is the per-tensor loop)
         if name == "sgd":
-            return torch.optim.SGD(groups, lr=groups[0]["lr"])
+            return torch.optim.SGD(groups, lr=groups[0]["lr"], foreach=True)
         if name in ("momentum", "nesterov"):
-            return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum, nesterov=name == "nesterov")
+            return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum, nesterov=name == "nesterov",
+                                   foreach=True)
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(groups, lr=groups[0]["lr"])
+        return cls(groups, lr=groups[0]["lr"], foreach=True)
 
     return make
 
@@ -295,33 +306,50 @@ def _fold_models(model_fn: Callable, seeds: Sequence[int], device: torch.device)
             if not isinstance(model, nn.Module):
                 raise ConfigTypeError(f"model_fn must return a torch.nn.Module; got {type(model).__name__}.")
             models.append(model.to(device).train())
-    _check_batch_norm(models[0])
+    check_norms(models[0])
     _check_same_architecture(models)
     return models
 
 
-def _probe(stack: Stack, X, y, m: int) -> None:
-    """One gradient of every member on the first rows: a model vmap cannot run is one line here."""
-    try:
-        stack.compute_grads(None, X[:m], y[:m], shared=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"the model cannot be vectorized with torch.func.vmap (no in-place updates of buffers, "
-                          f"no .item() or data-dependent control flow): {first}") from None
-
-
-def _member_step_grads(stack: Stack, X, y, batches: list, fold_of: np.ndarray, who: np.ndarray) -> None:
+def _member_step_grads(stack: Stack, X, y, batches: list, fold_of: np.ndarray, who: np.ndarray, chunk: int) -> None:
     folds = np.unique(fold_of[who])
     sel = None if len(who) == stack.K else who
     if len(folds) == 1:  # one batch for all: vmap over the weights only
         idx = torch.as_tensor(batches[folds[0]], device=X.device)
-        stack.compute_grads(sel, X.index_select(0, idx), y.index_select(0, idx), shared=True)
+        stack.compute_grads(sel, X.index_select(0, idx), y.index_select(0, idx), shared=True, chunk=chunk)
     else:
         idx = torch.as_tensor(np.stack([batches[f] for f in fold_of[who]]), device=X.device)  # (K', m)
-        stack.compute_grads(sel, X[idx], y[idx], shared=False)
+        stack.compute_grads(sel, X[idx], y[idx], shared=False, chunk=chunk)
 
 
-def _train_epoch(stack: Stack, X, y, *, orders: list, fold_of: np.ndarray, m: int, live: np.ndarray) -> None:
+def _grads(stack: Stack, plan: Plan, step) -> None:
+    """One step's gradients by the plan's strategy: a strategy that raises is dropped, the buffers it may
+    have moved restored, and the step redone by the next one (at last one member at a time)."""
+    clock = Clock(plan.cuda)
+    while True:
+        chunk = plan.chunk
+        # until vmap has run once, keep the buffers it may move before failing (later: no copy per step)
+        kept = stack.snapshot_buffers() if chunk > 1 and stack.buffers and not plan.vmap_ran else None
+        t0 = clock.now()
+        try:
+            with warnings.catch_warnings(record=plan.probing) as caught:
+                warnings.filterwarnings("ignore" if not plan.probing else "always", message=SLOW_FALLBACK)
+                step(chunk)
+        except Exception as e:  # noqa: BLE001  (whatever vmap raises, the loop below is the fallback)
+            if kept is not None:
+                stack.restore_buffers(kept)
+            plan.failed(chunk, e)
+            continue
+        if caught:
+            plan.saw_warnings(caught)
+        plan.vmap_ran = plan.vmap_ran or chunk > 1
+        if plan.probing:
+            plan.timed(chunk, clock.now() - t0)
+        return
+
+
+def _train_epoch(stack: Stack, X, y, *, orders: list, fold_of: np.ndarray, m: int, live: np.ndarray,
+                 plan: Plan) -> None:
     """One epoch: at step t every live member whose fold still has rows steps on its fold's t-th batch."""
     steps = max(-(-len(o) // m) for o in orders)
     for t in range(steps):
@@ -331,12 +359,16 @@ def _train_epoch(stack: Stack, X, y, *, orders: list, fold_of: np.ndarray, m: in
         stack.set_active(active)
         if not active.any():
             continue
-        for size in np.unique(sizes[active]):  # the last batches of folds of other sizes differ
-            _member_step_grads(stack, X, y, batches, fold_of, np.flatnonzero(active & (sizes == size)))
+
+        def step(chunk):
+            for size in np.unique(sizes[active]):  # the last batches of folds of other sizes differ
+                _member_step_grads(stack, X, y, batches, fold_of, np.flatnonzero(active & (sizes == size)), chunk)
+
+        _grads(stack, plan, step)
         stack.step()
 
 
-def _evaluate(stack: Stack, X, y, *, folds, members, decayed, classification: bool, chunk: int) -> dict:
+def _evaluate(stack: Stack, X, y, *, folds, members, decayed, classification: bool, chunk: int, plan: Plan) -> dict:
     """This epoch's :data:`METRICS`, each ``(K,)``: every member on its own fold's rows only."""
     K = len(members)
     fold_of = np.array([mb.fold for mb in members])
@@ -349,13 +381,42 @@ def _evaluate(stack: Stack, X, y, *, folds, members, decayed, classification: bo
         for prefix, rows in (("training", tr), ("validation", va)):
             if who.size == 0 or rows.size == 0:
                 continue
-            loss_sum, correct = stack.evaluate(who, X, y, rows, classification=classification, chunk=chunk)
+            loss_sum, correct = _scores(stack, plan, who, X, y, rows, classification=classification, chunk=chunk)
             out[f"{prefix}_cost"][who] = loss_sum.cpu().numpy() / len(rows) + penalty[who]
             if classification:
                 out[f"{prefix}_accuracy"][who] = correct.cpu().numpy() / len(rows)
     out["penalty"] = penalty
     out["weight_sq_norm"] = sq
     return out
+
+
+def _scores(stack: Stack, plan: Plan, who, X, y, rows, *, classification: bool, chunk: int):
+    """Per member of ``who``: summed loss and correct count over ``rows``, ``(K',)`` each, ``chunk`` rows at a
+    time; the members ``plan.eval_chunk`` per call, measured on the first evaluation (pieces of at most
+    :data:`~l2reg.torch.strategy.EVAL_PROBE_ROWS` rows), one at a time where vmap cannot run eval mode."""
+    loss_sum = torch.zeros(len(who), dtype=torch.float64, device=X.device)
+    correct = torch.zeros(len(who), dtype=torch.float64, device=X.device)
+    clock = Clock(plan.cuda)
+    start = 0
+    while start < len(rows):
+        members_chunk = plan.eval_chunk
+        piece = min(chunk, EVAL_PROBE_ROWS) if plan.eval_probing else chunk
+        idx = torch.as_tensor(rows[start:start + piece], device=X.device)
+        t0 = clock.now()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=SLOW_FALLBACK)
+                lo, co = stack.evaluate(who, X.index_select(0, idx), y.index_select(0, idx),
+                                        classification=classification, members_chunk=members_chunk)
+        except Exception as e:  # noqa: BLE001  (whatever vmap raises, one member at a time is the fallback)
+            plan.eval_failed(members_chunk, e)
+            continue
+        if plan.eval_probing:
+            plan.eval_timed(members_chunk, clock.now() - t0, len(idx))
+        loss_sum += lo
+        correct += co
+        start += len(idx)
+    return loss_sum, correct
 
 
 def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
@@ -374,7 +435,7 @@ def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
 def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=None, epochs: int = 10,
                    batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY,
                    seed=0, device="cpu", on_epoch: Callable | None = None,
-                   eval_batch_size: int = 1024) -> EnsembleResult:
+                   eval_batch_size: int = 1024, strategy: str = "auto") -> EnsembleResult:
     """Train every member of ``members`` at once (module docstring) and record each epoch.
 
     ``model_fn``: a no-argument factory of an ``nn.Module`` mapping a batch
@@ -387,7 +448,10 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     integer (fold seeds derived by :func:`fold_seeds`) or one per fold.
     ``momentum`` μ is used by ``momentum`` and ``nesterov``.
     ``on_epoch(epoch, metrics)`` is called after each epoch with the
-    :data:`METRICS` arrays ``(K,)``. Bad input raises one line
+    :data:`METRICS` arrays ``(K,)``. ``strategy``: how the members are
+    stepped, ``auto`` (measured on the first steps), ``vmap``, ``chunked`` or
+    ``loop`` (module docstring). ``device``: ``cpu`` or ``cuda[:N]``.
+    ``eval_batch_size``: rows per evaluation call. Bad input raises one line
     (:mod:`l2reg.errors`).
     """
     if not callable(model_fn):
@@ -407,6 +471,7 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     n_train = [len(tr) for tr, _ in fold_list]
     m = V.integer("batch_size", batch_size, low=1, high=min(n_train))
     chunk = V.integer("eval_batch_size", eval_batch_size, low=1)
+    V.choice("strategy", strategy, STRATEGIES)
     seeds = _seeds(seed, len(fold_list))
     models = _fold_models(model_fn, seeds, dev)
     _check_forward(models[0], X_t, y_t, classification)
@@ -418,18 +483,19 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
                   loss=classification_loss if classification else regression_loss)
 
     K = len(member_list)
+    steps = epochs * max(-(-n // m) for n in n_train)
+    plan = Plan.make(strategy, K, models[0], steps=steps, cuda=dev.type == "cuda")
     fold_of = np.array([mb.fold for mb in member_list])
     live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
     history: dict[str, list] = {}
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-        _probe(stack, X_t, y_t, m)
         torch.manual_seed(seeds[0])  # dropout's draws, per member under vmap(randomness="different")
         for e in range(epochs):
             orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=live)
+            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=live, plan=plan)
             metrics = _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
-                                classification=classification, chunk=chunk)
+                                classification=classification, chunk=chunk, plan=plan)
             newly = live & ~np.isfinite(metrics["training_cost"])
             diverged[newly] = e + 1
             live = live & ~newly
@@ -439,12 +505,15 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
                 on_epoch(e, metrics)
     seconds = time.perf_counter() - t0
     notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
+    notes.append(plan.line())
+    plan.log()
     config = {
         "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
         "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds, "n_train": n_train,
         "n_validation": [len(va) for _, va in fold_list], "device": str(dev),
         "task": "classification" if classification else "regression",
         "loss": "cross_entropy" if classification else "mse", "torch": torch.__version__,
+        "strategy": plan.to_json(),
     }
     return EnsembleResult(
         members=member_list, history={k: np.stack(v) for k, v in history.items()},

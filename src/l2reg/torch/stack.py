@@ -12,10 +12,26 @@ group's hyperparameters are scalars in ``torch.optim``, and members with
 equal ones take the same rule. A member with no batch at a step (its fold
 is shorter) or that diverged gets ``.grad = None``, which ``torch.optim``
 skips: no step at all, as in its ordinary loop.
+
+Buffers (BatchNorm's ``running_mean``, ``running_var``,
+``num_batches_tracked``) are stacked ``(K, *shape)`` the same way and passed
+with the parameters to ``functional_call``: under ``vmap`` BatchNorm's
+batching rule treats each (member, channel) as its own channel and updates
+member k's slice of the stacked buffer in place, exactly as member k's own
+module would. That holds only for the stack itself or a contiguous slice of
+it (a view); members picked by ``index_select`` get a copy, so their
+buffers are written back after the call (:meth:`Stack.compute_grads`),
+else their running statistics would silently not change.
+
+How many members one call computes (``chunk``): all of them in one vmap,
+chunks of them, or 1, one member at a time through plain autograd on its own
+slice (no vmap: any model that trains in an ordinary loop trains so, RNNs,
+``.item()``, custom ``autograd.Function`` and control flow included).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,9 +66,12 @@ class Stack:
         self.K = len(models)
         params, buffers = stack_module_state(list(models))  # each (K, *shape)
         self.params = {k: v.detach() for k, v in params.items()}
-        self.buffers = {k: v.detach() for k, v in buffers.items()}
+        # contiguous: BatchNorm's batching rule updates a contiguous stacked buffer in place
+        self.buffers = {k: v.detach().contiguous() for k, v in buffers.items()}
         self.grads = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        self.leaves = {k: [v[i].detach().requires_grad_() for i in range(self.K)] for k, v in self.params.items()}
+        # Parameters sharing slice i's memory (nn.Parameter of a view does not copy)
+        self.leaves = {k: [nn.Parameter(v[i].detach()) for i in range(self.K)] for k, v in self.params.items()}
+        self._modules: list | None = None
         self.attached = np.zeros(self.K, bool)
         self.set_active(np.ones(self.K, bool))
         merged: dict[tuple, list] = {}
@@ -82,52 +101,116 @@ class Stack:
                 leaves[k].grad = self.grads[name][k] if active[k] else None
         self.attached = active.copy()
 
-    def subset(self, members: np.ndarray | None) -> tuple[dict, dict]:
-        """Parameters and buffers of some members (all: the stack itself, no copy)."""
-        if members is None:
-            return self.params, self.buffers
+    def _piece(self, members: np.ndarray) -> tuple[dict, dict, torch.Tensor | None]:
+        """Parameters and buffers of some members: views of the stack for a contiguous range (BatchNorm's
+        in-place updates land in the stack), else copies (``idx`` returned: their buffers must be written back)."""
+        lo, hi = int(members[0]), int(members[-1]) + 1
+        if hi - lo == len(members) and np.all(np.diff(members) == 1):
+            return ({k: v[lo:hi] for k, v in self.params.items()}, {k: v[lo:hi] for k, v in self.buffers.items()},
+                    None)
         idx = torch.as_tensor(members, device=next(iter(self.params.values())).device)
         return ({k: v.index_select(0, idx) for k, v in self.params.items()},
-                {k: v.index_select(0, idx) for k, v in self.buffers.items()})
+                {k: v.index_select(0, idx) for k, v in self.buffers.items()}, idx)
 
-    def compute_grads(self, members: np.ndarray | None, x, y, *, shared: bool) -> None:
-        """Gradients of ``members`` (None: all) into the buffer; ``x``, ``y`` are ``(m, ...)`` if shared, else ``(K', m, ...)``."""
-        params, buffers = self.subset(members)
+    def compute_grads(self, members: np.ndarray | None, x, y, *, shared: bool, chunk: int | None = None) -> None:
+        """Gradients of ``members`` (None: all) into the buffer, ``chunk`` members per vmap call (None: all at
+        once; 1: one member at a time, plain autograd, no vmap); ``x``, ``y`` are ``(m, ...)`` if shared, else
+        ``(K', m, ...)``, one batch per member of ``members``."""
+        members = np.arange(self.K) if members is None else np.asarray(members)
+        chunk = len(members) if chunk is None else chunk
+        if chunk <= 1:
+            for j, k in enumerate(members):
+                self._one_grad(int(k), x if shared else x[j], y if shared else y[j])
+            return
         fn = self._grad_shared if shared else self._grad_own
-        grads = fn(params, buffers, x, y)
-        for name, g in grads.items():
-            if members is None:
-                self.grads[name].copy_(g)
+        for start in range(0, len(members), chunk):
+            piece = members[start:start + chunk]
+            params, buffers, idx = self._piece(piece)
+            xs, ys = (x, y) if shared else (x[start:start + chunk], y[start:start + chunk])
+            grads = fn(params, buffers, xs, ys)
+            if idx is None:
+                lo = int(piece[0])
+                for name, g in grads.items():
+                    self.grads[name][lo:lo + len(piece)].copy_(g)
             else:
-                self.grads[name][torch.as_tensor(members, device=g.device)] = g
+                for name, g in grads.items():
+                    self.grads[name].index_copy_(0, idx, g)
+                for name, b in buffers.items():  # updated on a copy: write it back
+                    self.buffers[name].index_copy_(0, idx, b)
+
+    def member_module(self, k: int) -> nn.Module:
+        """Member k as an ordinary module whose parameters are its leaves and whose buffers are views of its
+        slice: calling it is the user's own forward, with no per-call reparametrization."""
+        if self._modules is None:
+            own = dict(self.skeleton.named_parameters())
+            own_buffers = dict(self.skeleton.named_buffers())
+            self._modules = []
+            for i in range(self.K):
+                memo = {id(t): self.leaves[n][i] for n, t in own.items()}  # tied parameters stay tied
+                memo.update({id(t): self.buffers[n][i] for n, t in own_buffers.items() if n in self.buffers})
+                self._modules.append(copy.deepcopy(self.skeleton, memo))
+        return self._modules[k]
+
+    def _one_grad(self, k: int, x, y) -> None:
+        """Member k's gradient by ordinary autograd on its own slice (its buffers updated in place)."""
+        names = list(self.leaves)
+        leaves = [self.leaves[n][k] for n in names]
+        module = self.member_module(k)
+        if module.training != self.skeleton.training:
+            module.train(self.skeleton.training)
+        loss = self.loss(module(x), y)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        for n, g in zip(names, grads):
+            if g is None:
+                self.grads[n][k].zero_()
+            else:
+                self.grads[n][k].copy_(g)
 
     def step(self) -> None:
         self.optimizer.step()
 
+    def snapshot_buffers(self) -> dict:
+        return {k: v.clone() for k, v in self.buffers.items()}
+
+    def restore_buffers(self, snapshot: dict) -> None:
+        for k, v in snapshot.items():
+            self.buffers[k].copy_(v)
+
     # -- evaluation
 
+    def _outputs(self, members: np.ndarray, xb, chunk: int) -> torch.Tensor:
+        """Every member's outputs on the rows ``xb``, ``(K', r, ...)``, ``chunk`` members per vmap call (1: a loop)."""
+        if chunk <= 1:
+            outs = []
+            for k in members:
+                module = self.member_module(int(k))
+                outs.append(module.eval()(xb) if module.training else module(xb))
+            return torch.stack(outs)
+        outs = []
+        for start in range(0, len(members), chunk):
+            params, buffers, _ = self._piece(members[start:start + chunk])
+            outs.append(self._forward(params, buffers, xb))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
     @torch.no_grad()
-    def evaluate(self, members: np.ndarray, X, y, rows: np.ndarray, *, classification: bool, chunk: int):
-        """Per member of ``members``: summed loss and correct count over ``rows`` (eval mode), each ``(K',)``."""
-        params, buffers = self.subset(None if len(members) == self.K else members)
-        loss_sum = torch.zeros(len(members), dtype=torch.float64, device=X.device)
-        correct = torch.zeros(len(members), dtype=torch.float64, device=X.device)
+    def evaluate(self, members: np.ndarray, xb, yb, *, classification: bool, members_chunk: int | None = None):
+        """Per member of ``members``: summed loss and correct count over the rows ``xb``, ``yb`` (eval mode, each
+        member with its own running statistics), each ``(K',)``; ``members_chunk`` members per call (None: all)."""
+        members = np.asarray(members)
+        members_chunk = len(members) if members_chunk is None else members_chunk
         was_training = self.skeleton.training
         self.skeleton.eval()
         try:
-            for start in range(0, len(rows), chunk):
-                idx = torch.as_tensor(rows[start:start + chunk], device=X.device)
-                xb, yb = X.index_select(0, idx), y.index_select(0, idx)
-                out = self._forward(params, buffers, xb)  # (K', r, ...)
-                if classification:
-                    per = F.cross_entropy(out.flatten(0, 1), yb.repeat(len(members)), reduction="none")
-                    correct += (out.argmax(-1) == yb).sum(1).double()
-                else:
-                    per = (out.reshape(len(members), *yb.shape) - yb).pow(2).reshape(len(members), len(idx), -1).mean(-1)
-                loss_sum += per.reshape(len(members), -1).double().sum(1)
+            out = self._outputs(members, xb, members_chunk)  # (K', r, ...)
         finally:
             self.skeleton.train(was_training)
-        return loss_sum, correct
+        if classification:
+            per = F.cross_entropy(out.flatten(0, 1), yb.repeat(len(members)), reduction="none")
+            correct = (out.argmax(-1) == yb).sum(1).double()
+        else:
+            per = (out.reshape(len(members), *yb.shape) - yb).pow(2).reshape(len(members), len(yb), -1).mean(-1)
+            correct = torch.zeros(len(members), dtype=torch.float64, device=xb.device)
+        return per.reshape(len(members), -1).double().sum(1), correct
 
     def sq_norms(self, names: Sequence[str]) -> torch.Tensor:
         """Σw² over the named parameters, per member ``(K,)``."""

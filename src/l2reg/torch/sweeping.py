@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +146,8 @@ def cv_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Block
     r = train_ensemble(model_fn, d.X, d.y, members=_members(pairs, range(k), opts.optimizer == "adamw"),
                        folds=folds, epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy,
-                       seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch)
+                       seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch,
+                       strategy=opts.strategy)
     by_fold = lambda a: np.asarray(a, np.float64).reshape(*np.shape(a)[:-1], k, P).swapaxes(-1, -2)  # (..., P, k)
     h = r.history
     c0 = {name: h[name] - h["penalty"] for name in ("training_cost", "validation_cost")}
@@ -162,7 +163,7 @@ def cv_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Block
     if "validation_accuracy" not in final:  # regression: no accuracies
         final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
     return BlockResult(final=final, history=history, diverged=by_fold(r.diverged_epoch > 0),
-                       train_seconds=r.train_seconds)
+                       train_seconds=r.train_seconds, meta={"strategy": r.config["strategy"]})
 
 
 def _evaluate(model_fn, result, X, y, device) -> dict:
@@ -193,7 +194,7 @@ def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Bl
     r = train_ensemble(model_fn, X, y, members=_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
                        folds=[fold], epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy, seed=opts.seed[0],
-                       device=opts.device, on_epoch=on_epoch)
+                       device=opts.device, on_epoch=on_epoch, strategy=opts.strategy)
     h = r.history
     history = {name.replace("validation", "test"): (v - h["penalty"] if name.endswith("_cost") else v)
                for name, v in h.items() if name != "penalty"}
@@ -203,7 +204,7 @@ def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Bl
         final.update(training_accuracy=np.full(len(grid), np.nan), test_accuracy=np.full(len(grid), np.nan))
     return BlockResult(final=final, history=history, diverged=r.diverged_epoch > 0, train_seconds=r.train_seconds,
                        params=[_as_layers(sd, r.decayed) for sd in r.state_dicts],
-                       terms=_terms(model_fn, r, data, opts, eta))
+                       terms=_terms(model_fn, r, data, opts, eta), meta={"strategy": r.config["strategy"]})
 
 
 #: The PyTorch sweep's block functions, for the orchestration and a cluster.
@@ -251,7 +252,7 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
           device: str = "cpu", backend: str = "local", address: str | None = None, block_size: int | None = None,
-          on_epoch: Callable | None = None) -> SweepResult:
+          strategy: str = "auto", on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own PyTorch model by k-fold CV, every λ × fold in one ``torch.func`` ensemble.
 
     ``model_fn``: a no-argument factory of the ``nn.Module`` (or ``"module:function"``);
@@ -264,8 +265,12 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     :func:`l2reg.fronts.sweeping.sweep`: ``select`` ``min`` or ``1se``, the whole λ path refit at the chosen η on
     all the training rows and reported on the test set. ``on_epoch`` sees 2·epochs epochs.
     ``backend="ray"`` trains the grid in blocks on a Ray cluster (``address``, ``block_size``), as
-    :func:`l2reg.fronts.sweeping.sweep` does; the model factory is then best given by name (``"module:function"``).
-    Returns an :class:`l2reg.fronts.sweeping.SweepResult` (``save`` writes sweep.json, params.npz, report.html).
+    :func:`l2reg.sweep` does; the model factory is then best given by name (``"module:function"``).
+    ``strategy``: how each ensemble steps its members (``auto`` measures its first steps; ``vmap``,
+    ``chunked``, ``loop``: :mod:`l2reg.torch.strategy`); the choice and the probe's timings are in
+    ``config["strategy_taken"]`` (sweep.json) and the notes. ``device``: ``cpu`` or ``cuda[:N]``.
+    Returns an :class:`l2reg.fronts.cv.SweepResult` (:func:`l2reg.save` writes sweep.json, params.npz,
+    report.html).
     """
     dataset = str(data) if isinstance(data, (str, Path)) else "arrays"
     opts = TorchSweepOptions.from_flat(dict(locals(), model=model_fn if isinstance(model_fn, str) else None)).checked()
@@ -287,9 +292,25 @@ def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_blo
     task = TorchTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], k), np.array([e for e, _ in pairs]),
                      np.array([v for _, v in pairs]))
     executor = make_executor(opts, on_block=on_block)
-    return run_sweep(task, TORCH_BLOCKS, executor, select=opts.select, regression=not d.classification, n=len(d.X),
-                     config=_config(opts, name, d, task, grid, model_fn), on_epoch=on_epoch, notes=d.notes,
-                     options=opts.to_config())
+    result = run_sweep(task, TORCH_BLOCKS, executor, select=opts.select, regression=not d.classification,
+                       n=len(d.X), config=_config(opts, name, d, task, grid, model_fn), on_epoch=on_epoch,
+                       notes=d.notes, options=opts.to_config())
+    return _with_strategies(result)
+
+
+def _with_strategies(result: SweepResult) -> SweepResult:
+    """config["strategy"] is the option (auto, ...); ``strategy_taken``: how each stage stepped its members, why,
+    and the probe's timings (a stage of several blocks, on Ray: each block's), and a line per stage in the notes."""
+    taken = {}
+    for stage, meta in result.stages.items():
+        blocks = meta["blocks"] if "blocks" in meta else [meta]
+        taken[stage] = blocks[0]["strategy"] if len(blocks) == 1 else {"blocks": [b["strategy"] for b in blocks]}
+    config = dict(result.config, strategy_taken=taken)
+    lines = []
+    for stage, v in taken.items():
+        blocks = v.get("blocks", [v])
+        lines.append(f"{stage}: {blocks[0]['line']}" + (f" ({len(blocks)} blocks)" if len(blocks) > 1 else ""))
+    return replace(result, config=config, notes=tuple(result.notes) + tuple(lines))
 
 
 def _absolute(spec: str) -> str:
