@@ -45,6 +45,7 @@ from . import interrupts
 from . import network, store
 from . import validation as V
 from .data import Dataset
+from .ensembles import fold_seeds  # noqa: F401  (l2reg.sweep.fold_seeds: the fronts share it)
 from .errors import ConfigError, DataError
 from .network import NetworkSpec
 from .options import (CV_MONITOR, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_ETA, DEFAULT_FOLDS, MONITORS,
@@ -110,11 +111,6 @@ def make_folds(y, k: int, seed: int, classification: bool) -> list[tuple[np.ndar
     )
     X_dummy = np.zeros((len(y), 1))
     return [(np.sort(tr), np.sort(va)) for tr, va in cv.split(X_dummy, y if classification else None)]
-
-
-def fold_seeds(seed: int, k: int) -> list[int]:
-    """One seed per fold (its initial weights and data order), derived from ``seed``."""
-    return [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(k)]
 
 
 # ---------------------------------------------------------------- selection
