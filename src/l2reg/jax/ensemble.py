@@ -87,11 +87,19 @@ class EnsembleResult(EnsembleRecord):
 # ---------------------------------------------------------------- the model and its checks
 
 
+def check_factory(model_fn) -> None:
+    """A factory ``model_fn(key)``, not a model: a module is callable too, but on data."""
+    lib = M.library(model_fn)
+    if lib is not None or not callable(model_fn):
+        got = f"a {type(model_fn).__name__} ({lib} module) itself" if lib else f"{model_fn!r:.60}"
+        raise ConfigTypeError(f"model_fn must be a callable taking a jax.random key and returning an nnx.Module, "
+                              f"a Linen (module, variables) pair or an eqx.Module (e.g. lambda key: "
+                              f"Model(nnx.Rngs(key))); got {got}.")
+
+
 def build(model_fn: Callable, seed: int) -> M.Adapted:
     """``model_fn(jax.random.key(seed))`` in functional form (:func:`l2reg.jax.models.adapt`)."""
-    if not callable(model_fn):
-        raise ConfigTypeError(f"model_fn must be a callable taking a jax.random key and returning an nnx.Module, "
-                              f"a Linen (module, variables) pair or an eqx.Module; got {model_fn!r}.")
+    check_factory(model_fn)
     return M.adapt(model_fn(jax.random.key(int(seed))))
 
 
@@ -374,9 +382,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     ``chunk_size`` vmapped members). ``on_epoch(epoch, metrics)`` is called after each epoch with the
     :data:`~l2reg.ensembles.METRICS` arrays ``(K,)``. Bad input raises one line (:mod:`l2reg.errors`).
     """
-    if not callable(model_fn):
-        raise ConfigTypeError(f"model_fn must be a callable taking a jax.random key and returning an nnx.Module, "
-                              f"a Linen (module, variables) pair or an eqx.Module; got {model_fn!r}.")
+    check_factory(model_fn)
     mu = check_momentum(optimizer, momentum)
     epochs = V.integer("epochs", epochs, low=1)
     policy_label, _ = resolve_policy(policy)
@@ -387,7 +393,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     member_list = check_members(members, len(fold_list), optimizer)
     n_train = [len(tr) for tr, _ in fold_list]
     m = V.integer("batch_size", batch_size, low=1, high=min(n_train))
-    eval_chunk = V.integer("eval_batch_size", eval_batch_size, low=1)
+    eval_chunk = min(V.integer("eval_batch_size", eval_batch_size, low=1), len(X))
     seeds = check_seeds(seed, len(fold_list))
     models = _fold_models(model_fn, seeds)
     _check_forward(models[0], X, y, classification)

@@ -49,7 +49,7 @@ class Adapted:
     owners: dict
 
 
-def _library(obj) -> str | None:
+def library(obj) -> str | None:
     mods = [c.__module__ for c in type(obj).__mro__]
     if any(m.startswith("flax.nnx") for m in mods):
         return "nnx"
@@ -62,9 +62,9 @@ def _library(obj) -> str | None:
 
 def kind_of(built) -> str:
     """``"nnx"``, ``"linen"`` or ``"equinox"`` for what a factory returned; anything else is one line."""
-    if isinstance(built, tuple) and len(built) == 2 and _library(built[0]) in ("linen", "equinox"):
-        return _library(built[0])
-    lib = _library(built)
+    if isinstance(built, tuple) and len(built) == 2 and library(built[0]) in ("linen", "equinox"):
+        return library(built[0])
+    lib = library(built)
     if lib in ("nnx", "equinox"):
         return lib
     got = f"a tuple of {len(built)}" if isinstance(built, tuple) else type(built).__name__
