@@ -294,3 +294,42 @@ def test_one_line_errors(Xy):
         with pytest.raises(cls) as info:
             call()
         assert text in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+def test_monitor_splits_the_update_and_changes_nothing(optimizer, tmp_path):
+    from l2reg.jax import monitor
+
+    rng = np.random.default_rng(0)
+    X, y = jnp.asarray(rng.normal(size=(32, D)), jnp.float32), jnp.asarray(rng.integers(0, C, 32))
+    params = {"w": jnp.asarray(rng.normal(size=(D, C)), jnp.float32), "b": jnp.zeros(C)}
+    lr, wd = 0.1, 0.01
+    inner = plain_tx(optimizer, wd if optimizer == "adamw" else wd * 32, lr, 32, ndim_mask)
+    tx = monitor(inner, lr=lr, weight_decay=wd, kind=optimizer, momentum=0.9, steps_per_epoch=4, epochs=1)
+    loss = lambda p, xb, yb: ce(xb @ p["w"] + p["b"], yb)  # noqa: E731
+
+    @jax.jit
+    def step(p, st, xb, yb):
+        u, st = tx.update(jax.grad(loss)(p, xb, yb), st, p)
+        return optax.apply_updates(p, u), st
+
+    p, st, q, qs = params, tx.init(params), params, inner.init(params)
+    for t in range(4):
+        xb, yb = X[t * 8:(t + 1) * 8], y[t * 8:(t + 1) * 8]
+        if t == 0:
+            w0, grad0 = np.asarray(p["w"]), np.asarray(jax.grad(loss)(p, xb, yb)["w"])
+        p, st = step(p, st, xb, yb)
+        u, qs = inner.update(jax.grad(loss)(q, xb, yb), qs, q)
+        q = optax.apply_updates(q, u)
+    jax.effects_barrier()
+    np.testing.assert_allclose(np.asarray(p["w"]), np.asarray(q["w"]), rtol=1e-6, atol=1e-7)  # its own steps
+    assert tx.names == [(0, "w"), (1, "b")] and len(tx.records) == 4
+    stats = dict(zip(("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g", "numel"), tx.records[0][0]))
+    np.testing.assert_allclose(stats["sq"], np.sum(w0 ** 2), rtol=1e-5)
+    np.testing.assert_allclose(stats["abs_d"], lr * wd * np.abs(w0).sum(), rtol=1e-4)  # d = −η·wd·w at step 0
+    if optimizer != "adamw":
+        np.testing.assert_allclose(stats["abs_g"], lr * np.abs(grad0).sum(), rtol=1e-4)  # g = −η·∂C0/∂w
+    assert tx.records[0][1][4] == 0  # the bias does not decay: d = 0
+    s = tx.summary()
+    assert [g["split"] for g in s["groups"]] == ["zero_params", "none"] and "τ_iter" in " ".join(s["answer"])
+    assert "What weight decay did" in tx.write_html(tmp_path).read_text()

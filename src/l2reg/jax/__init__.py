@@ -18,9 +18,10 @@ and torch never.
 from ..decay_audit import AuditResult, Decision, audit_tables
 from ..ensembles import Member, epoch_order, fold_seeds
 from .ensemble import STRATEGIES, EnsembleResult, make_tx, train_ensemble
+from .monitor import DecayMonitor, monitor
 from .policy import DEFAULT_POLICY, POLICIES, audit, classify, decay_mask
 
 __all__ = [
-    "AuditResult", "DEFAULT_POLICY", "Decision", "EnsembleResult", "Member", "POLICIES", "STRATEGIES", "audit",
-    "audit_tables", "classify", "decay_mask", "epoch_order", "fold_seeds", "make_tx", "train_ensemble",
+    "AuditResult", "DEFAULT_POLICY", "DecayMonitor", "Decision", "EnsembleResult", "Member", "POLICIES", "STRATEGIES", "audit",
+    "audit_tables", "classify", "decay_mask", "epoch_order", "fold_seeds", "make_tx", "monitor", "train_ensemble",
 ]

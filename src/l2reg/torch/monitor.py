@@ -54,8 +54,7 @@ import torch
 from .. import validation as V
 from ..errors import ConfigError, ConfigTypeError
 
-# Per parameter tensor at each recorded step.
-STATS = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g", "numel")
+from ..monitor_summary import STATS  # noqa: F401  (per parameter tensor at each recorded step)
 
 
 def _rule(optimizer, group: dict) -> str:
@@ -233,6 +232,16 @@ class DecayMonitor:
 
     # -- results
 
+    @property
+    def optimizer_name(self) -> str:
+        return type(self.optimizer).__name__
+
+    def group_info(self) -> list[dict]:
+        """Per group: how d and g are split, the timescale's optimizer kind, μ and dampening (for the summary)."""
+        return [{"split": _rule(self.optimizer, g), "kind": _timescale_kind(self.optimizer, g),
+                 "momentum": g.get("momentum"), "dampening": g.get("dampening", 0)}
+                for g in self.optimizer.param_groups]
+
     def summary(self, *, last: int | None = None) -> dict:
         """Plain-dict summary over the recorded steps (the last ``last`` of them if given).
 
@@ -243,7 +252,7 @@ class DecayMonitor:
         step and tensor ``frac_away``, ``mean_abs_decay``, ``mean_abs_data``,
         ``weight_norm``; ``answer``: sentences with the numbers.
         """
-        from ._monitor_summary import summarize
+        from ..monitor_summary import summarize
 
         return summarize(self, last=last)
 
@@ -259,7 +268,7 @@ class DecayMonitor:
     def write_html(self, path) -> Path:
         """Write the self-contained report, in the page of ``l2reg explain``'s (``path`` a file, or a folder
         for ``decay_monitor.html``)."""
-        from ._monitor_summary import html_report
+        from ..monitor_summary import html_report
 
         path = Path(path)
         if path.is_dir():
