@@ -152,9 +152,12 @@ def make_tx(optimizer: str, mu: float | None, mask: dict, h: dict) -> optax.Grad
 
 
 def _loss(classification: bool) -> Callable:
-    if classification:
-        return lambda out, yb: optax.softmax_cross_entropy_with_integer_labels(out, yb).mean()
-    return lambda out, yb: jnp.mean((out.reshape(yb.shape) - yb) ** 2)
+    """The batch mean over the rows of weight 1 (a padded last batch has rows of weight 0)."""
+    def loss(out, yb, wb):
+        per, _ = _per_row(out, yb, classification)
+        return jnp.sum(per * wb) / jnp.sum(wb)
+
+    return loss
 
 
 def _per_row(out, yb, classification: bool):
@@ -188,31 +191,31 @@ class Program:
         loss = _loss(classification)
         apply = model.apply
 
-        def member_step(p, s, o, h, key, fold, active, XF, yF):
-            xb, yb = XF[fold], yF[fold]
+        def member_step(p, s, o, h, key, fold, active, XF, yF, WF):
+            xb, yb, wb = XF[fold], yF[fold], WF[fold]
 
             def cost(p):
                 out, ns = apply(p, s, xb, key, True)
-                return loss(out, yb), ns
+                return loss(out, yb, wb), ns
 
             (_, ns), g = jax.value_and_grad(cost, has_aux=True)(p)
             u, no = make_tx(optimizer, mu, mask, h).update(g, o, p)
             return _keep(active, (optax.apply_updates(p, u), ns, no), (p, s, o))
 
-        step_all = over_members(member_step, strategy, chunk, shared=2)
+        step_all = over_members(member_step, strategy, chunk, shared=3)
 
-        def steps(carry, X, y, idx, act, fold_of, hyper, keys):
-            """``idx`` ``(T, F, m)`` rows of each fold's batch per step, ``act`` ``(T, K)``."""
+        def steps(carry, X, y, idx, w, act, fold_of, hyper, keys):
+            """``idx`` ``(S, F, m)`` rows of each fold's batch per step, ``w`` their weights, ``act`` ``(S, K)``."""
 
             def body(c, t_in):
                 p, s, o, t = c
-                rows, a = t_in
+                rows, wts, a = t_in
                 XF, yF = X[rows], y[rows]  # (F, m, ...)
                 step_keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
-                p, s, o = step_all(p, s, o, hyper, step_keys, fold_of, a, XF, yF)
+                p, s, o = step_all(p, s, o, hyper, step_keys, fold_of, a, XF, yF, wts)
                 return (p, s, o, t + 1), None
 
-            return jax.lax.scan(body, carry, (idx, act))[0]
+            return jax.lax.scan(body, carry, (idx, w, act))[0]
 
         def member_eval(p, s, fold, Xc, yc, wtr, wva):
             out, _ = apply(p, s, Xc, jax.random.key(0), False)
@@ -232,10 +235,25 @@ class Program:
         def init_opt(p, hyper):
             return jax.vmap(lambda p, h: make_tx(optimizer, mu, mask, h).init(p))(p, hyper)
 
-        self.steps = jax.jit(steps)
-        self.evaluate = jax.jit(evaluate)
-        self.sq_norms = jax.jit(sq_norms)
-        self.init_opt = jax.jit(init_opt)
+        self._jitted = {"steps": jax.jit(steps), "evaluate": jax.jit(evaluate), "sq_norms": jax.jit(sq_norms),
+                        "init_opt": jax.jit(init_opt)}
+        self._compiled: dict = {}
+        self.compile_seconds = 0.0
+
+    def compiled(self, name: str, *args):
+        """The executable of ``name`` for these argument shapes, compiled ahead of time once (so that a probe
+        can time execution alone, and a second run with other λ values finds it)."""
+        leaves, tree = jax.tree.flatten(args)
+        sig = (name, tree, tuple((np.shape(a), jnp.result_type(a), getattr(a, "weak_type", False)) for a in leaves))
+        exe = self._compiled.get(sig)
+        if exe is None:
+            t0 = time.perf_counter()
+            exe = self._compiled[sig] = self._jitted[name].lower(*args).compile()
+            self.compile_seconds += time.perf_counter() - t0
+        return exe
+
+    def __call__(self, name: str, *args):
+        return self.compiled(name, *args)(*args)
 
 
 _PROGRAMS: dict = {}
@@ -263,14 +281,16 @@ def _stack(models: list, member_list: list) -> tuple[dict, dict, dict]:
     """``(params, state, key_impls)``: each leaf ``(K, *shape)``, member k's from its fold's model; RNG-key
     leaves folded with k so that dropout draws per member."""
     idx = np.array([mb.fold for mb in member_list])
-    params = {n: jnp.stack([m.params[n] for m in models])[idx] for n in models[0].params}
+    host = lambda leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves])[idx])  # noqa: E731  (no compilation)
+    params = {n: host(m.params[n] for m in models) for n in models[0].params}
     state, impls = {}, {}
     for n, leaf in models[0].state.items():
-        stacked = jnp.stack([m.state[n] for m in models])[idx]
         if M.is_key(leaf):
             impls[n] = str(jax.random.key_impl(leaf))
-            stacked = jax.vmap(jax.random.fold_in)(stacked, jnp.arange(len(idx)))
-        state[n] = stacked
+            stacked = jax.random.wrap_key_data(host(jax.random.key_data(m.state[n]) for m in models), impl=impls[n])
+            state[n] = jax.vmap(jax.random.fold_in)(stacked, jnp.arange(len(idx)))
+        else:
+            state[n] = host(m.state[n] for m in models)
     return params, state, impls
 
 
@@ -281,46 +301,67 @@ def _hyper(member_list: list, n_train: list) -> dict:
             "weight_decay": f32([mb.weight_decay for mb in member_list])}
 
 
-def _schedule(orders: list, m: int, fold_of: np.ndarray, live: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One epoch as calls of ``Program.steps``: ``(idx (T, F, m'), act (T, K))``. First every step in which
-    each fold has a full batch (one call), then each later step once per batch size (folds of other sizes)."""
-    full = min(len(o) // m for o in orders)
+def _divisor(T: int, at_most: int) -> int:
+    """The largest divisor of T that is at most ``at_most`` (≥ 1): steps per call, no padding steps."""
+    return max(d for d in range(1, max(1, min(T, at_most)) + 1) if T % d == 0)
+
+
+def _schedule(orders: list, m: int, fold_of: np.ndarray, live: np.ndarray, *, exact_tails: bool,
+              calls_wanted: int) -> list[tuple]:
+    """One epoch as calls of the ``steps`` program: ``(idx (S, F, m'), w (S, F, m'), act (S, K))``.
+
+    A fold's last batch is partial and folds of other sizes run out at other steps. Without state that
+    depends on the batch's rows, a short batch is padded to m with rows of weight 0 and a fold without a
+    batch at a step leaves its members inactive: every call has the same shape. With such state
+    (BatchNorm statistics: ``exact_tails``) the steps where every fold has a full batch are chunked alike
+    and each later step runs once per batch size, unpadded. S divides the number of chunked steps and leaves
+    at least ``calls_wanted`` calls (the strategy probe times one call per candidate).
+    """
+    T = min(len(o) // m for o in orders) if exact_tails else max(-(-len(o) // m) for o in orders)
     calls = []
-    if full:
-        idx = np.stack([o[:full * m].reshape(full, m) for o in orders], axis=1)
-        calls.append((idx, np.broadcast_to(live, (full, len(live)))))
-    for t in range(full, max(-(-len(o) // m) for o in orders)):
-        batches = [o[t * m:(t + 1) * m] for o in orders]
-        sizes = np.array([len(b) for b in batches])
-        for size in np.unique(sizes[sizes > 0]):
-            idx = np.stack([b if len(b) == size else o[:size] for b, o in zip(batches, orders)])[None]
-            act = (live & (sizes[fold_of] == size))[None]
-            if act.any():
-                calls.append((idx, act))
+    if T:
+        idx = np.zeros((T, len(orders), m), np.int64)
+        w = np.zeros((T, len(orders), m), np.float32)
+        act = np.zeros((T, len(fold_of)), bool)
+        for f, o in enumerate(orders):
+            for t in range(min(T, -(-len(o) // m))):
+                b = o[t * m:(t + 1) * m]
+                idx[t, f, :len(b)], idx[t, f, len(b):] = b, o[:m - len(b)]
+                w[t, f, :len(b)] = 1
+                act[t, fold_of == f] = live[fold_of == f]
+        S = _divisor(T, min(16, max(1, T // max(1, calls_wanted))))
+        calls += [(idx[i:i + S], w[i:i + S], act[i:i + S]) for i in range(0, T, S)]
+    if exact_tails:
+        for t in range(T, max(-(-len(o) // m) for o in orders)):
+            batches = [o[t * m:(t + 1) * m] for o in orders]
+            sizes = np.array([len(b) for b in batches])
+            for size in np.unique(sizes[sizes > 0]):
+                idx = np.stack([b if len(b) == size else o[:size] for b, o in zip(batches, orders)])[None]
+                act = (live & (sizes[fold_of] == size))[None]
+                if act.any():
+                    calls.append((idx, np.ones(idx.shape, np.float32), act))
     return calls
 
 
 def _run(prog: Program, carry, data, calls, fold_of, hyper, keys):
     X, y = data
-    for idx, act in calls:
-        carry = prog.steps(carry, X, y, jnp.asarray(idx), jnp.asarray(act), fold_of, hyper, keys)
+    for idx, w, act in calls:
+        carry = prog("steps", carry, X, y, jnp.asarray(idx), jnp.asarray(w), jnp.asarray(act), fold_of, hyper, keys)
     return carry
 
 
-def _probe(candidates: dict, carry, data, calls, fold_of, hyper, keys, reps: int = 3) -> dict:
-    """Milliseconds per step of each candidate program on the first two steps of epoch 0 (compiled first)."""
-    idx, act = calls[0]
-    probe = [(idx[:2], act[:2])]
+def _probe(candidates: dict, carry, data, calls, fold_of, hyper, keys) -> tuple[dict, object]:
+    """Each candidate runs one call of epoch 0 (real training steps, in turn), compiled first and timed alone:
+    ``({name: ms per step}, carry after those calls)``."""
+    X, y = data
     out = {}
-    for name, prog in candidates.items():
-        jax.block_until_ready(_run(prog, carry, data, probe, fold_of, hyper, keys))  # compile
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(_run(prog, carry, data, probe, fold_of, hyper, keys))
-            times.append(time.perf_counter() - t0)
-        out[name] = 1e3 * float(np.median(times)) / len(probe[0][0])
-    return out
+    for (name, prog), (idx, w, act) in zip(candidates.items(), calls):
+        args = (carry, X, y, jnp.asarray(idx), jnp.asarray(w), jnp.asarray(act), fold_of, hyper, keys)
+        exe = prog.compiled("steps", *args)
+        t0 = time.perf_counter()
+        carry = jax.block_until_ready(exe(*args))
+        out[name] = 1e3 * (time.perf_counter() - t0) / len(idx)
+    return out, carry
 
 
 def _evaluate(prog: Program, params, state, data, fold_list, fold_of, member_list, chunk: int,
@@ -336,8 +377,8 @@ def _evaluate(prog: Program, params, state, data, fold_list, fold_of, member_lis
     for start in range(0, n, chunk):
         rows = np.arange(start, start + chunk) % n  # the last chunk padded with rows of weight 0: one shape
         w = (np.arange(start, start + chunk) < n).astype(np.float32)
-        sums += np.asarray(prog.evaluate(params, state, fold_of, X[rows], y[rows], jnp.asarray(wtr[:, rows] * w),
-                                         jnp.asarray(wva[:, rows] * w)), np.float64)
+        sums += np.asarray(prog("evaluate", params, state, fold_of, X[rows], y[rows], jnp.asarray(wtr[:, rows] * w),
+                                jnp.asarray(wva[:, rows] * w)), np.float64)
     n_tr = np.array([len(fold_list[mb.fold][0]) for mb in member_list], np.float64)
     n_va = np.array([len(fold_list[mb.fold][1]) for mb in member_list], np.float64)
     penalty = np.array([mb.lmbda for mb in member_list]) / (2 * n_tr) * sq
@@ -409,23 +450,24 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     settings = dict(optimizer=optimizer, mu=mu, mask=mask, classification=classification, chunk=min(chunk, K),
                     decayed=tuple(decayed))
     progs = {name: program(models[0], strategy=name, **settings) for name in _candidates(strategy, K, chunk)}
+    exact_tails = any(not M.is_key(v) and not n.endswith("count") for n, v in models[0].state.items())
     fold_j = jnp.asarray(fold_of)
     live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
     history: dict[str, list] = {}
     t0 = time.perf_counter()
-    first = next(iter(progs.values()))
-    carry = (params, state, first.init_opt(params, hyper), jnp.zeros((), jnp.int32))
+    compiled_before = sum(p.compile_seconds for p in progs.values())
+    prog = next(iter(progs.values()))
+    carry = (params, state, prog("init_opt", params, hyper), jnp.zeros((), jnp.int32))
     probe_ms = {}
     for e in range(epochs):
         orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-        calls = _schedule(orders, m, fold_of, live)
+        calls = _schedule(orders, m, fold_of, live, exact_tails=exact_tails, calls_wanted=len(progs))
         if e == 0 and len(progs) > 1:
-            probe_ms = _probe(progs, carry, data, calls, fold_j, hyper, keys)
-            progs = {min(probe_ms, key=probe_ms.get): None}
-            progs = {name: program(models[0], strategy=name, **settings) for name in progs}
-        prog = next(iter(progs.values()))
+            probe_ms, carry = _probe(progs, carry, data, calls, fold_j, hyper, keys)
+            calls = calls[len(probe_ms):]
+            prog = progs[min(probe_ms, key=probe_ms.get)]
         carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
-        sq = np.asarray(prog.sq_norms(carry[0]), np.float64)
+        sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
         metrics = _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
                             classification, sq)
         newly = live & ~np.isfinite(metrics["training_cost"])
@@ -436,7 +478,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
         if on_epoch is not None:
             on_epoch(e, metrics)
     seconds = time.perf_counter() - t0
-    chosen = next(iter(progs))
+    chosen = next(name for name, p in progs.items() if p is prog)
     notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
     config = {
         "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
@@ -445,7 +487,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
         "task": "classification" if classification else "regression",
         "loss": "cross_entropy" if classification else "mse", "library": models[0].kind, "jax": jax.__version__,
         "strategy": chosen, "strategy_requested": strategy, "chunk_size": settings["chunk"] if chosen == "chunked" else None,
-        "probe_ms": probe_ms, "param_names": list(params), "state_names": list(state), "key_names": impls,
+        "probe_ms": probe_ms, "compile_seconds": sum(p.compile_seconds for p in progs.values()) - compiled_before, "param_names": list(params), "state_names": list(state), "key_names": impls,
     }
     return EnsembleResult(
         members=member_list, history={k: np.stack(v) for k, v in history.items()},
