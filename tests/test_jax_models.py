@@ -333,3 +333,22 @@ def test_monitor_splits_the_update_and_changes_nothing(optimizer, tmp_path):
     s = tx.summary()
     assert [g["split"] for g in s["groups"]] == ["zero_params", "none"] and "τ_iter" in " ".join(s["answer"])
     assert "What weight decay did" in tx.write_html(tmp_path).read_text()
+
+
+def test_sweep_returns_the_torch_sweeps_result():
+    """l2reg.jax.sweep: the same SweepResult, sweep.json and choice as every l2reg sweep, on a digits subset."""
+    import json
+
+    from sklearn.datasets import load_digits
+
+    from l2reg.jax import sweep
+
+    d = load_digits()
+    X, y = (d.data[:300] / 16).astype(np.float32), d.target[:300]
+    mlp = lambda key: eqx.nn.MLP(64, 10, 16, 1, activation=jax.nn.relu, key=key)  # noqa: E731
+    r = sweep(mlp, (X, y), lmbda=[0.0, 1.0, 30.0], eta=0.1, folds=2, epochs=2, batch_size=32, strategy="vmap")
+    assert [row["lmbda"] for row in r.rows] == [0.0, 1.0, 30.0] and 0 <= r.chosen_index < 3
+    assert r.config["engine"] == "jax" and r.config["library"] == "equinox" and r.config["models_cv"] == 6
+    assert r.config["strategy_chosen"]["chosen"] == "vmap"
+    saved = json.loads(json.dumps(r.to_json()))  # what sweep.json holds (save() also writes the report)
+    assert saved["config"]["strategy"] == "vmap" and len(saved["rows"]) == 3

@@ -226,17 +226,22 @@ def test_readme_command_runs_and_its_claim_holds(command, tmp_path, monkeypatch,
 
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
-    """The README's Python: the API, the scikit-learn estimators, and the PyTorch helpers."""
+    """The README's Python: the API, the scikit-learn estimators, the PyTorch helpers and the JAX models."""
     monkeypatch.chdir(tmp_path)
     for block in _blocks("python"):
         if "l2reg.torch" in block:
             pytest.importorskip("torch")
+        if "l2reg.jax" in block:
+            pytest.importorskip("flax")
         scope: dict = {}
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
         if "path" in scope:
             assert scope["path"].chosen_lmbda in [0, 0.3, 1, 3]
         if "clf" in scope:
             assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
+        if "jax_path" in scope:
+            assert scope["jax_path"].config["engine"] == "jax" and scope["jax_path"].chosen_lmbda in [0, 1, 10]
+            assert type(scope["model"]).__name__ == "MLP"
         if "monitor" in scope:
             assert len(scope["groups"]) == 2 and scope["groups"][1]["weight_decay"] == 0.0
 

@@ -11,6 +11,8 @@ and torch never.
   ``nnx.Module``, an ``eqx.Module`` or a Linen ``(module, variables)`` pair;
 * :func:`audit` and :func:`decay_mask`: which leaves of the parameter tree
   decay under a policy (:data:`POLICIES` or a callable ``(path, leaf) -> bool``);
+* :func:`sweep`: choose λ for the model by k-fold CV, every λ × fold in one
+  program, with the same result, ``sweep.json`` and report as ``l2reg sweep``;
 * :func:`monitor`: an optax wrapper that records the decay and data terms of
   every step of an ordinary optax loop, with DecayMonitor's summary and report.
 """
@@ -20,8 +22,10 @@ from ..ensembles import Member, epoch_order, fold_seeds
 from .ensemble import STRATEGIES, EnsembleResult, make_tx, train_ensemble
 from .monitor import DecayMonitor, monitor
 from .policy import DEFAULT_POLICY, POLICIES, audit, classify, decay_mask
+from .sweep import JaxSweepOptions, load_factory, sweep
 
 __all__ = [
-    "AuditResult", "DEFAULT_POLICY", "DecayMonitor", "Decision", "EnsembleResult", "Member", "POLICIES", "STRATEGIES", "audit",
-    "audit_tables", "classify", "decay_mask", "epoch_order", "fold_seeds", "make_tx", "monitor", "train_ensemble",
+    "AuditResult", "DEFAULT_POLICY", "DecayMonitor", "Decision", "EnsembleResult", "JaxSweepOptions", "Member",
+    "POLICIES", "STRATEGIES", "audit", "audit_tables", "classify", "decay_mask", "epoch_order", "fold_seeds",
+    "load_factory", "make_tx", "monitor", "sweep", "train_ensemble",
 ]

@@ -69,6 +69,30 @@ class EnsembleResult(EnsembleRecord):
     members were stepped, ``config["probe_ms"]`` the measured milliseconds per step of each candidate."""
 
     rebuild: Callable | None = None
+    program: object = None  # the compiled Program and the stacked (params, state): evaluate, data_gradients
+    stacked: tuple = ()
+
+    def evaluate(self, X, y, *, batch_size: int = 512) -> dict:
+        """Every member on ``(X, y)`` in evaluation mode: ``{"cost": mean C0, "accuracy": …}``, each ``(K,)``
+        (accuracy NaN for float y)."""
+        X, y, classification = check_arrays(X, y)
+        params, state = self.stacked
+        K, n = len(self.members), len(X)
+        chunk, sums = min(batch_size, n), np.zeros((K, 4))
+        fold_of = jnp.zeros(K, jnp.int32)
+        for start in range(0, n, chunk):
+            rows = np.arange(start, start + chunk) % n
+            w = (np.arange(start, start + chunk) < n).astype(np.float32)[None]
+            sums += np.asarray(self.program("evaluate", params, state, fold_of, jnp.asarray(X[rows]),
+                                            jnp.asarray(y[rows]), jnp.asarray(w), jnp.zeros_like(w)), np.float64)
+        return {"cost": sums[:, 0] / n, "accuracy": sums[:, 1] / n if classification else np.full(K, np.nan)}
+
+    def data_gradients(self, X, y) -> dict:
+        """∂C0/∂w of every member over all of ``(X, y)`` (evaluation mode): ``{name: (K, *shape)}``."""
+        X, y, _ = check_arrays(X, y)
+        params, state = self.stacked
+        grads = self.program("grads", params, state, jnp.asarray(X), jnp.asarray(y))
+        return {n: np.asarray(g) for n, g in grads.items()}
 
     def model(self, k: int):
         """Member k as its library's own object: an ``nnx.Module``, an ``eqx.Module`` (or ``(module, state)``),
@@ -228,6 +252,11 @@ class Program:
         def evaluate(p, s, fold_of, Xc, yc, wtr, wva):
             return eval_all(p, s, fold_of, Xc, yc, wtr, wva)  # (K, 4)
 
+        def member_grads(p, s, X, y):
+            return jax.grad(lambda p: loss(apply(p, s, X, jax.random.key(0), False)[0], y, jnp.ones(len(y))))(p)
+
+        grads = over_members(member_grads, strategy, chunk, shared=2)
+
         def sq_norms(p):
             return sum((jnp.sum(p[n].reshape(p[n].shape[0], -1) ** 2, axis=1) for n in decayed),
                        jnp.zeros(next(iter(p.values())).shape[0]))
@@ -236,7 +265,7 @@ class Program:
             return jax.vmap(lambda p, h: make_tx(optimizer, mu, mask, h).init(p))(p, hyper)
 
         self._jitted = {"steps": jax.jit(steps), "evaluate": jax.jit(evaluate), "sq_norms": jax.jit(sq_norms),
-                        "init_opt": jax.jit(init_opt)}
+                        "init_opt": jax.jit(init_opt), "grads": jax.jit(grads)}
         self._compiled: dict = {}
         self.compile_seconds = 0.0
 
@@ -351,17 +380,20 @@ def _run(prog: Program, carry, data, calls, fold_of, hyper, keys):
 
 
 def _probe(candidates: dict, carry, data, calls, fold_of, hyper, keys) -> tuple[dict, object]:
-    """Each candidate runs one call of epoch 0 (real training steps, in turn), compiled first and timed alone:
-    ``({name: ms per step}, carry after those calls)``."""
+    """Each candidate runs two calls of epoch 0 (real training steps, in turn: A, B, …, A, B, …), compiled
+    first; the second is timed (the first run of an executable pays for warming up):
+    ``({name: ms per step}, carry after those calls, number of calls used)``."""
     X, y = data
     out = {}
-    for (name, prog), (idx, w, act) in zip(candidates.items(), calls):
+    names = list(candidates) * 2
+    for i, (name, (idx, w, act)) in enumerate(zip(names, calls)):
         args = (carry, X, y, jnp.asarray(idx), jnp.asarray(w), jnp.asarray(act), fold_of, hyper, keys)
-        exe = prog.compiled("steps", *args)
+        exe = candidates[name].compiled("steps", *args)
         t0 = time.perf_counter()
         carry = jax.block_until_ready(exe(*args))
-        out[name] = 1e3 * (time.perf_counter() - t0) / len(idx)
-    return out, carry
+        if i >= len(candidates) or len(calls) < len(names):
+            out[name] = 1e3 * (time.perf_counter() - t0) / len(idx)
+    return out, carry, min(len(names), len(calls))
 
 
 def _evaluate(prog: Program, params, state, data, fold_list, fold_of, member_list, chunk: int,
@@ -435,6 +467,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     n_train = [len(tr) for tr, _ in fold_list]
     m = V.integer("batch_size", batch_size, low=1, high=min(n_train))
     eval_chunk = min(V.integer("eval_batch_size", eval_batch_size, low=1), len(X))
+    eval_chunk = -(-len(X) // -(-len(X) // eval_chunk))  # equal chunks: the padding of the last one is small
     seeds = check_seeds(seed, len(fold_list))
     models = _fold_models(model_fn, seeds)
     _check_forward(models[0], X, y, classification)
@@ -461,10 +494,10 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     probe_ms = {}
     for e in range(epochs):
         orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-        calls = _schedule(orders, m, fold_of, live, exact_tails=exact_tails, calls_wanted=len(progs))
+        calls = _schedule(orders, m, fold_of, live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
         if e == 0 and len(progs) > 1:
-            probe_ms, carry = _probe(progs, carry, data, calls, fold_j, hyper, keys)
-            calls = calls[len(probe_ms):]
+            probe_ms, carry, used = _probe(progs, carry, data, calls, fold_j, hyper, keys)
+            calls = calls[used:]
             prog = progs[min(probe_ms, key=probe_ms.get)]
         carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
         sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
@@ -492,5 +525,6 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     return EnsembleResult(
         members=member_list, history={k: np.stack(v) for k, v in history.items()},
         state_dicts=_state_dicts(carry[0], carry[1], impls, K), decayed=decayed, config=config,
-        train_seconds=seconds, diverged_epoch=diverged, notes=notes, rebuild=models[0].rebuild,
+        train_seconds=seconds, diverged_epoch=diverged, notes=notes, rebuild=models[0].rebuild, program=prog,
+        stacked=(carry[0], carry[1]),
     )

@@ -1,0 +1,189 @@
+"""What the fronts' λ sweeps share (``l2reg.torch.sweep``, ``l2reg.jax.sweep``): data, members, grids, results.
+
+A front's sweep trains blocks of (η, λ) pairs × folds with its own
+``train_ensemble``, whose result has the same history keys in every front
+(:mod:`l2reg.ensembles`); :func:`cv_outputs` and :func:`refit_outputs`
+shape such a result into the block dicts that :func:`l2reg.sweep.assemble`
+and :class:`l2reg.sweep.SweepResult` take, and :func:`run_sweep` is the
+orchestration (CV, selection, refit, rows). Nothing here imports a front's
+library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import _is_whole
+from .ensembles import Member
+from .errors import DataError
+from .sweep import DEFAULT_GRID_SIZE, SweepResult, _round_sig, _summary_rows, choose, cv_folds_for, default_grid
+
+#: The default grid under AdamW: wd = 0 plus 12 log-spaced values from 1e-4 to 1.
+DEFAULT_WD_GRID = (1e-4, 1.0)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class FrontData:
+    """The arrays of a front's sweep (PyTorch, JAX): ``X`` ``(n, ...)`` float32 (any shape the model takes), ``y``
+    ``(n,)`` integer labels or float targets, and the test split."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    notes: tuple = ()
+
+    @property
+    def classification(self) -> bool:
+        return np.issubdtype(self.y.dtype, np.integer)
+
+
+def load_data(data) -> FrontData:
+    """``data``: a ``.npz`` path (``X``, ``y``, optional ``X_test``, ``y_test``), a tuple
+    ``(X, y[, X_test, y_test])``, or a built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``:
+    features as l2reg loads them, validation rows added to training)."""
+    if isinstance(data, str) and data.strip().lower() in ("digits", "mnist", "fashion-mnist"):
+        from ..data import load_dataset
+
+        d = load_dataset(data)
+        X = np.concatenate([d.X_train, d.X_val])
+        return FrontData(X, np.concatenate([d.y_train, d.y_val]).astype(np.int64), d.X_test,
+                         d.y_test.astype(np.int64), d.notes)
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if path.suffix.lower() != ".npz" or not path.is_file():
+            raise DataError(f"data must be a .npz file with X and y (optional X_test, y_test); got {data}.")
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if "X" not in arrays or "y" not in arrays:
+            raise DataError(f"{path.name} must hold arrays X and y; it holds {', '.join(sorted(arrays)) or 'nothing'}.")
+        parts = [arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test")]
+    else:
+        parts = list(data) + [None] * (4 - len(data))
+    X, y, X_test, y_test = (None if a is None else np.asarray(a) for a in parts[:4])
+    y = _labels(y, "y", len(X))
+    if X_test is None:
+        return _hold_out_test(np.asarray(X, np.float32), y)
+    return FrontData(np.asarray(X, np.float32), y, np.asarray(X_test, np.float32), _labels(y_test, "y_test",
+                                                                                          len(X_test)))
+
+
+def _labels(y, name: str, n: int) -> np.ndarray:
+    if y is None or len(y) != n:
+        raise DataError(f"{name} must have one entry per row of its X ({n}); got {None if y is None else len(y)}.")
+    if y.ndim != 1 or not _is_whole(y):  # as l2reg's own data files: whole numbers are class labels
+        return y.astype(np.float32)
+    if len(y) and y.min() < 0:
+        raise DataError(f"{name}: labels must be integers in 0..C-1; found {int(y.min())}.")
+    return y.astype(np.int64)
+
+
+def _hold_out_test(X: np.ndarray, y: np.ndarray) -> FrontData:
+    from sklearn.model_selection import train_test_split
+
+    strat = y if np.issubdtype(y.dtype, np.integer) and np.bincount(y).min(initial=2) >= 2 else None
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=strat, random_state=0)
+    note = (f"Held out 20% of X ({len(X_te)} examples) as the test set{', stratified by label' if strat is not None else ''}"
+            f" (random_state=0); {len(X_tr)} examples train.")
+    return FrontData(X_tr, y_tr, X_te, y_te, (note,))
+
+
+
+def sweep_members(pairs, folds: Sequence[int], adamw: bool) -> list[Member]:
+    """The ensemble's members: each (η, value) pair on each fold, fold-major (model k = g·P + p)."""
+    return [Member(lmbda=0.0 if adamw else v, weight_decay=v if adamw else 0.0, eta=e, fold=g)
+            for g in folds for e, v in pairs]
+
+
+def default_front_grid(n: int, optimizer: str) -> list[float]:
+    if optimizer != "adamw":
+        return default_grid(n)
+    return [0.0] + [_round_sig(v) for v in np.geomspace(*DEFAULT_WD_GRID, DEFAULT_GRID_SIZE)]
+
+
+def _by_fold(a, P: int, k: int) -> np.ndarray:
+    """``(..., k·P)`` fold-major member values as ``(..., P, k)``."""
+    return np.asarray(a, np.float64).reshape(*np.shape(a)[:-1], k, P).swapaxes(-1, -2)
+
+
+def cv_outputs(r, P: int, k: int, test: dict) -> dict:
+    """A CV block's dict for :func:`l2reg.sweep.assemble` from an ensemble result ``r`` of P pairs × k folds
+    (fold-major members) and each member's ``test`` ``{"cost", "accuracy"}`` ``(K,)``."""
+    h = r.history
+    c0 = {name: h[name] - h["penalty"] for name in ("training_cost", "validation_cost")}
+    history = {"validation_cost": _by_fold(c0["validation_cost"], P, k),
+               "weight_sq_norm": _by_fold(h["weight_sq_norm"], P, k)}
+    final = {"training_cost": _by_fold(c0["training_cost"][-1], P, k),
+             "validation_cost": _by_fold(c0["validation_cost"][-1], P, k),
+             "weight_sq_norm": _by_fold(h["weight_sq_norm"][-1], P, k),
+             "test_cost": _by_fold(test["cost"], P, k), "test_accuracy": _by_fold(test["accuracy"], P, k)}
+    for name in ("training_accuracy", "validation_accuracy"):
+        if name in h:
+            final[name] = _by_fold(h[name][-1], P, k)
+            history[name] = _by_fold(h[name], P, k)
+    if "validation_accuracy" not in final:  # regression: no accuracies
+        final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
+    return {"final": final, "history": history, "diverged": _by_fold(r.diverged_epoch > 0, P, k),
+            "train_seconds": r.train_seconds, "compile_seconds": r.config.get("compile_seconds", 0.0), "params": None}
+
+
+def refit_outputs(r, n_grid: int, *, terms: dict, params: list) -> dict:
+    """A refit's dict (:func:`l2reg.sweep.refit_path`'s) from an ensemble result whose validation rows were
+    the test set."""
+    h = r.history
+    history = {name.replace("validation", "test"): (v - h["penalty"] if name.endswith("_cost") else v)
+               for name, v in h.items() if name != "penalty"}
+    final = {name: v[-1] for name, v in history.items() if name != "weight_sq_norm"}
+    final["weight_sq_norm"] = history["weight_sq_norm"][-1]
+    if "training_accuracy" not in final:
+        final.update(training_accuracy=np.full(n_grid, np.nan), test_accuracy=np.full(n_grid, np.nan))
+    return {"final": final, "history": history, "diverged": r.diverged_epoch > 0, "terms": terms, "params": params,
+            "train_seconds": r.train_seconds, "compile_seconds": r.config.get("compile_seconds", 0.0)}
+
+
+def as_layers(weights: Sequence[np.ndarray]) -> list[dict]:
+    """Decayed weight arrays as the sweep report's "layers": ``{"w": (fan_in, fan_out)}`` each (PyTorch
+    ``(out, in, ...)`` layout; see :func:`l2reg.torch.sweep._as_layers`)."""
+    out = []
+    for w in weights:
+        w = np.asarray(w)
+        out.append({"w": w.reshape(w.shape[0], -1).T if w.ndim > 1 else w.reshape(-1, 1), "b": np.zeros(0, w.dtype)})
+    return out
+
+
+def run_sweep(d: FrontData, opts, executor, make_task, *, on_epoch=None):
+    """The orchestration of a front's sweep: folds, grid, CV (``executor.cv``), the choice
+    (:func:`l2reg.sweep.choose`), the refit of the λ path at the chosen η (``executor.refit``), the rows.
+
+    ``make_task(cv_folds, grid, pairs)`` builds the front's task. Returns ``(cv, choice, eta, grid, refit,
+    rows, task)`` for the front to put in its :class:`~l2reg.sweep.SweepResult` with its config.
+    """
+    cv_folds = cv_folds_for(opts, d.y, d.classification)
+    grid = list(opts.lmbda) if opts.lmbda is not None else default_front_grid(len(d.X), opts.optimizer)
+    pairs = [(e, v) for e in opts.eta for v in grid]
+    task = make_task(cv_folds, grid, pairs)
+    cv = executor.cv(task, on_epoch)
+    score = cv.final["validation_accuracy" if d.classification else "validation_cost"]
+    choice = choose(score, cv.diverged, E=len(opts.eta), rule=opts.select, higher_is_better=d.classification)
+    eta = pairs[choice.index][0]
+    stage2 = None if on_epoch is None else (lambda ep, m: on_epoch(opts.epochs + ep, m))
+    refit = executor.refit(task, grid, eta, stage2)
+    rows = _summary_rows(cv, choice, eta, grid, refit["final"], refit["diverged"], not d.classification, len(d.X))
+    return cv, choice, eta, grid, refit, rows, task
+
+
+def front_result(run, d: FrontData, opts, config: dict) -> SweepResult:
+    """The :class:`~l2reg.sweep.SweepResult` of :func:`run_sweep`'s ``run`` with the front's ``config``."""
+    cv, choice, eta, grid, refit, rows, _ = run
+    return SweepResult(config=config, rows=rows, chosen_index=choice.index, min_index=choice.best, cv=cv,
+                       refit_lmbdas=list(grid), refit_history=refit["history"], refit_params=refit["params"],
+                       train_seconds=cv.train_seconds + refit["train_seconds"],
+                       compile_seconds=cv.compile_seconds + refit.get("compile_seconds", 0.0), notes=d.notes,
+                       refit_terms=refit["terms"], options=opts.to_config())
