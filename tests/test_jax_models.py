@@ -209,7 +209,8 @@ def test_batch_norm_statistics_per_member(Xy):
 
 def test_strategies_agree_and_auto_records_its_probe(Xy):
     X, y = Xy
-    kw = dict(members=members_for("momentum"), folds=FOLDS, epochs=1, batch_size=M, optimizer="momentum", chunk_size=3)
+    members = [Member(lmbda=v, eta=0.02, fold=f) for f in (0, 1) for v in (0.0, 5.0, 40.0, 100.0)]
+    kw = dict(members=members, folds=FOLDS, epochs=1, batch_size=M, optimizer="momentum", chunk_size=2)
     auto = train_ensemble(nnx_mlp, X, y, **kw)
     assert set(auto.config["probe_ms"]) == {"vmap", "map", "chunked"}
     assert auto.config["strategy"] == min(auto.config["probe_ms"], key=auto.config["probe_ms"].get)

@@ -75,6 +75,42 @@ class EnsembleRecord:
         }
 
 
+class EpochLog:
+    """Each epoch's metrics of K members, who diverged (a non-finite training cost) and when; ``on_epoch``."""
+
+    def __init__(self, K: int, on_epoch=None):
+        self.live, self.diverged = np.ones(K, bool), np.zeros(K, np.int64)
+        self.history: dict[str, list] = {}
+        self.on_epoch = on_epoch
+
+    def record(self, e: int, metrics: dict) -> None:
+        newly = self.live & ~np.isfinite(metrics["training_cost"])
+        self.diverged[newly] = e + 1
+        self.live = self.live & ~newly
+        for k, v in metrics.items():
+            self.history.setdefault(k, []).append(v)
+        if self.on_epoch is not None:
+            self.on_epoch(e, metrics)
+
+    def stacked(self) -> dict:
+        return {k: np.stack(v) for k, v in self.history.items()}
+
+    def notes(self) -> list[str]:
+        return [f"member {k} diverged in epoch {self.diverged[k]} and took no further steps."
+                for k in np.flatnonzero(self.diverged)]
+
+
+def base_config(*, optimizer, mu, epochs, m, policy, seed, seeds, folds, classification, device) -> dict:
+    """The config entries every front's ensemble result has."""
+    return {
+        "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy,
+        "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds,
+        "n_train": [len(tr) for tr, _ in folds], "n_validation": [len(va) for _, va in folds], "device": device,
+        "task": "classification" if classification else "regression",
+        "loss": "cross_entropy" if classification else "mse",
+    }
+
+
 # ---------------------------------------------------------------- checks
 
 

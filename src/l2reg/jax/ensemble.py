@@ -51,8 +51,8 @@ import numpy as np
 import optax
 
 from .. import validation as V
-from ..ensembles import (METRICS, EnsembleRecord, Member, check_arrays, check_folds, check_members,  # noqa: F401
-                         check_momentum, check_seeds, epoch_order, output_error)
+from ..ensembles import (METRICS, EnsembleRecord, EpochLog, Member, base_config, check_arrays,  # noqa: F401
+                         check_folds, check_members, check_momentum, check_seeds, epoch_order, output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
 from . import models as M
 from .policy import DEFAULT_POLICY, decay_mask, resolve_policy
@@ -428,7 +428,7 @@ def _evaluate(prog: Program, params, state, data, fold_list, fold_of, member_lis
 def _candidates(strategy: str, K: int, chunk: int) -> list[str]:
     if strategy != "auto":
         return [strategy]
-    return ["vmap", "map"] + (["chunked"] if 1 < chunk < K else [])
+    return ["vmap", "map"] + (["chunked"] if 1 < chunk and 4 * chunk <= K else [])  # few chunks: vmap or map
 
 
 def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
@@ -485,8 +485,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     progs = {name: program(models[0], strategy=name, **settings) for name in _candidates(strategy, K, chunk)}
     exact_tails = any(not M.is_key(v) and not n.endswith("count") for n, v in models[0].state.items())
     fold_j = jnp.asarray(fold_of)
-    live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
-    history: dict[str, list] = {}
+    log = EpochLog(K, on_epoch)
     t0 = time.perf_counter()
     compiled_before = sum(p.compile_seconds for p in progs.values())
     prog = next(iter(progs.values()))
@@ -494,37 +493,28 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     probe_ms = {}
     for e in range(epochs):
         orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-        calls = _schedule(orders, m, fold_of, live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
+        calls = _schedule(orders, m, fold_of, log.live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
         if e == 0 and len(progs) > 1:
             probe_ms, carry, used = _probe(progs, carry, data, calls, fold_j, hyper, keys)
             calls = calls[used:]
             prog = progs[min(probe_ms, key=probe_ms.get)]
         carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
         sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
-        metrics = _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
-                            classification, sq)
-        newly = live & ~np.isfinite(metrics["training_cost"])
-        diverged[newly] = e + 1
-        live = live & ~newly
-        for k, v in metrics.items():
-            history.setdefault(k, []).append(v)
-        if on_epoch is not None:
-            on_epoch(e, metrics)
+        log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
+                                classification, sq))
     seconds = time.perf_counter() - t0
     chosen = next(name for name, p in progs.items() if p is prog)
-    notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
-    config = {
-        "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
-        "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds, "n_train": n_train,
-        "n_validation": [len(va) for _, va in fold_list], "device": str(jax.devices()[0]),
-        "task": "classification" if classification else "regression",
-        "loss": "cross_entropy" if classification else "mse", "library": models[0].kind, "jax": jax.__version__,
-        "strategy": chosen, "strategy_requested": strategy, "chunk_size": settings["chunk"] if chosen == "chunked" else None,
-        "probe_ms": probe_ms, "compile_seconds": sum(p.compile_seconds for p in progs.values()) - compiled_before, "param_names": list(params), "state_names": list(state), "key_names": impls,
-    }
+    config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
+                         folds=fold_list, classification=classification, device=str(jax.devices()[0]))
+    config.update({
+        "library": models[0].kind, "jax": jax.__version__, "strategy": chosen, "strategy_requested": strategy,
+        "chunk_size": settings["chunk"] if chosen == "chunked" else None, "probe_ms": probe_ms,
+        "compile_seconds": sum(p.compile_seconds for p in progs.values()) - compiled_before,
+        "param_names": list(params), "state_names": list(state), "key_names": impls,
+    })
     return EnsembleResult(
-        members=member_list, history={k: np.stack(v) for k, v in history.items()},
+        members=member_list, history=log.stacked(),
         state_dicts=_state_dicts(carry[0], carry[1], impls, K), decayed=decayed, config=config,
-        train_seconds=seconds, diverged_epoch=diverged, notes=notes, rebuild=models[0].rebuild, program=prog,
+        train_seconds=seconds, diverged_epoch=log.diverged, notes=log.notes(), rebuild=models[0].rebuild, program=prog,
         stacked=(carry[0], carry[1]),
     )

@@ -16,7 +16,7 @@ training rows; under ``adamw`` the grid is the decoupled ``weight_decay``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -26,36 +26,27 @@ from .. import validation as V
 from ..errors import ConfigError, ConfigTypeError
 from ..factories import import_factory, one_line
 from ..front_sweep import FrontData, as_layers, cv_outputs, front_result, load_data, refit_outputs, run_sweep, sweep_members
-from ..options import DEFAULT_FOLDS, SweepOptions
+from ..options import DEFAULT_FOLDS, TorchSweepOptions
 from ..sweep import Block, CVRun, SweepResult, assemble, fold_seeds
 from .ensemble import STRATEGIES, build, train_ensemble
 from .policy import POLICIES, decay_mask
 
 
 @dataclass(frozen=True)
-class JaxSweepOptions(SweepOptions):
-    """:class:`~l2reg.options.SweepOptions` for your own JAX model: plus ``model`` (``"module:function"``,
-    when given by name), ``policy`` (which leaves decay) and ``strategy`` (how members are stepped)."""
+class JaxSweepOptions(TorchSweepOptions):
+    """:class:`~l2reg.options.TorchSweepOptions` for your own JAX model: ``policy`` one of
+    :data:`l2reg.jax.POLICIES`, plus ``strategy`` (how the members are stepped); ``device`` is not used
+    (JAX's default device trains)."""
 
-    dataset: object = "arrays"
-    eta: tuple[float, ...] = (0.1,)
-    epochs: int = 10
-    batch_size: int = 64
-    model: str | None = None
-    policy: str = "l2reg"
     strategy: str = "auto"
 
-    def checked(self):
-        from ..data import check_dataset_name
+    @classmethod
+    def policies(cls) -> tuple:
+        return POLICIES
 
-        if isinstance(self.dataset, str) and self.dataset != "arrays":
-            check_dataset_name(self.dataset)
-        if isinstance(self.policy, str):
-            V.choice("policy", self.policy, POLICIES)
-        elif not callable(self.policy):
-            raise ConfigTypeError(f"policy must be one of {', '.join(POLICIES)} or a callable; got {self.policy!r}.")
+    def checked(self):
         V.choice("strategy", self.strategy, STRATEGIES)
-        return replace(SweepOptions.checked(replace(self, dataset="digits")), dataset=self.dataset)
+        return TorchSweepOptions.checked(self)
 
 
 def load_factory(spec: str) -> Callable:

@@ -44,8 +44,9 @@ import torch
 from torch import nn
 
 from .. import validation as V
-from ..ensembles import (METRICS, OPTIMIZERS, EnsembleRecord, Member, check_arrays, check_folds,  # noqa: F401
-                         check_members, check_momentum, check_seeds, epoch_order, fold_seeds, output_error)
+from ..ensembles import (METRICS, OPTIMIZERS, EnsembleRecord, EpochLog, Member, base_config,  # noqa: F401
+                         check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
+                         fold_seeds, output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
 from .stack import Stack, classification_loss, regression_loss
@@ -294,37 +295,22 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     stack = Stack([models[mb.fold] for mb in member_list], groups=groups, make_optimizer=_make_optimizer(optimizer, mu),
                   loss=classification_loss if classification else regression_loss)
 
-    K = len(member_list)
     fold_of = np.array([mb.fold for mb in member_list])
-    live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
-    history: dict[str, list] = {}
+    log = EpochLog(len(member_list), on_epoch)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         _probe(stack, X_t, y_t, m)
         torch.manual_seed(seeds[0])  # dropout's draws, per member under vmap(randomness="different")
         for e in range(epochs):
             orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=live)
-            metrics = _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
-                                classification=classification, chunk=chunk)
-            newly = live & ~np.isfinite(metrics["training_cost"])
-            diverged[newly] = e + 1
-            live = live & ~newly
-            for k, v in metrics.items():
-                history.setdefault(k, []).append(v)
-            if on_epoch is not None:
-                on_epoch(e, metrics)
+            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=log.live)
+            log.record(e, _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
+                                    classification=classification, chunk=chunk))
     seconds = time.perf_counter() - t0
-    notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
-    config = {
-        "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
-        "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds, "n_train": n_train,
-        "n_validation": [len(va) for _, va in fold_list], "device": str(dev),
-        "task": "classification" if classification else "regression",
-        "loss": "cross_entropy" if classification else "mse", "torch": torch.__version__,
-    }
+    config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
+                         folds=fold_list, classification=classification, device=str(dev))
+    config["torch"] = torch.__version__
     return EnsembleResult(
-        members=member_list, history={k: np.stack(v) for k, v in history.items()},
-        state_dicts=_state_dicts(stack, models[0]), decayed=decayed, config=config, train_seconds=seconds,
-        diverged_epoch=diverged, notes=notes,
+        members=member_list, history=log.stacked(), state_dicts=_state_dicts(stack, models[0]), decayed=decayed,
+        config=config, train_seconds=seconds, diverged_epoch=log.diverged, notes=log.notes(),
     )
