@@ -186,6 +186,31 @@ def test_every_member_equals_the_plain_optax_loop(lib, optimizer, Xy):
     assert sq[1] != sq[0]
 
 
+class NnxCNN(nnx.Module):
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 3, (3, 3), padding="VALID", rngs=rngs)
+        self.out = nnx.Linear(3 * 4 * 4, C, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.conv(x)).reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "map"])
+def test_a_cnn_member_equals_the_plain_loop(strategy):
+    """Convolutions: vmapped (grouped) or mapped, each member is still its plain loop."""
+    X = np.random.default_rng(1).normal(size=(N, 6, 6, 1)).astype(np.float32)
+    y = data()[1]
+    fn = lambda key: NnxCNN(nnx.Rngs(key))  # noqa: E731
+    members = [Member(lmbda=v, eta=0.1, fold=f) for f in (0, 1) for v in (0.0, 20.0)]
+    r = train_ensemble(fn, X, y, members=members, folds=FOLDS, epochs=EPOCHS, batch_size=M, seed=2, strategy=strategy)
+    assert r.decayed == ["conv.kernel", "out.kernel"]
+    seeds = fold_seeds(2, 2)
+    for k, mb in enumerate(members):
+        want = plain_loop("nnx", fn, X, y, mb.fold, "sgd", mb.lmbda, mb.eta, seeds[mb.fold])
+        for a, b in zip(leaves(r.model(k)), leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
 def test_batch_norm_statistics_per_member(Xy):
     """NNX BatchNorm: each member carries its own running statistics, equal to its plain loop's."""
     X, y = Xy
