@@ -215,9 +215,9 @@ def test_batch_norm_statistics_per_member(Xy):
     """NNX BatchNorm: each member carries its own running statistics, equal to its plain loop's."""
     X, y = Xy
     seed = 1
-    members = [Member(lmbda=lm, eta=0.1, fold=f) for f in (0, 1) for lm in (0.0, 30.0)]
+    members = [Member(lmbda=0.0, eta=0.1, fold=0), Member(lmbda=30.0, eta=0.1, fold=0), Member(lmbda=0.0, eta=0.1, fold=1)]
     fn = lambda key: NnxBN(nnx.Rngs(key))  # noqa: E731
-    r = train_ensemble(fn, X, y, members=members, folds=FOLDS, epochs=EPOCHS, batch_size=M, seed=seed)
+    r = train_ensemble(fn, X, y, members=members, folds=FOLDS, epochs=EPOCHS, batch_size=M, seed=seed, strategy="vmap")
     assert "bn.scale" not in r.decayed and "bn.bias" not in r.decayed and "l1.kernel" in r.decayed
     means = np.stack([sd["bn.mean"] for sd in r.state_dicts])
     assert len({tuple(np.round(m, 6)) for m in means}) == len(members)  # every member its own statistics
@@ -308,7 +308,8 @@ def test_one_line_errors(Xy):
     kw = dict(members=[Member()], folds=FOLDS[:1], epochs=1, batch_size=M)
     cases = [
         (DataError, "needs logits of shape", lambda: train_ensemble(lambda k: NnxMLP(nnx.Rngs(k), out=2), X, y, **kw)),
-        (DataError, "C >= 3", lambda: train_ensemble(lambda k: NnxMLP(nnx.Rngs(k), out=1), X, y, **kw)),  # regression head
+        # integer y with a regression head
+        (DataError, "C >= 3", lambda: train_ensemble(lambda k: NnxMLP(nnx.Rngs(k), out=1), X, y, **kw)),
         (DataError, "rejects X's examples of shape (5,)", lambda: train_ensemble(nnx_mlp, X[:, :5], y, **kw)),
         (ConfigTypeError, "must be a callable", lambda: train_ensemble(NnxMLP(nnx.Rngs(0)), X, y, **kw)),
         (ConfigTypeError, "must return an nnx.Module", lambda: train_ensemble(lambda k: 3, X, y, **kw)),

@@ -144,7 +144,8 @@ def output_error(shape: tuple, r: int, y_shape: tuple, classification: bool, cla
             return (f"the model's output has shape {tuple(shape)} for {r} examples; classification with labels "
                     f"0..{classes - 1} needs logits of shape ({r}, C) with C >= {classes}.")
     elif math.prod(shape) != math.prod(y_shape):
-        return f"the model's output has shape {tuple(shape)} for {r} examples; the targets y have shape {tuple(y_shape)}."
+        return (f"the model's output has shape {tuple(shape)} for {r} examples; the targets y have shape "
+                f"{tuple(y_shape)}.")
     return None
 
 

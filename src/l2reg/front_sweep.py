@@ -20,7 +20,8 @@ import numpy as np
 from .data import _is_whole
 from .ensembles import Member
 from .errors import DataError
-from .sweep import DEFAULT_GRID_SIZE, SweepResult, _round_sig, _summary_rows, choose, cv_folds_for, default_grid
+from .sweep import (DEFAULT_GRID_SIZE, Block, CVRun, SweepResult, _round_sig, _summary_rows, assemble, choose,
+                    cv_folds_for, default_grid)
 
 #: The default grid under AdamW: wd = 0 plus 12 log-spaced values from 1e-4 to 1.
 DEFAULT_WD_GRID = (1e-4, 1.0)
@@ -187,3 +188,64 @@ def front_result(run, d: FrontData, opts, config: dict) -> SweepResult:
                        train_seconds=cv.train_seconds + refit["train_seconds"],
                        compile_seconds=cv.compile_seconds + refit.get("compile_seconds", 0.0), notes=d.notes,
                        refit_terms=refit["terms"], options=opts.to_config())
+
+
+class LocalFront:
+    """A front's two stages in this process: the whole grid as one block (``cv_fn``), then the refit
+    (``refit_fn``); ``extras`` keeps the CV block's entries that :func:`l2reg.sweep.assemble` does not read."""
+
+    def __init__(self, cv_fn, refit_fn):
+        self.cv_fn, self.refit_fn, self.extras = cv_fn, refit_fn, {}
+
+    def cv(self, task, on_epoch=None) -> CVRun:
+        block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
+        out = self.cv_fn(task, block, on_epoch=on_epoch)
+        self.extras = {k: v for k, v in out.items() if k not in ("final", "history", "diverged", "params")}
+        return assemble(task, [block], [out])
+
+    def refit(self, task, grid: list, eta: float, on_epoch=None) -> dict:
+        from .distributed import RefitBlock
+
+        return self.refit_fn(task, RefitBlock(float(eta), tuple(grid)), on_epoch=on_epoch)
+
+
+def make_executor(opts, cv_fn, refit_fn, on_block=None):
+    """In process (:class:`LocalFront`), or on Ray in blocks (:class:`l2reg.distributed.RayExecutor` with the
+    front's block functions)."""
+    if opts.backend != "ray":
+        return LocalFront(cv_fn, refit_fn)
+    from .distributed import RayExecutor
+
+    return RayExecutor(address=opts.address, block_size=opts.block_size, on_block=on_block, cv_fn=cv_fn,
+                       refit_fn=refit_fn)
+
+
+def absolute_spec(spec: str) -> str:
+    """``"file.py:function"`` with the file's absolute path, so a worker elsewhere finds it."""
+    module, _, fn = spec.rpartition(":")
+    return f"{Path(module).resolve()}:{fn}" if module.endswith(".py") else spec
+
+
+def sweep_front(model_fn, data, opts, *, load_factory, task_cls, cv_fn, refit_fn, config_fn, on_epoch=None,
+                on_block=None) -> SweepResult:
+    """A front's ``sweep_with``: the factory (or its ``"module:function"``, loaded here by ``load_factory``
+    and by name on Ray workers), the data, the task (``task_cls(model, data, opts, folds, seeds, pair_eta,
+    pair_lmbda)``), :func:`run_sweep` and the result, with ``config_fn(opts, name, d, task, grid, eta,
+    model_fn, executor)`` as its config."""
+    name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
+    spec = absolute_spec(model_fn) if isinstance(model_fn, str) else None
+    model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
+    d = load_data(data)
+    # a worker elsewhere loads the factory by name; in this process it is loaded once, above
+    model = spec if spec is not None and opts.backend == "ray" else model_fn
+
+    def make_task(cv_folds, grid, pairs):
+        from .sweep import fold_seeds
+
+        return task_cls(model, d, opts, cv_folds, fold_seeds(opts.seed[0], len(cv_folds)),
+                        np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
+
+    executor = make_executor(opts, cv_fn, refit_fn, on_block)
+    run = run_sweep(d, opts, executor, make_task, on_epoch=on_epoch)
+    _, _, eta, grid, _, _, task = run
+    return front_result(run, d, opts, config_fn(opts, name, d, task, grid, eta, model_fn, executor))

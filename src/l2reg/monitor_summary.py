@@ -1,4 +1,4 @@
-"""The numbers and words of a decay monitor (:class:`l2reg.torch.DecayMonitor`, :func:`l2reg.jax.monitor`), and its page.
+"""The numbers and words of a decay monitor (``l2reg.torch.DecayMonitor``, ``l2reg.jax.monitor``), and its page.
 
 A monitor records, at each recorded step, one row of :data:`STATS` per
 parameter tensor; it has ``records``, ``recorded_steps``, ``group_hyper``

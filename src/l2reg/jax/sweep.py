@@ -25,9 +25,9 @@ import numpy as np
 from .. import validation as V
 from ..errors import ConfigError, ConfigTypeError
 from ..factories import import_factory, one_line
-from ..front_sweep import FrontData, as_layers, cv_outputs, front_result, load_data, refit_outputs, run_sweep, sweep_members
+from ..front_sweep import FrontData, as_layers, cv_outputs, refit_outputs, sweep_front, sweep_members
 from ..options import DEFAULT_FOLDS, TorchSweepOptions
-from ..sweep import Block, CVRun, SweepResult, assemble, fold_seeds
+from ..sweep import SweepResult
 from .ensemble import STRATEGIES, build, train_ensemble
 from .policy import POLICIES, decay_mask
 
@@ -133,32 +133,6 @@ def _terms(r, d: FrontData, opts: JaxSweepOptions, eta: float) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
-class _LocalJax:
-    """The JAX sweep's two stages in this process: the whole grid as one block, then the refit."""
-
-    strategy = None
-
-    def cv(self, task: JaxTask, on_epoch=None) -> CVRun:
-        block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
-        out = cv_block(task, block, on_epoch=on_epoch)
-        self.strategy = out.get("strategy")
-        return assemble(task, [block], [out])
-
-    def refit(self, task: JaxTask, grid: list, eta: float, on_epoch=None) -> dict:
-        from ..distributed import RefitBlock
-
-        return refit_block(task, RefitBlock(float(eta), tuple(grid)), on_epoch=on_epoch)
-
-
-def _executor(opts: JaxSweepOptions, on_block=None):
-    if opts.backend != "ray":
-        return _LocalJax()
-    from ..distributed import RayExecutor
-
-    return RayExecutor(address=opts.address, block_size=opts.block_size, on_block=on_block, cv_fn=cv_block,
-                       refit_fn=refit_block)
-
-
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
@@ -184,27 +158,12 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
 
 def sweep_with(model_fn, data, opts: JaxSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
     """:func:`sweep` for an options object (checked)."""
-    name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
-    spec = model_fn if isinstance(model_fn, str) else None
-    if spec is not None and spec.rpartition(":")[0].endswith(".py"):
-        spec = f"{Path(spec.rpartition(':')[0]).resolve()}:{spec.rpartition(':')[2]}"
-    model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
-    d = load_data(data)
-    model = spec if spec is not None and opts.backend == "ray" else model_fn
-
-    def make_task(cv_folds, grid, pairs):
-        return JaxTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], len(cv_folds)),
-                       np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
-
-    executor = _executor(opts, on_block)
-    run = run_sweep(d, opts, executor, make_task, on_epoch=on_epoch)
-    _, _, eta, grid, _, _, task = run
-    config = _config(opts, name, d, task, grid, eta, model_fn)
-    config["strategy_chosen"] = getattr(executor, "strategy", None)  # the probe's choice and timings (in process)
-    return front_result(run, d, opts, config)
+    return sweep_front(model_fn, data, opts, load_factory=load_factory, task_cls=JaxTask, cv_fn=cv_block,
+                       refit_fn=refit_block, config_fn=_config, on_epoch=on_epoch, on_block=on_block)
 
 
-def _config(opts: JaxSweepOptions, name: str, d: FrontData, task: JaxTask, grid, eta: float, model_fn) -> dict:
+def _config(opts: JaxSweepOptions, name: str, d: FrontData, task: JaxTask, grid, eta: float, model_fn,
+            executor=None) -> dict:
     """``sweep.json``'s config: every option, the grid, the model, and what the data fixed."""
     adapted = build(model_fn, 0)
     n_params = sum(int(np.size(v)) for v in adapted.params.values())
@@ -216,5 +175,6 @@ def _config(opts: JaxSweepOptions, name: str, d: FrontData, task: JaxTask, grid,
         seed=opts.seed[0], folds=len(task.folds), fold_seeds=list(task.seeds), n=len(d.X),
         n_fold=[int(len(tr)) for tr, _ in task.folds], n_test=int(len(d.X_test)), regression=not d.classification,
         models_cv=len(grid) * len(opts.eta) * len(task.folds), models_refit=len(grid), engine="jax",
-        library=adapted.kind, jax=jax.__version__, decay="weight_decay" if opts.optimizer == "adamw" else "lmbda")
+        library=adapted.kind, jax=jax.__version__, decay="weight_decay" if opts.optimizer == "adamw" else "lmbda",
+        strategy_chosen=getattr(executor, "extras", {}).get("strategy"))  # the probe's choice (in process)
     return config

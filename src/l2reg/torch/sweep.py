@@ -27,10 +27,9 @@ import torch
 
 from ..front_sweep import DEFAULT_WD_GRID  # noqa: F401  (l2reg.torch.sweep.DEFAULT_WD_GRID)
 from ..front_sweep import FrontData as TorchData
-from ..front_sweep import (as_layers, cv_outputs, front_result, load_data, refit_outputs, run_sweep,
-                           sweep_members)
+from ..front_sweep import as_layers, cv_outputs, load_data, refit_outputs, sweep_front, sweep_members  # noqa: F401
 from ..options import DEFAULT_FOLDS, TorchSweepOptions
-from ..sweep import Block, CVRun, SweepResult, assemble, fold_seeds
+from ..sweep import SweepResult
 from .ensemble import train_ensemble
 from .factory import load_factory
 from .groups import decayed_names
@@ -162,54 +161,14 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     return sweep_with(model_fn, data, opts, on_epoch=on_epoch)
 
 
-class _LocalTorch:
-    """The PyTorch sweep's two stages in this process: the whole grid as one block, then the refit."""
-
-    def cv(self, task: TorchTask, on_epoch=None) -> CVRun:
-        block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
-        return assemble(task, [block], [cv_block(task, block, on_epoch=on_epoch)])
-
-    def refit(self, task: TorchTask, grid: list, eta: float, on_epoch=None) -> dict:
-        from ..distributed import RefitBlock
-
-        return refit_block(task, RefitBlock(float(eta), tuple(grid)), on_epoch=on_epoch)
-
-
-def _executor(opts: TorchSweepOptions, on_block=None):
-    """In process, or on Ray in blocks (:class:`l2reg.distributed.RayExecutor` with this module's block functions)."""
-    if opts.backend != "ray":
-        return _LocalTorch()
-    from ..distributed import RayExecutor
-
-    return RayExecutor(address=opts.address, block_size=opts.block_size, on_block=on_block, cv_fn=cv_block,
-                       refit_fn=refit_block)
-
-
 def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
     """:func:`sweep` for an options object (checked); ``opts.backend="ray"`` trains it in blocks on Ray."""
-    name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
-    spec = _absolute(model_fn) if isinstance(model_fn, str) else None
-    model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
-    d = load_data(data)
-    # a worker elsewhere loads the factory by name; in this process it is loaded once, above
-    model = spec if spec is not None and opts.backend == "ray" else model_fn
-
-    def make_task(cv_folds, grid, pairs):
-        return TorchTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], len(cv_folds)),
-                         np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
-
-    run = run_sweep(d, opts, _executor(opts, on_block), make_task, on_epoch=on_epoch)
-    _, _, eta, grid, _, _, task = run
-    return front_result(run, d, opts, _config(opts, name, d, task, grid, eta, model_fn))
+    return sweep_front(model_fn, data, opts, load_factory=load_factory, task_cls=TorchTask, cv_fn=cv_block,
+                       refit_fn=refit_block, config_fn=_config, on_epoch=on_epoch, on_block=on_block)
 
 
-def _absolute(spec: str) -> str:
-    """``"file.py:function"`` with the file's absolute path, so a worker elsewhere finds it."""
-    module, _, fn = spec.rpartition(":")
-    return f"{Path(module).resolve()}:{fn}" if module.endswith(".py") else spec
-
-
-def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, eta: float, model_fn) -> dict:
+def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, eta: float, model_fn,
+            executor=None) -> dict:
     """``sweep.json``'s config: every option, the grid, the model, and what the data fixed."""
     model = model_fn()
     n_params = sum(p.numel() for p in model.parameters())
