@@ -247,7 +247,7 @@ def test_readme_command_runs_and_its_claim_holds(command, tmp_path, monkeypatch,
 
 #: What a README Python block imports -> the libraries it needs (the first that matches decides).
 PYTHON_NEEDS = {"l2reg.torch.hf": ("torch", "transformers", "accelerate"),
-                "l2reg.torch.lightning": ("torch", "lightning"), "l2reg.torch": ("torch",)}
+                "l2reg.torch.lightning": ("torch", "lightning"), "l2reg.torch": ("torch",), "l2reg.jax": ("flax",)}
 
 
 def _python_claims(scope: dict) -> None:
@@ -258,6 +258,9 @@ def _python_claims(scope: dict) -> None:
         assert doc["chosen_lmbda"] == scope["path"].chosen_lmbda and doc["summary"]
     if "clf" in scope:
         assert scope["clf"].lmbda_ in [0, 0.1, 1, 10]
+    if "jax_path" in scope:
+        assert scope["jax_path"].config["engine"] == "jax" and scope["jax_path"].chosen_lmbda in [0, 1, 10]
+        assert type(scope["model"]).__name__ == "MLP"
     if "monitor" in scope:
         assert len(scope["groups"]) == 2 and scope["groups"][1]["weight_decay"] == 0.0
     trainer = scope.get("trainer")

@@ -414,15 +414,21 @@ class TorchSweepOptions(SweepOptions):
     device: str = "cpu"
     strategy: str = "auto"
 
+    @classmethod
+    def policies(cls) -> tuple:
+        """The policy names this front knows (a subclass for another front names its own)."""
+        return POLICIES
+
     def checked(self):
         from .data import check_dataset_name
 
         if isinstance(self.dataset, str) and self.dataset != "arrays":
             check_dataset_name(self.dataset)
         if isinstance(self.policy, str):
-            V.choice("policy", self.policy, POLICIES)
+            V.choice("policy", self.policy, self.policies())
         elif not callable(self.policy):
-            raise ConfigTypeError(f"policy must be one of {', '.join(POLICIES)} or a callable; got {self.policy!r}.")
+            raise ConfigTypeError(f"policy must be one of {', '.join(self.policies())} or a callable; "
+                                  f"got {self.policy!r}.")
         if not isinstance(self.device, str):
             raise ConfigTypeError(f"device must be a string such as 'cpu' or 'cuda'; got {self.device!r}.")
         V.choice("strategy", self.strategy, STRATEGIES)

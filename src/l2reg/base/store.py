@@ -108,3 +108,14 @@ def write_params(path, params: list, runs: list[dict]) -> Path:
 
 def write_text(path, text: str) -> Path:
     return write_bytes(path, text.encode())
+
+
+def target_path(path, name: str, suffixes: tuple) -> Path:
+    """The file to write: ``path`` itself when it ends in one of ``suffixes``, else ``path/name``."""
+    path = Path(path)
+    if path.suffix.lower() in suffixes and not path.is_dir():
+        return path
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a file, not a folder; give a folder, or a file name ending in "
+                          f"{' or '.join(suffixes)}.")
+    return path / name

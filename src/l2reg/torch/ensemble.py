@@ -47,42 +47,30 @@ See :mod:`l2reg.torch.strategy`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..base import validation as V
-from ..options import OPTIMIZERS, documented
+from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, base_config,  # noqa: F401
+                                check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
+                                fold_seeds, output_error)
+from ..options import documented
 from ..errors import ConfigError, ConfigTypeError, DataError
-from ..fronts.cv import epoch_order, fold_seeds
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
 from .stack import Stack, classification_loss, regression_loss
 from .strategy import EVAL_PROBE_ROWS, SLOW_FALLBACK, STRATEGIES, Clock, Plan, check_norms
 
 log = logging.getLogger(__name__)
 
-METRICS = ("training_cost", "training_accuracy", "validation_cost", "validation_accuracy", "penalty",
-           "weight_sq_norm")
-
-
-@dataclass(frozen=True)
-class Member:
-    """One model of the ensemble: its λ (coupled; ``weight_decay`` = λ/n), η, fold, and AdamW's decoupled wd."""
-
-    lmbda: float = 0.0
-    eta: float = 0.1
-    fold: int = 0
-    weight_decay: float = 0.0
-
 
 @dataclass
-class EnsembleResult:
+class EnsembleResult(EnsembleRecord):
     """What :func:`train_ensemble` returns.
 
     ``history[name]`` is ``(epochs, K)`` (:data:`METRICS`; costs are the
@@ -94,31 +82,10 @@ class EnsembleResult:
     finite (0: never); from then on the member takes no steps.
     """
 
-    members: list
-    history: dict
-    state_dicts: list
-    decayed: list
-    config: dict
-    train_seconds: float
-    diverged_epoch: np.ndarray
-    notes: list = field(default_factory=list)
-
     def load_into(self, model: nn.Module, k: int) -> nn.Module:
         """Load member k's final weights into ``model`` (built by the same factory) and return it."""
         model.load_state_dict({name: torch.as_tensor(a) for name, a in self.state_dicts[k].items()})
         return model
-
-    def to_json(self) -> dict:
-        return {
-            "config": self.config,
-            "members": [asdict(m) for m in self.members],
-            "history": {k: [[x if math.isfinite(x) else None for x in row] for row in np.asarray(v, np.float64).T.tolist()]
-                        for k, v in self.history.items()},  # per member, per epoch; NaN (no validation) → None
-            "decayed": list(self.decayed),
-            "train_seconds": self.train_seconds,
-            "diverged_epoch": [int(x) for x in self.diverged_epoch],
-            "notes": list(self.notes),
-        }
 
 
 # ---------------------------------------------------------------- checks
@@ -137,77 +104,10 @@ def _device(device) -> torch.device:
 
 def _data(X, y, device) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """``(X, y, classification)`` on the device; X float32 ``(n, ...)``, y int64 ``(n,)`` or float ``(n, ...)``."""
-    X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
-    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
-    if X.ndim < 2 or not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"X must be a numeric array of shape (n, ...) with n examples; got shape {X.shape}, "
-                        f"dtype {X.dtype}.")
-    if y.ndim < 1 or len(y) != len(X):
-        raise DataError(f"y must have one entry per example of X: shape ({len(X)},); got shape {y.shape}.")
-    if not np.all(np.isfinite(X)):
-        raise DataError("X contains NaN or infinite values.")
-    classification = np.issubdtype(y.dtype, np.integer)
-    if classification:
-        if y.ndim != 1 or y.min() < 0:
-            raise DataError(f"integer y must be class labels 0..C−1 of shape (n,); got shape {y.shape}, "
-                            f"min {y.min()}.")
-        y_t = torch.as_tensor(y.astype(np.int64), device=device)
-    elif np.issubdtype(y.dtype, np.floating):
-        if not np.all(np.isfinite(y)):
-            raise DataError("y contains NaN or infinite values.")
-        y_t = torch.as_tensor(y.astype(np.float32), device=device)
-    else:
-        raise DataError(f"y must be integer class labels or float targets; got dtype {y.dtype}.")
-    return torch.as_tensor(X.astype(np.float32), device=device), y_t, classification
-
-
-def _members(members, n_folds: int, optimizer: str) -> list[Member]:
-    if isinstance(members, (Member, dict)) or not isinstance(members, Sequence) or len(members) == 0:
-        raise ConfigTypeError(f"members must be a non-empty list of Member (or dicts); got {members!r}.")
-    out = []
-    for i, m in enumerate(members):
-        if isinstance(m, dict):
-            try:
-                m = Member(**m)
-            except TypeError:
-                raise ConfigTypeError(f"members[{i}] has keys {sorted(m)}; expected lmbda, eta, fold, "
-                                      f"weight_decay.") from None
-        if not isinstance(m, Member):
-            raise ConfigTypeError(f"members[{i}] must be a Member or a dict; got {type(m).__name__}.")
-        lmbda = V.number(f"members[{i}].lmbda", m.lmbda, low=0)
-        eta = V.number(f"members[{i}].eta", m.eta, low=0, strict=True)
-        wd = V.number(f"members[{i}].weight_decay", m.weight_decay, low=0)
-        fold = V.integer(f"members[{i}].fold", m.fold, low=0, high=n_folds - 1)
-        if optimizer == "adamw" and lmbda != 0:
-            raise ConfigError(f"with optimizer 'adamw' members differ by weight_decay (decoupled); "
-                              f"members[{i}].lmbda must be 0; got {lmbda!r}.")
-        if optimizer != "adamw" and wd != 0:
-            raise ConfigError(f"weight_decay is AdamW's decoupled decay; with optimizer {optimizer!r} give "
-                              f"lmbda (coupled, weight_decay = λ/n); members[{i}].weight_decay is {wd!r}.")
-        out.append(Member(lmbda=lmbda, eta=eta, fold=fold, weight_decay=wd))
-    return out
-
-
-def _folds(folds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    if folds is None:
-        return [(np.arange(n), np.arange(0))]
-    if not isinstance(folds, Sequence) or len(folds) == 0:
-        raise ConfigTypeError(f"folds must be a non-empty list of (train_idx, val_idx) pairs; got {folds!r}.")
-    out = []
-    for i, pair in enumerate(folds):
-        try:
-            tr, va = (np.asarray(a) for a in pair)
-        except (TypeError, ValueError):
-            raise ConfigTypeError(f"folds[{i}] must be a pair (train_idx, val_idx) of index arrays.") from None
-        for what, a in (("train", tr), ("validation", va)):
-            if a.ndim != 1 or (a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= n)):
-                raise DataError(f"folds[{i}] {what} indices must be integers in [0, {n}); got {a!r:.80}.")
-        if tr.size == 0:
-            raise DataError(f"folds[{i}] has no training rows.")
-        if np.intersect1d(tr, va).size:
-            raise DataError(f"folds[{i}] uses rows for both training and validation.")
-        out.append((tr.astype(np.int64), va.astype(np.int64)))
-    return out
+    X = X.detach().cpu() if isinstance(X, torch.Tensor) else X
+    y = y.detach().cpu() if isinstance(y, torch.Tensor) else y
+    X, y, classification = check_arrays(X, y)
+    return torch.as_tensor(X, device=device), torch.as_tensor(y, device=device), classification
 
 
 def _check_same_architecture(models: Sequence[nn.Module]) -> None:
@@ -251,14 +151,9 @@ def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
                         f"{msg}") from None
     if not isinstance(out, torch.Tensor):
         raise DataError(f"the model must return a tensor; got {type(out).__name__}.")
-    if classification:
-        classes = int(y.max()) + 1
-        if out.ndim != 2 or out.shape[0] != r or out.shape[1] < classes:
-            raise DataError(f"the model's output has shape {tuple(out.shape)} for {r} examples; classification with "
-                            f"labels 0..{classes - 1} needs logits of shape ({r}, C) with C >= {classes}.")
-    elif out.numel() != y[:r].numel():
-        raise DataError(f"the model's output has shape {tuple(out.shape)} for {r} examples; the targets y have "
-                        f"shape {tuple(y[:r].shape)}.")
+    error = output_error(tuple(out.shape), r, tuple(y[:r].shape), classification, int(y.max()) + 1 if classification else 0)
+    if error:
+        raise DataError(error)
 
 
 # ---------------------------------------------------------------- the optimizer
@@ -285,15 +180,6 @@ def _member_groups(member: Member, n: int, decayed: list, others: list, optimize
 
 
 # ---------------------------------------------------------------- training
-
-
-def _seeds(seed, n_folds: int) -> list[int]:
-    if isinstance(seed, Sequence) and not isinstance(seed, str):
-        seeds = V.integers_list("seed", list(seed), low=0)
-        if len(seeds) != n_folds:
-            raise ConfigError(f"seed must be one integer or one per fold ({n_folds}); got {len(seeds)}.")
-        return seeds
-    return fold_seeds(V.integer("seed", seed, low=0), n_folds)
 
 
 def _fold_models(model_fn: Callable, seeds: Sequence[int], device: torch.device) -> list[nn.Module]:
@@ -456,23 +342,18 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     """
     if not callable(model_fn):
         raise ConfigTypeError(f"model_fn must be a no-argument callable returning an nn.Module; got {model_fn!r}.")
-    V.choice("optimizer", optimizer, OPTIMIZERS)
     epochs = V.integer("epochs", epochs, low=1)
-    mu = None
-    if optimizer in ("momentum", "nesterov"):
-        mu = V.number("momentum", momentum, low=0)
-        if mu >= 1:
-            raise ConfigError(f"momentum must be a finite number in [0, 1); got {momentum!r}.")
+    mu = check_momentum(optimizer, momentum)
     policy_label, _ = resolve_policy(policy)
     dev = _device(device)
     X_t, y_t, classification = _data(X, y, dev)
-    fold_list = _folds(folds, len(X_t))
-    member_list = _members(members, len(fold_list), optimizer)
+    fold_list = check_folds(folds, len(X_t))
+    member_list = check_members(members, len(fold_list), optimizer)
     n_train = [len(tr) for tr, _ in fold_list]
     m = V.integer("batch_size", batch_size, low=1, high=min(n_train))
     chunk = V.integer("eval_batch_size", eval_batch_size, low=1)
     V.choice("strategy", strategy, STRATEGIES)
-    seeds = _seeds(seed, len(fold_list))
+    seeds = check_seeds(seed, len(fold_list))
     models = _fold_models(model_fn, seeds, dev)
     _check_forward(models[0], X_t, y_t, classification)
     decayed = decayed_names(models[0], policy)
@@ -486,37 +367,21 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     steps = epochs * max(-(-n // m) for n in n_train)
     plan = Plan.make(strategy, K, models[0], steps=steps, cuda=dev.type == "cuda")
     fold_of = np.array([mb.fold for mb in member_list])
-    live, diverged = np.ones(K, bool), np.zeros(K, np.int64)
-    history: dict[str, list] = {}
+    log = EpochLog(len(member_list), on_epoch)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(seeds[0])  # dropout's draws, per member under vmap(randomness="different")
         for e in range(epochs):
             orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=live, plan=plan)
-            metrics = _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
-                                classification=classification, chunk=chunk, plan=plan)
-            newly = live & ~np.isfinite(metrics["training_cost"])
-            diverged[newly] = e + 1
-            live = live & ~newly
-            for k, v in metrics.items():
-                history.setdefault(k, []).append(v)
-            if on_epoch is not None:
-                on_epoch(e, metrics)
+            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=log.live, plan=plan)
+            log.record(e, _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
+                                    classification=classification, chunk=chunk, plan=plan))
     seconds = time.perf_counter() - t0
-    notes = [f"member {k} diverged in epoch {diverged[k]} and took no further steps." for k in np.flatnonzero(diverged)]
-    notes.append(plan.line())
     plan.log()
-    config = {
-        "optimizer": optimizer, "momentum": mu, "epochs": epochs, "batch_size": m, "policy": policy_label,
-        "seed": seed if isinstance(seed, int) else list(seed), "fold_seeds": seeds, "n_train": n_train,
-        "n_validation": [len(va) for _, va in fold_list], "device": str(dev),
-        "task": "classification" if classification else "regression",
-        "loss": "cross_entropy" if classification else "mse", "torch": torch.__version__,
-        "strategy": plan.to_json(),
-    }
+    config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
+                         folds=fold_list, classification=classification, device=str(dev))
+    config.update(torch=torch.__version__, strategy=plan.to_json())
     return EnsembleResult(
-        members=member_list, history={k: np.stack(v) for k, v in history.items()},
-        state_dicts=_state_dicts(stack, models[0]), decayed=decayed, config=config, train_seconds=seconds,
-        diverged_epoch=diverged, notes=notes,
+        members=member_list, history=log.stacked(), state_dicts=_state_dicts(stack, models[0]), decayed=decayed,
+        config=config, train_seconds=seconds, diverged_epoch=log.diverged, notes=log.notes() + [plan.line()],
     )

@@ -51,12 +51,12 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
 
 from ..base import validation as V
+from ..models.audit import Decision  # noqa: F401  (l2reg.torch.Decision)
 from ..errors import ConfigError, ConfigTypeError
 from ..options import POLICIES  # noqa: E402  (the names live with the options, torch-free)
 
@@ -70,23 +70,6 @@ _NORM_TYPES = tuple(t for t in (
 ) if t is not None)
 
 Path = list  # [(module path, module)], from the root to the module that owns the parameter
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One parameter under one policy.
-
-    ``decay`` is True or False, or None when the parameter is in no group:
-    frozen, or a policy that cannot classify it (then ``error`` says why).
-    """
-
-    name: str
-    shape: tuple
-    count: int
-    decay: bool | None
-    rule: str
-    aliases: tuple = ()
-    error: str = ""
 
 
 # ---------------------------------------------------------------- the rules

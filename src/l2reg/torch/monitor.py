@@ -58,7 +58,31 @@ import torch
 from ..base import store
 from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
-from ._monitor_summary import _rule, html_report, summarize
+from ..models.monitor_summary import STATS, html_report, summarize  # noqa: F401  (STATS: per tensor at each record)
+
+
+def _rule(optimizer, group: dict) -> str:
+    """How d and g are obtained for this group: ``none``, ``closed``, ``decoupled`` or ``shadow``."""
+    if group["weight_decay"] == 0:
+        return "none"
+    if group.get("decoupled_weight_decay", False) or isinstance(optimizer, torch.optim.AdamW):
+        return "decoupled"
+    if type(optimizer) is torch.optim.SGD and group.get("momentum", 0) == 0:
+        return "closed"
+    return "shadow"
+
+
+def _timescale_kind(optimizer, group: dict) -> str | None:
+    rule = _rule(optimizer, group)
+    if rule == "decoupled":
+        return "adamw"
+    if isinstance(optimizer, torch.optim.SGD):
+        if group.get("momentum", 0) == 0:
+            return "sgd"
+        return "nesterov" if group.get("nesterov") else "momentum"
+    if type(optimizer) is torch.optim.Adam:
+        return "adam"
+    return None
 
 
 class DecayMonitor:
@@ -229,6 +253,16 @@ class DecayMonitor:
 
     # -- results
 
+    @property
+    def optimizer_name(self) -> str:
+        return type(self.optimizer).__name__
+
+    def group_info(self) -> list[dict]:
+        """Per group: how d and g are split, the timescale's optimizer kind, μ and dampening (for the summary)."""
+        return [{"split": _rule(self.optimizer, g), "kind": _timescale_kind(self.optimizer, g),
+                 "momentum": g.get("momentum"), "dampening": g.get("dampening", 0)}
+                for g in self.optimizer.param_groups]
+
     def summary(self, *, last: int | None = None) -> dict:
         """Plain-dict summary over the recorded steps (the last ``last`` of them if given).
 
@@ -245,20 +279,9 @@ class DecayMonitor:
         """Write :meth:`summary` as JSON into ``path``: a file if it ends in ``.json``, else a folder (created if
         missing) that receives ``decay_monitor.json``."""
         data = json.dumps(self.summary(), indent=2, ensure_ascii=False).encode()
-        return store.write_bytes(_target(path, "decay_monitor.json", (".json",)), data)
+        return store.write_bytes(store.target_path(path, "decay_monitor.json", (".json",)), data)
 
     def write_html(self, path) -> Path:
         """Write the self-contained report, in the page of ``l2reg explain``'s, into ``path``: a file if it ends in
         ``.html`` or ``.htm``, else a folder (created if missing) that receives ``decay_monitor.html``."""
-        return store.write_text(_target(path, "decay_monitor.html", (".html", ".htm")), html_report(self.summary()))
-
-
-def _target(path, name: str, suffixes: tuple) -> Path:
-    """The file to write: ``path`` itself when it ends in one of ``suffixes``, else ``path/name``."""
-    path = Path(path)
-    if path.suffix.lower() in suffixes and not path.is_dir():
-        return path
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{str(path)!r} is a file, not a folder; give a folder, or a file name ending in "
-                          f"{' or '.join(suffixes)}.")
-    return path / name
+        return store.write_text(store.target_path(path, "decay_monitor.html", (".html", ".htm")), html_report(self.summary()))

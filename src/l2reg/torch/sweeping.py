@@ -25,96 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import _is_whole
-from ..errors import DataError
-from ..fronts.cv import DEFAULT_GRID_SIZE, BlockResult, SweepResult, _round_sig, cv_folds_for, default_grid, fold_seeds
-from ..fronts.orchestration import Blocks, make_executor, run_sweep
+from ..models.sweeping import DEFAULT_WD_GRID  # noqa: F401  (l2reg.torch.sweeping.DEFAULT_WD_GRID)
+from ..models.sweeping import FrontData as TorchData
+from ..models.sweeping import as_layers, cv_outputs, load_data, refit_outputs, sweep_front, sweep_members  # noqa: F401
+from ..fronts.cv import BlockResult, SweepResult
+from ..fronts.orchestration import Blocks
 from ..options import DEFAULT_FOLDS, TorchSweepOptions, documented
-from .ensemble import Member, train_ensemble
+from .ensemble import train_ensemble
 from .factory import load_factory
 from .groups import decayed_names
 from .stack import classification_loss, regression_loss
 
-#: The default grid under AdamW: wd = 0 plus 12 log-spaced values from 1e-4 to 1.
-DEFAULT_WD_GRID = (1e-4, 1.0)
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class TorchData:
-    """The arrays of a PyTorch sweep: ``X`` ``(n, ...)`` float32 (any shape the model takes), ``y``
-    ``(n,)`` integer labels or float targets, and the test split."""
-
-    X: np.ndarray
-    y: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    notes: tuple = ()
-
-    @property
-    def classification(self) -> bool:
-        return np.issubdtype(self.y.dtype, np.integer)
-
-
-def load_data(data) -> TorchData:
-    """``data``: a ``.npz`` path (``X``, ``y``, optional ``X_test``, ``y_test``), a tuple
-    ``(X, y[, X_test, y_test])``, or a built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``:
-    features as l2reg loads them, validation rows added to training)."""
-    if isinstance(data, str) and data.strip().lower() in ("digits", "mnist", "fashion-mnist"):
-        from ..data import load_dataset
-
-        d = load_dataset(data)
-        X = np.concatenate([d.X_train, d.X_val])
-        return TorchData(X, np.concatenate([d.y_train, d.y_val]).astype(np.int64), d.X_test,
-                         d.y_test.astype(np.int64), d.notes)
-    if isinstance(data, (str, Path)):
-        path = Path(data)
-        if path.suffix.lower() != ".npz" or not path.is_file():
-            raise DataError(f"data must be a .npz file with X and y (optional X_test, y_test); got {data}.")
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        if "X" not in arrays or "y" not in arrays:
-            raise DataError(f"{path.name} must hold arrays X and y; it holds {', '.join(sorted(arrays)) or 'nothing'}.")
-        parts = [arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test")]
-    else:
-        parts = list(data) + [None] * (4 - len(data))
-    X, y, X_test, y_test = (None if a is None else np.asarray(a) for a in parts[:4])
-    y = _labels(y, "y", len(X))
-    if X_test is None:
-        return _hold_out_test(np.asarray(X, np.float32), y)
-    return TorchData(np.asarray(X, np.float32), y, np.asarray(X_test, np.float32), _labels(y_test, "y_test",
-                                                                                          len(X_test)))
-
-
-def _labels(y, name: str, n: int) -> np.ndarray:
-    if y is None or len(y) != n:
-        raise DataError(f"{name} must have one entry per row of its X ({n}); got {None if y is None else len(y)}.")
-    if y.ndim != 1 or not _is_whole(y):  # as l2reg's own data files: whole numbers are class labels
-        return y.astype(np.float32)
-    if len(y) and y.min() < 0:
-        raise DataError(f"{name}: labels must be integers in 0..C-1; found {int(y.min())}.")
-    return y.astype(np.int64)
-
-
-def _hold_out_test(X: np.ndarray, y: np.ndarray) -> TorchData:
-    from sklearn.model_selection import train_test_split
-
-    strat = y if np.issubdtype(y.dtype, np.integer) and np.bincount(y).min(initial=2) >= 2 else None
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=strat, random_state=0)
-    note = (f"Held out 20% of X ({len(X_te)} examples) as the test set{', stratified by label' if strat is not None else ''}"
-            f" (random_state=0); {len(X_tr)} examples train.")
-    return TorchData(X_tr, y_tr, X_te, y_te, (note,))
-
-
 # ---------------------------------------------------------------- the two stages
-
-
-def _members(pairs, folds: Sequence[int], adamw: bool) -> list[Member]:
-    """The ensemble's members: each (η, value) pair on each fold, fold-major (model k = g·P + p)."""
-    return [Member(lmbda=0.0 if adamw else v, weight_decay=v if adamw else 0.0, eta=e, fold=g)
-            for g in folds for e, v in pairs]
 
 
 @dataclass(frozen=True)
@@ -143,27 +65,13 @@ def cv_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Block
     folds = [task.folds[g] for g in block.folds]
     pairs = [(float(task.pair_eta[p]), float(task.pair_lmbda[p])) for p in block.pairs]
     P, k = len(pairs), len(folds)
-    r = train_ensemble(model_fn, d.X, d.y, members=_members(pairs, range(k), opts.optimizer == "adamw"),
+    r = train_ensemble(model_fn, d.X, d.y, members=sweep_members(pairs, range(k), opts.optimizer == "adamw"),
                        folds=folds, epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy,
                        seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch,
                        strategy=opts.strategy)
-    by_fold = lambda a: np.asarray(a, np.float64).reshape(*np.shape(a)[:-1], k, P).swapaxes(-1, -2)  # (..., P, k)
-    h = r.history
-    c0 = {name: h[name] - h["penalty"] for name in ("training_cost", "validation_cost")}
-    history = {"validation_cost": by_fold(c0["validation_cost"]), "weight_sq_norm": by_fold(h["weight_sq_norm"])}
-    final = {"training_cost": by_fold(c0["training_cost"][-1]), "validation_cost": by_fold(c0["validation_cost"][-1]),
-             "weight_sq_norm": by_fold(h["weight_sq_norm"][-1])}
-    test = _evaluate(model_fn, r, d.X_test, d.y_test, opts.device)
-    final.update(test_cost=by_fold(test["cost"]), test_accuracy=by_fold(test["accuracy"]))
-    for name in ("training_accuracy", "validation_accuracy"):
-        if name in h:
-            final[name] = by_fold(h[name][-1])
-            history[name] = by_fold(h[name])
-    if "validation_accuracy" not in final:  # regression: no accuracies
-        final.update(training_accuracy=np.full((P, k), np.nan), validation_accuracy=np.full((P, k), np.nan))
-    return BlockResult(final=final, history=history, diverged=by_fold(r.diverged_epoch > 0),
-                       train_seconds=r.train_seconds, meta={"strategy": r.config["strategy"]})
+    return cv_outputs(r, P, k, _evaluate(model_fn, r, d.X_test, d.y_test, opts.device),
+                      meta={"strategy": r.config["strategy"]})
 
 
 def _evaluate(model_fn, result, X, y, device) -> dict:
@@ -191,20 +99,13 @@ def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Bl
     X = np.concatenate([data.X, data.X_test])
     y = np.concatenate([data.y, data.y_test])
     fold = (np.arange(n), np.arange(n, len(X)))
-    r = train_ensemble(model_fn, X, y, members=_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
+    r = train_ensemble(model_fn, X, y, members=sweep_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
                        folds=[fold], epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy, seed=opts.seed[0],
                        device=opts.device, on_epoch=on_epoch, strategy=opts.strategy)
-    h = r.history
-    history = {name.replace("validation", "test"): (v - h["penalty"] if name.endswith("_cost") else v)
-               for name, v in h.items() if name != "penalty"}
-    final = {name: v[-1] for name, v in history.items() if name != "weight_sq_norm"}
-    final["weight_sq_norm"] = history["weight_sq_norm"][-1]
-    if "training_accuracy" not in final:
-        final.update(training_accuracy=np.full(len(grid), np.nan), test_accuracy=np.full(len(grid), np.nan))
-    return BlockResult(final=final, history=history, diverged=r.diverged_epoch > 0, train_seconds=r.train_seconds,
-                       params=[_as_layers(sd, r.decayed) for sd in r.state_dicts],
-                       terms=_terms(model_fn, r, data, opts, eta), meta={"strategy": r.config["strategy"]})
+    return refit_outputs(r, len(grid), terms=_terms(model_fn, r, data, opts, eta),
+                         params=[_as_layers(sd, r.decayed) for sd in r.state_dicts],
+                         meta={"strategy": r.config["strategy"]})
 
 
 #: The PyTorch sweep's block functions, for the orchestration and a cluster.
@@ -213,11 +114,7 @@ TORCH_BLOCKS = Blocks(cv=cv_block, refit=refit_block)
 
 def _as_layers(state_dict: dict, decayed: list) -> list[dict]:
     """A model's decayed parameters as the sweep report's "layers": ``{"w": (fan_in, fan_out)}`` each."""
-    out = []
-    for name in decayed:
-        w = np.asarray(state_dict[name])
-        out.append({"w": w.reshape(w.shape[0], -1).T if w.ndim > 1 else w.reshape(-1, 1), "b": np.zeros(0, w.dtype)})
-    return out
+    return as_layers([state_dict[name] for name in decayed])
 
 
 def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: float) -> dict:
@@ -279,22 +176,8 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
 
 def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
     """:func:`sweep` for an options object (checked); ``opts.backend="ray"`` trains it in blocks on Ray."""
-    name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
-    spec = _absolute(model_fn) if isinstance(model_fn, str) else None
-    model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
-    d = load_data(data)
-    cv_folds = cv_folds_for(opts, d.y, d.classification)
-    k = len(cv_folds)
-    grid = list(opts.lmbda) if opts.lmbda is not None else _default_grid(len(d.X), opts.optimizer)
-    pairs = [(e, v) for e in opts.eta for v in grid]
-    # a worker elsewhere loads the factory by name; in this process it is loaded once, above
-    model = spec if spec is not None and opts.backend == "ray" else model_fn
-    task = TorchTask(model, d, opts, cv_folds, fold_seeds(opts.seed[0], k), np.array([e for e, _ in pairs]),
-                     np.array([v for _, v in pairs]))
-    executor = make_executor(opts, on_block=on_block)
-    result = run_sweep(task, TORCH_BLOCKS, executor, select=opts.select, regression=not d.classification,
-                       n=len(d.X), config=_config(opts, name, d, task, grid, model_fn), on_epoch=on_epoch,
-                       notes=d.notes, options=opts.to_config())
+    result = sweep_front(model_fn, data, opts, load_factory=load_factory, task_cls=TorchTask, blocks=TORCH_BLOCKS,
+                         config_fn=_config, on_epoch=on_epoch, on_block=on_block)
     return _with_strategies(result)
 
 
@@ -311,18 +194,6 @@ def _with_strategies(result: SweepResult) -> SweepResult:
         blocks = v.get("blocks", [v])
         lines.append(f"{stage}: {blocks[0]['line']}" + (f" ({len(blocks)} blocks)" if len(blocks) > 1 else ""))
     return replace(result, config=config, notes=tuple(result.notes) + tuple(lines))
-
-
-def _absolute(spec: str) -> str:
-    """``"file.py:function"`` with the file's absolute path, so a worker elsewhere finds it."""
-    module, _, fn = spec.rpartition(":")
-    return f"{Path(module).resolve()}:{fn}" if module.endswith(".py") else spec
-
-
-def _default_grid(n: int, optimizer: str) -> list[float]:
-    if optimizer != "adamw":
-        return default_grid(n)
-    return [0.0] + [_round_sig(v) for v in np.geomspace(*DEFAULT_WD_GRID, DEFAULT_GRID_SIZE)]
 
 
 def _config(opts: TorchSweepOptions, name: str, d: TorchData, task: TorchTask, grid, model_fn) -> dict:

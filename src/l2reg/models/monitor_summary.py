@@ -1,4 +1,13 @@
-"""The numbers and words of a :class:`~l2reg.torch.monitor.DecayMonitor`, and its HTML page."""
+"""The numbers and words of a decay monitor (``l2reg.torch.DecayMonitor``, ``l2reg.jax.monitor``), and its page.
+
+A monitor records, at each recorded step, one row of :data:`STATS` per
+parameter tensor; it has ``records``, ``recorded_steps``, ``group_hyper``
+(per recorded step, ``(lr, weight_decay)`` per group), ``names`` (``(group,
+name)`` per tensor), ``steps``, ``record_every``, ``steps_per_epoch``,
+``epochs``, ``optimizer_name`` and ``group_info()``: per group its ``split``
+(a key of the split texts), ``kind`` (the timescale's optimizer or None),
+``momentum`` and ``dampening``. Nothing here imports a front's library.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +15,11 @@ import html
 import math
 
 import numpy as np
-import torch
 
 from ..fronts.conventions import decay_timescale
 
 # Per parameter tensor at each recorded step.
 STATS = ("away", "grow", "grow_sq", "sq", "abs_d", "abs_g", "zero_g", "numel")
-
-
-def _rule(optimizer, group: dict) -> str:
-    """How d and g are obtained for this group: ``none``, ``closed``, ``decoupled`` or ``shadow``."""
-    if group["weight_decay"] == 0:
-        return "none"
-    if group.get("decoupled_weight_decay", False) or isinstance(optimizer, torch.optim.AdamW):
-        return "decoupled"
-    if type(optimizer) is torch.optim.SGD and group.get("momentum", 0) == 0:
-        return "closed"
-    return "shadow"
-
-
-def _timescale_kind(optimizer, group: dict) -> str | None:
-    rule = _rule(optimizer, group)
-    if rule == "decoupled":
-        return "adamw"
-    if isinstance(optimizer, torch.optim.SGD):
-        if group.get("momentum", 0) == 0:
-            return "sgd"
-        return "nesterov" if group.get("nesterov") else "momentum"
-    if type(optimizer) is torch.optim.Adam:
-        return "adam"
-    return None
-
 
 _I = {name: i for i, name in enumerate(STATS)}
 _SPLIT = {
@@ -44,6 +27,8 @@ _SPLIT = {
     "closed": "coupled L2 under plain SGD: d = −lr·wd·w, g = −lr·∂C0/∂w",
     "decoupled": "decoupled: d = −lr·wd·w outside the moments, g = u − d",
     "shadow": "split of the actual update u: g = the same optimizer from the same state with weight_decay = 0, d = u − g",
+    "zero_params": "split of the actual update u: g = the same optax transform from the same state given params = 0 "
+                   "(no decay term), d = u − g",
 }
 
 
@@ -68,21 +53,20 @@ def _fractions(t: np.ndarray) -> dict:
     }
 
 
-def _timescale(mon, gi: int, group: dict, lr: float, wd: float) -> tuple[dict | None, list, str]:
-    opt = mon.optimizer
-    kind = _timescale_kind(opt, group)
+def _timescale(mon, gi: int, info: dict, lr: float, wd: float) -> tuple[dict | None, list, str]:
+    kind = info["kind"]
     if kind is None:
-        return None, [], f"no closed-form timescale for {type(opt).__name__}"
+        return None, [], info.get("no_timescale") or f"no closed-form timescale for {mon.optimizer_name}"
     if lr <= 0:
         return None, [], "lr = 0 at the last recorded step"
     spe = mon.steps_per_epoch
-    mu = group.get("momentum") if kind in ("momentum", "nesterov") else None
+    mu = info.get("momentum") if kind in ("momentum", "nesterov") else None
     ts = decay_timescale(optimizer=kind, n=spe or 1, batch_size=1, eta=lr, weight_decay=wd, momentum=mu)
     out = ts.to_json()
     if spe is None:
         out["tau_epoch"], out["steps_per_epoch"] = None, None
     text = ts.describe() if spe is not None else f"τ_iter = {ts.tau_iter:.5g} steps" if ts.tau_iter else ts.note
-    if group.get("dampening", 0):
+    if info.get("dampening") or 0:
         text += " (dampening ≠ 0 is not in this rate)"
     warnings = ts.warnings(mon.epochs) if spe is not None else ts.warnings()[:1] if (ts.per_step or 1) <= 0 else []
     return out, warnings, text
@@ -93,8 +77,7 @@ def summarize(mon, *, last: int | None = None) -> dict:
     records = mon.records[-last:] if last else mon.records
     steps = mon.recorded_steps[-last:] if last else mon.recorded_steps
     hyper = mon.group_hyper[-last:] if last else mon.group_hyper
-    opt = mon.optimizer
-    head = {"optimizer": type(opt).__name__, "steps": mon.steps, "recorded_steps": len(records),
+    head = {"optimizer": mon.optimizer_name, "steps": mon.steps, "recorded_steps": len(records),
             "record_every": mon.record_every, "steps_per_epoch": mon.steps_per_epoch, "epochs": mon.epochs}
     if not records:
         return {**head, "groups": [], "layers": [], "history": {}, "answer": ["No step recorded yet."]}
@@ -104,12 +87,12 @@ def summarize(mon, *, last: int | None = None) -> dict:
     group_of = np.array([gi for gi, _ in mon.names])
     layers = _layers(mon, A, total, group_of, hyper[-1])
     groups = []
-    for gi, group in enumerate(opt.param_groups):
+    for gi, info in enumerate(mon.group_info()):
         lr, wd = hyper[-1][gi]
-        ts, warnings, ts_text = _timescale(mon, gi, group, lr, wd)
+        ts, warnings, ts_text = _timescale(mon, gi, info, lr, wd)
         pooled = {k: _num(v) for k, v in _fractions(total[group_of == gi].sum(0)).items()}
-        groups.append({"index": gi, "lr": lr, "weight_decay": wd, "split": _rule(opt, group),
-                       "split_text": _SPLIT[_rule(opt, group)], "n_tensors": int((group_of == gi).sum()),
+        groups.append({"index": gi, "lr": lr, "weight_decay": wd, "split": info["split"],
+                       "split_text": _SPLIT[info["split"]], "n_tensors": int((group_of == gi).sum()),
                        "n_weights": sum(x["n_weights"] for x in layers if x["group"] == gi),
                        **pooled, "timescale": ts, "timescale_text": ts_text, "warnings": warnings})
     history = {"step": [int(s) for s in steps]}
