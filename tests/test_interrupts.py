@@ -215,32 +215,30 @@ print("not stopped", flush=True)
 """
 
 
-def test_a_second_ctrl_c_exits_130_at_once():
+@pytest.fixture
+def busy():
+    """A process busy in a long step, past its first Ctrl-C (the flag is taken, it goes on)."""
     proc = subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGINT)
         assert proc.stdout.readline() == "busy\n"  # the first Ctrl-C was taken, the process goes on
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)  # well before the 120 s step ends
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+        proc.communicate()
+
+
+def test_a_second_ctrl_c_exits_130_at_once(busy):
+    busy.send_signal(signal.SIGINT)
+    out, err = busy.communicate(timeout=60)  # well before the 120 s step ends
+    assert busy.returncode == 130
     assert out == "" and err.split() == (interrupts.ACKNOWLEDGED + " " + interrupts.STOPPED_AT_ONCE).split(), (out, err)
 
 
-def test_the_first_ctrl_c_is_acknowledged_at_once():
+def test_the_first_ctrl_c_is_acknowledged_at_once(busy):
     """The acknowledgement comes from a thread, not from the next safe point: while the main thread is busy."""
-    proc = subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        assert proc.stdout.readline() == "busy\n"
-        assert proc.stderr.readline().strip() == ""  # the line starts on a fresh line
-        assert proc.stderr.readline().strip() == interrupts.ACKNOWLEDGED
-    finally:
-        proc.kill()
-        proc.communicate()
+    assert busy.stderr.readline().strip() == ""  # the line starts on a fresh line
+    assert busy.stderr.readline().strip() == interrupts.ACKNOWLEDGED

@@ -26,19 +26,16 @@ them the summary gives the measured decay rate per step, −Σd·w/Σw².
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..base import store
 from ..base import validation as V
 from ..options import OPTIMIZERS as TIMESCALE_OPTIMIZERS
 from ..errors import ConfigTypeError
-from ..models.monitor_summary import STATS, html_report, summarize
+from ..models.monitor_summary import MonitorFiles, STATS, summarize
 
 
 def _stats(w0, u, g):
@@ -51,7 +48,7 @@ def _stats(w0, u, g):
     return jnp.stack([jnp.asarray(x, jnp.float32) for x in parts])  # STATS, then Σ(−d·w)
 
 
-class DecayMonitor:
+class DecayMonitor(MonitorFiles):
     """An optax transform that records d and g of the optimizer it wraps (module docstring); see :func:`monitor`."""
 
     def __init__(self, optimizer, *, mask=None, lr=None, weight_decay=None, kind=None, momentum=None,
@@ -144,18 +141,6 @@ class DecayMonitor:
         """The same plain-dict summary as :meth:`l2reg.torch.DecayMonitor.summary` (groups, layers, history,
         answer) over the recorded steps (the last ``last`` of them if given)."""
         return summarize(self, last=last)
-
-    def write_json(self, path) -> Path:
-        """Write :meth:`summary` as JSON into ``path``: a file if it ends in ``.json``, else a folder (created if
-        missing) that receives ``decay_monitor.json``."""
-        data = json.dumps(self.summary(), indent=2, ensure_ascii=False).encode()
-        return store.write_bytes(store.target_path(path, "decay_monitor.json", (".json",)), data)
-
-    def write_html(self, path) -> Path:
-        """Write the self-contained report into ``path``: a file if it ends in ``.html`` or ``.htm``, else a
-        folder (created if missing) that receives ``decay_monitor.html``."""
-        return store.write_text(store.target_path(path, "decay_monitor.html", (".html", ".htm")),
-                                html_report(self.summary()))
 
 
 def monitor(optimizer, *, mask=None, lr: float | None = None, weight_decay: float | None = None,

@@ -12,10 +12,13 @@ name)`` per tensor), ``steps``, ``record_every``, ``steps_per_epoch``,
 from __future__ import annotations
 
 import html
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+from ..base import store
 from ..fronts.conventions import decay_timescale
 
 # Per parameter tensor at each recorded step.
@@ -204,3 +207,20 @@ def html_report(s: dict) -> str:
         sections.append(("‖w‖ per tensor", _plot(s["history"], "weight_norm", "‖w‖", "monitor-norms")))
     return html_page(f"What weight decay did: {s['optimizer']}, {s['steps']} steps ({s['recorded_steps']} recorded)",
                      sections)
+
+
+class MonitorFiles:
+    """What both decay monitors (:class:`l2reg.torch.DecayMonitor`, :class:`l2reg.jax.DecayMonitor`) write from
+    their ``summary()``: the JSON and the self-contained page."""
+
+    def write_json(self, path) -> Path:
+        """Write :meth:`summary` as JSON into ``path``: a file if it ends in ``.json``, else a folder (created if
+        missing) that receives ``decay_monitor.json``."""
+        data = json.dumps(self.summary(), indent=2, ensure_ascii=False).encode()
+        return store.write_bytes(store.target_path(path, "decay_monitor.json", (".json",)), data)
+
+    def write_html(self, path) -> Path:
+        """Write the self-contained report, in the page of ``l2reg explain``'s, into ``path``: a file if it ends in
+        ``.html`` or ``.htm``, else a folder (created if missing) that receives ``decay_monitor.html``."""
+        return store.write_text(store.target_path(path, "decay_monitor.html", (".html", ".htm")),
+                                html_report(self.summary()))

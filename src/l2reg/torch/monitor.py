@@ -48,17 +48,14 @@ taken once the closure has run, so the recorded step is the clipped one.
 from __future__ import annotations
 
 import copy
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..base import store
 from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
-from ..models.monitor_summary import STATS, html_report, summarize  # noqa: F401  (STATS: per tensor at each record)
+from ..models.monitor_summary import MonitorFiles, STATS, html_report, summarize  # noqa: F401  (STATS: per tensor at each record)
 
 
 def _rule(optimizer, group: dict) -> str:
@@ -85,7 +82,7 @@ def _timescale_kind(optimizer, group: dict) -> str | None:
     return None
 
 
-class DecayMonitor:
+class DecayMonitor(MonitorFiles):
     """Record the decay and data terms of the steps ``optimizer`` takes (module docstring).
 
     ``model`` names the parameters (else the groups' ``param_names``, else
@@ -274,14 +271,3 @@ class DecayMonitor:
         ``weight_norm``; ``answer``: sentences with the numbers.
         """
         return summarize(self, last=last)
-
-    def write_json(self, path) -> Path:
-        """Write :meth:`summary` as JSON into ``path``: a file if it ends in ``.json``, else a folder (created if
-        missing) that receives ``decay_monitor.json``."""
-        data = json.dumps(self.summary(), indent=2, ensure_ascii=False).encode()
-        return store.write_bytes(store.target_path(path, "decay_monitor.json", (".json",)), data)
-
-    def write_html(self, path) -> Path:
-        """Write the self-contained report, in the page of ``l2reg explain``'s, into ``path``: a file if it ends in
-        ``.html`` or ``.htm``, else a folder (created if missing) that receives ``decay_monitor.html``."""
-        return store.write_text(store.target_path(path, "decay_monitor.html", (".html", ".htm")), html_report(self.summary()))
