@@ -662,6 +662,59 @@ def torch_sweep(
     folder = _run_folder("torch-sweep", out, None, overwrite, "sweep.json")
     from .torch.sweeping import sweep_with
 
+    _model_sweep(sweep_with, factory, data, opts, folder, figures=figures, quiet=quiet)
+
+
+# ---------------------------------------------------------------- your own JAX model
+
+jax_app = typer.Typer(help="Your own Flax NNX, Linen or Equinox model: which leaves decay, and λ by cross-validation.",
+                      no_args_is_help=True, cls=_Group)
+app.add_typer(jax_app, name="jax")
+JaxFactory = Annotated[str, typer.Argument(help="The model factory model_fn(key), module:function or "
+                                           "file.py:function.", metavar="MODULE:FACTORY")]
+JaxPolicy = Annotated[str, _choice_of(O.JAX_POLICIES, PENALTY, "Which leaves decay: l2reg (kernels, conv kernels, "
+                                      "embeddings; never biases or norms) or ndim (x.ndim > 1, optax's habit).")]
+
+
+@jax_app.command("audit", cls=_Command)
+def jax_audit(
+    factory: JaxFactory, policy: JaxPolicy = "l2reg",
+    compare: Annotated[Optional[str], _opt(PENALTY, "Other policies to compare with, e.g. ndim.")] = None,
+) -> None:
+    """Every parameter leaf of the model: decayed or not, by which rule; totals; where two policies differ."""
+    from .jax import audit, audit_tables
+    from .jax.sweep import load_factory
+
+    others = None if compare is None else [p.strip() for p in compare.split(",") if p.strip()]
+    for table in audit_tables(audit(load_factory(factory), policy, compare=others)):
+        console.print(table)
+
+
+@jax_app.command("sweep", cls=_Command)
+def jax_sweep(
+    factory: JaxFactory,
+    data: Annotated[str, _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and y_test; "
+                                    "or digits, mnist, fashion-mnist.")],
+    lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
+    optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
+    seed: Seed = Integers([0]), policy: JaxPolicy = "l2reg",
+    strategy: Annotated[str, _choice_of(O.JAX_STRATEGIES, OPTIM, "How the members are stepped in the compiled "
+                                        "program: auto times a few steps of each way and keeps the fastest.")] = "auto",
+    backend: Backend = "local", address: Address = None, block_size: BlockSize = None,
+    out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
+) -> None:
+    """Choose λ for your own JAX model: every λ × fold in one compiled program, then the λ path refit."""
+    _check_figures(figures)
+    opts = O.JaxSweepOptions.from_flat(dict(locals(), dataset=str(data), model=factory)).checked()
+    folder = _run_folder("jax-sweep", out, None, overwrite, "sweep.json")
+    from .jax.sweep import sweep_with
+
+    _model_sweep(sweep_with, factory, data, opts, folder, figures=figures, quiet=quiet)
+
+
+def _model_sweep(sweep_with, factory, data, opts, folder, *, figures, quiet) -> None:
+    """The flow of ``l2reg torch sweep`` and ``l2reg jax sweep``: train (a progress bar over epochs, or over
+    blocks on Ray), write the folder, say what was chosen."""
     if opts.backend == "ray":
         with _block_progress(quiet) as on_block:
             result = sweep_with(factory, data, opts, on_block=on_block)

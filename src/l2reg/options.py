@@ -419,6 +419,11 @@ class TorchSweepOptions(SweepOptions):
         """The policy names this front knows (a subclass for another front names its own)."""
         return POLICIES
 
+    @classmethod
+    def strategies(cls) -> tuple:
+        """The ways this front's ensemble can step its members."""
+        return STRATEGIES
+
     def checked(self):
         from .data import check_dataset_name
 
@@ -431,9 +436,30 @@ class TorchSweepOptions(SweepOptions):
                                   f"got {self.policy!r}.")
         if not isinstance(self.device, str):
             raise ConfigTypeError(f"device must be a string such as 'cpu' or 'cuda'; got {self.device!r}.")
-        V.choice("strategy", self.strategy, STRATEGIES)
+        V.choice("strategy", self.strategy, self.strategies())
         # The data is checked when it is loaded (any array shape the model takes), not as an MLP dataset.
         return replace(SweepOptions.checked(replace(self, dataset="digits")), dataset=self.dataset)
+
+
+#: How a JAX ensemble steps its members (:mod:`l2reg.jax.ensemble`): measured, or one way asked.
+JAX_STRATEGIES = ("auto", "vmap", "map", "chunked")
+#: Which leaves of a JAX model's parameter tree decay (:mod:`l2reg.jax.policy`).
+JAX_POLICIES = ("l2reg", "ndim")
+
+
+@dataclass(frozen=True)
+class JaxSweepOptions(TorchSweepOptions):
+    """:class:`TorchSweepOptions` for your own JAX model (:func:`l2reg.jax.sweep`): ``policy`` one of
+    :data:`JAX_POLICIES`, ``strategy`` one of :data:`JAX_STRATEGIES`; ``device`` is not used (JAX's default
+    device trains)."""
+
+    @classmethod
+    def policies(cls) -> tuple:
+        return JAX_POLICIES
+
+    @classmethod
+    def strategies(cls) -> tuple:
+        return JAX_STRATEGIES
 
 
 def parse_grid(text: str) -> tuple[float, ...]:

@@ -57,7 +57,7 @@ from ..errors import ConfigError, ConfigTypeError, DataError
 from . import models as M
 from .policy import DEFAULT_POLICY, decay_mask, resolve_policy
 
-STRATEGIES = ("auto", "vmap", "map", "chunked")
+from ..options import JAX_STRATEGIES as STRATEGIES  # noqa: E402
 DEFAULT_CHUNK = 8
 
 

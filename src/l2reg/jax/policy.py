@@ -32,7 +32,7 @@ import numpy as np
 from ..models.audit import Decision
 from ..errors import ConfigError, ConfigTypeError
 
-POLICIES = ("l2reg", "ndim")
+from ..options import JAX_POLICIES as POLICIES  # noqa: E402
 DEFAULT_POLICY = "l2reg"
 
 _NORM = re.compile(r"(Norm\d*d?|Norm_\d+)$")

@@ -22,32 +22,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
 from ..models.factories import import_factory, one_line
 from ..models.sweeping import FrontData, as_layers, cv_outputs, refit_outputs, sweep_front, sweep_members
-from ..options import DEFAULT_FOLDS, TorchSweepOptions
+from ..options import DEFAULT_FOLDS, JaxSweepOptions
 from ..fronts.cv import BlockResult, SweepResult
 from ..fronts.orchestration import Blocks
-from .ensemble import STRATEGIES, build, train_ensemble
-from .policy import POLICIES, decay_mask
-
-
-@dataclass(frozen=True)
-class JaxSweepOptions(TorchSweepOptions):
-    """:class:`~l2reg.options.TorchSweepOptions` for your own JAX model: ``policy`` one of
-    :data:`l2reg.jax.POLICIES`, plus ``strategy`` (how the members are stepped); ``device`` is not used
-    (JAX's default device trains)."""
-
-    strategy: str = "auto"
-
-    @classmethod
-    def policies(cls) -> tuple:
-        return POLICIES
-
-    def checked(self):
-        V.choice("strategy", self.strategy, STRATEGIES)  # JAX's strategies (``map``), not PyTorch's
-        return replace(TorchSweepOptions.checked(replace(self, strategy="auto")), strategy=self.strategy)
+from .ensemble import build, train_ensemble
+from .policy import decay_mask
 
 
 def load_factory(spec: str) -> Callable:
