@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .groups import classify_params
-from ._monitor_summary import STATS
+from ..models.monitor_summary import STATS, _timescale
 
 log = logging.getLogger("l2reg.torch")
 
@@ -43,8 +43,6 @@ def scalars(mon, since: int) -> dict[str, float]:
     decayed group that has one, at its last recorded lr. Empty when there is
     no new record or no group decays.
     """
-    from ._monitor_summary import _timescale
-
     if len(mon.records) <= since:
         return {}
     hyper = mon.group_hyper[-1]
@@ -60,9 +58,9 @@ def scalars(mon, since: int) -> dict[str, float]:
     if total[_I["numel"]] > 0:
         out["decay/frac_away"] = float(total[_I["away"]] / total[_I["numel"]])
     out["decay/w_norm"] = math.sqrt(float(np.nansum(A[-1, decayed, _I["sq"]])))
-    for gi, group in enumerate(mon.optimizer.param_groups[:len(hyper)]):
+    for gi, info in enumerate(mon.group_info()[:len(hyper)]):
         lr, wd = hyper[gi]
-        ts = _timescale(mon, gi, group, lr, wd)[0] if wd > 0 else None
+        ts = _timescale(mon, gi, info, lr, wd)[0] if wd > 0 else None
         if ts is not None and ts.get("tau_iter") is not None:
             out["decay/tau_iter"] = float(ts["tau_iter"])
             if ts.get("tau_epoch") is not None:
