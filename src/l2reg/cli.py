@@ -541,15 +541,25 @@ def explain(
 # ---------------------------------------------------------------- convert
 
 
-@app.command(cls=_Command)
+def _conventions_help() -> str:
+    """Every convention with its aliases, e.g. ``decoupled-adam (adamw)``."""
+    from .fronts.conventions import ALIASES, CONVENTIONS
+
+    names = [key + (f" ({', '.join(a for a, k in ALIASES.items() if k == key)})" if key in ALIASES.values() else "")
+             for key in CONVENTIONS]
+    return "Its convention (aliases in brackets): " + ", ".join(names) + "."
+
+
+# ignore_unknown_options: a negative value ("convert -5") reaches the library's one-line refusal
+# instead of Click's "No such option: -5".
+@app.command(cls=_Command, context_settings={"ignore_unknown_options": True})
 def convert(
-    value: Annotated[float, typer.Argument(help="The value to convert.")],
-    source: Annotated[str, typer.Option("--from", help="Its convention: nielsen, coupled, keras-l2, mlp-alpha, "
-                                        "mlp-alpha-lbfgs, ridge-alpha, logistic-c, sgd-alpha, decoupled-sgd, "
-                                        "decoupled-adam.")] = "nielsen",
+    value: Annotated[float, typer.Argument(help="The value to convert (>= 0).")],
+    source: Annotated[str, typer.Option("--from", help=_conventions_help())] = "nielsen",
     n: Annotated[Optional[int], typer.Option("--n", help="Training-set size n.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size m.")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with (from decoupled-adam: "
+                                                 "default --lr).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the decoupled-decay optimizer (default η).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="Momentum μ of the SGD that λ goes with (its timescale).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="The run's length: warn when τ_epoch exceeds it.")] = None,
@@ -573,6 +583,8 @@ def convert(
         console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     console.print(report.convert_table(result))
+    for line in report.convert_code(result):  # unwrapped, so that each line pastes as is
+        console.print(line, markup=False, soft_wrap=True)
     console.print(report.convert_caveats(result))
     for note in result.notes:
         console.print(note, soft_wrap=True)

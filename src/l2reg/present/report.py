@@ -343,27 +343,42 @@ def explain_report_html(result) -> str:
 
 
 def _tau(x) -> str:
-    return "-" if x is None else ("∞" if x == float("inf") else f"{x:.3g}")
+    return "-" if x is None else ("∞" if x == float("inf") else f"{x:.4g}")
 
 
 def convert_table(conversion) -> Table:
-    """One row per convention: the value, its equation with numbers, the code line to paste, and the decay
-    timescales τ_iter (steps) and τ_epoch (epochs). Caveats: :func:`convert_caveats`."""
+    """One row per convention: the value, its equation with numbers, and the decay timescales τ_iter
+    (steps) and τ_epoch (epochs). The code to paste: :func:`convert_code`; caveats: :func:`convert_caveats`."""
     inputs = ", ".join(f"{k} = {v:g}" for k, v in conversion.inputs.items() if v is not None)
     table = Table(title=f"l2reg convert: {conversion.value:g} as {conversion.source} is λ = {conversion.lmbda:.6g}"
                         + (f" ({inputs})" if inputs else ""), title_justify="left")
     table.add_column("convention", overflow="fold", ratio=3)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("equation", overflow="fold", ratio=3)
-    table.add_column("code", overflow="fold", ratio=3)
     table.add_column("τ steps", justify="right", no_wrap=True)
     table.add_column("τ epochs", justify="right", no_wrap=True)
     for row in conversion.rows:
         value = f"{row['value']:.6g}" if row["value"] is not None else "needs " + " and ".join(
             x.split(" (")[0] for x in row["missing"])
-        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"], row.get("code") or "",
+        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"],
                       _tau(row.get("tau_iter")), _tau(row.get("tau_epoch")))
     return table
+
+
+def convert_code(conversion) -> list[str]:
+    """The code of every row as plain lines, to print unwrapped below the table: a ``#`` line naming the
+    convention and what the code assumes, then the code (each line complete, pasteable as is)."""
+    lines = ["Code to paste:"]
+    for row in conversion.rows:
+        if row["value"] is None:
+            lines.append(f"# {row['key']}: needs " + " and ".join(x.split(" (")[0] for x in row["missing"]))
+        elif not row.get("code"):
+            lines.append(f"# {row['key']}: give " + " and ".join(f"--{x.replace('_', '-')}" for x in row["code_needs"])
+                         + " for a complete line")
+        else:
+            lines.append(f"# {row['key']}" + (f" (assumes {row['code_assumes']})" if row.get("code_assumes") else ""))
+            lines.extend(row["code"].splitlines())
+    return lines
 
 
 def convert_caveats(conversion) -> Table:
