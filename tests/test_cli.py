@@ -89,3 +89,27 @@ def test_unwritable_out_is_refused(tmp_path, capsys):
     f.write_text("x")
     assert main(["train", *SMALL, "--out", str(f / "sub")]) == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["sweep", "explain"])
+def test_help_says_one_seed_and_one_momentum_where_lists_are_refused(command):
+    """sweep and explain refuse a list of seeds or momenta: their --help says one value, not "or a list"."""
+    from typer.testing import CliRunner
+
+    import l2reg.cli as cli
+
+    text = " ".join(CliRunner().invoke(cli.app, [command, "--help"]).output.replace("│", " ").split())
+    for option in ("--seed", "--momentum"):
+        entry = text.split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert "one value" in entry and "or a list" not in entry, (option, entry)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sweep", "--seed", "0,1"], "a sweep takes one seed"),
+    (["sweep", "--optimizer", "momentum", "--momentum", "0.1,0.2"], "momentum must be one number in a sweep"),
+    (["explain", "--seed", "0,1"], "explain takes one seed"),
+])
+def test_one_value_options_refuse_lists_in_one_line(argv, message, capsys, tmp_path):
+    assert main(argv + ["--epochs", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

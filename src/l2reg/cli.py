@@ -156,6 +156,12 @@ StepEpochs = Annotated[Optional[int], _opt(OPTIM, "step schedule: epochs between
 StepGamma = Annotated[float, _opt(OPTIM, "step schedule: factor of each drop.")]
 Seed = Annotated[Integers, _list_opt(OPTIM, "Seed of the initial weights and the mini-batch order, or a list.",
                                      "--seed", "--seeds", ints=True)]
+# sweep and explain take one seed and one momentum (a sweep's seed draws the folds; its grid is λ): their help says
+# so, and a list still reaches the library's one-line refusal.
+OneSeed = Annotated[Integers, _opt(OPTIM, "Seed of the initial weights, the mini-batch order (and a sweep's folds): "
+                                   "one value.", "--seed", parser=_parser("--seed", int), metavar="INT")]
+OneMomentum = Annotated[Optional[Numbers], _opt(OPTIM, f"momentum/nesterov: μ, one value (default {O.DEFAULT_MOMENTUM}).",
+                                                "--momentum", parser=_parser("--momentum", float), metavar="FLOAT")]
 Lmbda = Annotated[Optional[Numbers], _list_opt(
     PENALTY, f"λ, or a list trained at once (e.g. 0,0.1,1,5); default {O.DEFAULT_LMBDA:g} (0 with adamw).",
     "--lmbda", "--lmbdas")]
@@ -441,9 +447,9 @@ def sweep(
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     lmbda: SweepLmbda = None, lmbda_grid: LmbdaGrid = None, folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
-    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: OneMomentum = None, weight_decay: WeightDecay = None,
     decay_scaling: DecayScaling = None, schedule: Schedule = "constant", warmup_epochs: WarmupEpochs = 0,
-    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: Seed = Integers([0]),
+    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: OneSeed = Integers([0]),
     penalty: Penalty = "l2", l1_ratio: L1Ratio = None, l1_update: L1Update = "subgradient",
     penalize_biases: PenalizeBiases = False, monitor: Monitor = None, backend: Backend = "local",
     address: Address = None, block_size: BlockSize = None, out: Out = None,
@@ -477,8 +483,8 @@ def explain(
     dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
-    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
-    seed: Seed = Integers([0]),
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: OneMomentum = None, weight_decay: WeightDecay = None,
+    seed: OneSeed = Integers([0]),
     lmbda: Annotated[Optional[Numbers], _list_opt(
         PENALTY, f"λ, or a list; λ = 0 is always added as the companion (default {O.DEFAULT_LMBDA:g}, 0 with adamw).",
         "--lmbda", "--lmbdas")] = None,
