@@ -132,6 +132,9 @@ Dataset = Annotated[str, _opt(DATA, "digits (built in), mnist, fashion-mnist, or
 DataDir = Annotated[Optional[Path], _opt(DATA, "Folder with the IDX files (else $L2REG_DATA, else download).")]
 TrainSize = Annotated[Optional[int], _opt(DATA, "Train on the first N training examples only.")]
 Eval = Annotated[str, _choice_of(O.EVALS, DATA, "Evaluation set after every epoch.", "--eval")]
+LabelColumn = Annotated[str, _opt(DATA, "A .csv dataset's label column (string labels become classes 0..C-1, sorted).")]
+Standardize = Annotated[bool, _flag(DATA, "Z-score every feature by the training set's mean and sd (for raw features "
+                                    "far outside [0, 1]).", "--standardize")]
 Sizes = Annotated[Optional[str], _opt(MODEL, "Layer sizes, e.g. 784,30,10 (default: features,30,classes).")]
 Activation = Annotated[str, _choice_of(O.ACTIVATIONS, MODEL, "Hidden activation.")]
 Cost = Annotated[str, _choice_of(O.COSTS, MODEL, "C0: cross-entropy (sigmoid outputs), log-likelihood (softmax), quadratic.")]
@@ -413,7 +416,8 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
 @app.command(cls=_Command)
 def train(
     ctx: typer.Context,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False, eval: Eval = "validation",
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     optimizer: TrainOptimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
     batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
@@ -443,7 +447,8 @@ def train(
 @app.command(cls=_Command)
 def sweep(
     ctx: typer.Context,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None,
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False,
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     lmbda: SweepLmbda = None, lmbda_grid: LmbdaGrid = None, folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
@@ -472,7 +477,7 @@ def sweep(
 
 # ---------------------------------------------------------------- explain
 
-_RUN_TAKES = ("dataset", "data_dir", "train_size", "eval", "sizes", "activation", "cost", "init", "optimizer", "eta",
+_RUN_TAKES = ("dataset", "data_dir", "train_size", "label_column", "standardize", "eval", "sizes", "activation", "cost", "init", "optimizer", "eta",
               "epochs", "batch_size", "momentum", "weight_decay", "seed", "lmbda")
 
 
@@ -480,7 +485,8 @@ _RUN_TAKES = ("dataset", "data_dir", "train_size", "eval", "sizes", "activation"
 def explain(
     ctx: typer.Context,
     run: Annotated[Optional[Path], _opt(DATA, "A finished 'l2reg train' folder: re-run it with recording (its options are used).")] = None,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False, eval: Eval = "validation",
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
     batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: OneMomentum = None, weight_decay: WeightDecay = None,
