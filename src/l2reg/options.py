@@ -342,7 +342,7 @@ def check_backend(backend: str, address, block_size) -> None:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise ConfigError("backend 'ray' needs Ray: pip install 'l2reg[ray]'.")
+            raise ConfigError("backend 'ray' needs Ray: pip install -e \".[ray]\" (in your clone of l2reg).")
 
 
 def parse_address(address) -> tuple[str, int] | None:
