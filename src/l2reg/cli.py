@@ -470,6 +470,7 @@ def sweep(
 
     console.print(report.sweep_table(result))
     console.print(report.sweep_gap_sentence(result), soft_wrap=True)
+    console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
@@ -702,6 +703,7 @@ def torch_sweep(
     _notes(result.notes)
     console.print(report.sweep_table(result))
     console.print(report.sweep_gap_sentence(result), soft_wrap=True)
+    console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
