@@ -81,10 +81,10 @@ def explain_terms_figure(result, k: int, max_points: int = 4000):
     fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
     # The table's statistic: mean |g| / mean |d| over the last epoch's recorded steps (1 / the table's |d|/|g|).
     ratio = 1 / float(result.epoch_summary()["decay_to_data"][-1, k]) if result.strength(k) > 0 else 0.0
-    scale = (f" (its own scale: in the last epoch mean |g| = {ratio:.3g}× mean |d|, the table's |d|/|g| = "
+    scale = (f"\n(bottom on its own scale: in the last epoch mean |g| = {ratio:.3g}× mean |d|, the table's |d|/|g| = "
              f"{1 / ratio:.3g})" if np.isfinite(ratio) and ratio > 0 else "")
     fig.suptitle(f"{result.label(k)}: one step. Top: the data term, either way. "
-                 f"Bottom{scale}: the decay term, always toward 0")
+                 f"Bottom: the decay term, always toward 0{scale}")
     return fig
 
 

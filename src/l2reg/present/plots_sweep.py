@@ -307,7 +307,7 @@ def sweep_terms_figure(result):
     on_path(bx0, bx, lm, away, lambda a, x, y, m: a.plot(x, y, "o-", color=DATA, ms=7))
     _choice_lines(result, bx0, bx)
     (bx0 or bx).set_ylabel("% of weights with g·w > 0")
-    bx.set_title("Share of weights the data term pushes away from 0")
+    bx.set_title("Share of weights the data term pushes away from 0 (at the final weights)")
     fig.suptitle("At the end of training: the larger λ, the larger the decay term, and the more weights the data "
                  f"term pushes back out (η = {result.chosen_eta:g}, n = {result.config['n']})")
     return fig

@@ -80,6 +80,9 @@ def explain_command(result, lmbda: float) -> str:
         parts.append(f"--train-size {c['train_size']}")
     if c.get("sizes"):
         parts.append(f"--sizes {','.join(map(str, c['sizes']))}")
+    for key, default in (("init", "default"), ("activation", "sigmoid"), ("cost", "cross-entropy")):
+        if c.get(key, default) != default:
+            parts.append(f"--{key} {c[key]}")
     eta = getattr(result, "chosen_eta", None) or c.get("eta")
     parts += [f"--lmbda {lmbda:g}", f"--eta {eta:g}", f"--batch-size {c['batch_size']}", f"--epochs {c['epochs']}"]
     return " ".join(parts)
