@@ -99,7 +99,7 @@ def test_optional_inputs_missing_leave_rows_empty():
         ((1e-4, "coupled"), {"to": ["nielsen"]}, "n (the training-set size) is missing: needed to convert from coupled"),
         ((1e-3, "mlp-alpha"), {"n": 100}, "batch_size m (the mini-batch size) is missing: needed to convert from mlp-alpha"),
         ((5.0,), {"n": 100, "to": ["mlp-alpha"]}, "batch_size m (the mini-batch size) is missing: needed to convert to mlp-alpha"),
-        ((0.01, "adamw"), {"n": 100, "lr": 1e-3}, "eta (the SGD learning rate η that λ goes with) is missing"),
+        ((5.0,), {"n": 100, "lr": 1e-3, "to": ["adamw"]}, "eta (the SGD learning rate η that λ goes with) is missing"),
         ((5.0,), {"n": 100, "batch_size": 200}, "batch_size must be an integer between 1 and n = 100; got 200."),
         ((5.0, "tensorflow"), {"n": 100}, "convention must be one of nielsen, coupled"),
         ((0.0, "logistic-c"), {}, "value must be a finite number > 0; got 0.0."),
@@ -340,6 +340,69 @@ def test_cli_convert_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+def test_from_adamw_eta_defaults_to_lr():
+    """An AdamW user has no SGD η: τ = 1/(lr·wd) needs none, so η = lr (the SGD with the same shrink)."""
+    r = C.convert(0.01, "adamw", lr=1e-3, batch_size=100, n=50_000)
+    assert r.lmbda == pytest.approx(500.0) and r.inputs["eta"] == 1e-3
+    assert any("η = lr = 0.001 assumed" in note for note in r.notes)
+    by_key = {row["key"]: row for row in r.rows}
+    assert by_key["nielsen"]["code"] == "l2reg train --lmbda 500 --eta 0.001 --batch-size 100"
+    assert by_key["nielsen"]["code_assumes"] == "n = 50000 training examples"
+    # τ = 1/(lr·wd) = 1e5 steps, rounded (not 99999.99999999999), the same in every SGD-like row
+    assert by_key["decoupled-adam"]["tau_iter"] == 100000.0 and by_key["nielsen"]["tau_iter"] == 100000.0
+    assert by_key["decoupled-adam"]["tau_epoch"] == 200.0
+    assert r.timescale["tau_iter"] == 100000.0
+
+
+def test_every_code_line_is_complete():
+    """No placeholder left (η, lr, m); where an input is missing the code is withheld and the input named."""
+    full = C.convert(5.0, n=50_000, batch_size=10, eta=0.5, lr=0.001)
+    for row in full.rows:
+        assert row["code"] and "{" not in row["code"] and "η" not in row["code"] and row["code_needs"] == []
+    assert "AdamW(params, lr=0.001, weight_decay=0.05)" in next(r["code"] for r in full.rows if r["key"] == "decoupled-adam")
+    part = {row["key"]: row for row in C.convert(5.0, n=50_000).rows}
+    assert part["nielsen"]["code"] == "" and part["nielsen"]["code_needs"] == ["eta", "batch_size"]
+    assert part["ridge-alpha"]["code"] == "sklearn.linear_model.Ridge(alpha=5)"
+
+
+def test_cli_convert_for_an_adamw_user_prints_unwrapped_code(capsys, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import l2reg.cli as cli
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buf, width=80, highlight=False))
+    assert main(["convert", "0.01", "--from", "adamw", "--lr", "1e-3", "--batch-size", "100", "--n", "50000"]) == 0
+    lines = buf.getvalue().splitlines()
+    r = C.convert(0.01, "adamw", lr=1e-3, batch_size=100, n=50_000)
+    for row in r.rows:  # every code line whole on its own line, though longer than the 80-column terminal
+        for code in row["code"].splitlines():
+            assert code in lines
+    assert any(len(line) > 80 for line in lines)
+    assert "l2reg train --lmbda 500 --eta 0.001 --batch-size 100" in lines
+    assert "99999.9" not in buf.getvalue()
+
+
+@pytest.mark.parametrize("argv", [["convert", "-5"], ["convert", "-5", "--n", "100"], ["convert", "--n", "100", "-0.5"]])
+def test_cli_convert_refuses_negative_values_in_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: value must be a finite number >= 0; got -") and err.count("\n") == 1
+
+
+def test_cli_convert_help_lists_the_aliases(capsys):
+    from typer.testing import CliRunner
+
+    import l2reg.cli as cli
+
+    text = " ".join(CliRunner().invoke(cli.app, ["convert", "--help"], terminal_width=200).output.split())
+    for alias in C.ALIASES:
+        assert alias in text
+    assert "decoupled-adam (adamw)" in text
 
 
 # ---------------------------------------------------------------- decay timescales (Wang & Aitchison, ICML 2025)

@@ -731,9 +731,9 @@ def test_csv_classification_and_regression(tmp_path):
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ("a,b\n1,2\n", "no label column 'label'; columns present: 'a', 'b'."),
+        ("a,b\n1,2\n", "no label column 'label' (name it with --label-column or label_column=); columns present: 'a', 'b'."),
         ("a,label\n1,0\nx,1\n", "line 3, column 'a': not a number: 'x'."),
-        ("a,label\n1,0\n2,\n", "line 3, column 'label': not a number: ''."),
+        ("a,label\n1,0\n2,\n", "the label column 'label' has an empty cell"),
         ("", "empty file"),
         ("\n  \n", "empty file"),
         ("a,label\n", "no data rows"),
@@ -837,3 +837,58 @@ def test_fuzz_csv(raw):
         path.write_bytes(raw)
         ds = _load_or_data_error(load_dataset, path)
         assert ds is None or isinstance(ds, Dataset)
+
+
+# ---------------------------------------------------------------- issue 24: labels, shapes, feature scales
+
+
+def test_csv_string_labels_are_encoded_as_the_estimators_do(tmp_path):
+    """Sorted unique values → 0..C-1 (scikit-learn's LabelEncoder), the names kept in ``classes`` and the notes."""
+    from sklearn.preprocessing import LabelEncoder
+
+    names = ["dog", "cat", "emu", "cat", "dog", "emu"] * 5
+    rows = "\n".join(f"{i / 30:g},{name}" for i, name in enumerate(names))
+    (tmp_path / "s.csv").write_text("a,kind\n" + rows + "\n")
+    ds = load_dataset(tmp_path / "s.csv", label_column="kind", eval="test")
+    assert ds.n_classes == 3 and ds.classes == ("cat", "dog", "emu")
+    want = dict(zip(names, LabelEncoder().fit_transform(names)))
+    got = np.concatenate([ds.y_train, ds.y_test])
+    X = np.concatenate([ds.X_train, ds.X_test])[:, 0]
+    assert [want[names[int(round(x * 30))]] for x in X] == list(got)
+    assert "'cat' → 0, 'dog' → 1, 'emu' → 2" in " ".join(ds.notes)
+
+
+def test_csv_numeric_labels_keep_no_classes(tmp_path):
+    (tmp_path / "n.csv").write_text("a,label\n" + "\n".join(f"{i},{i % 2}" for i in range(10)) + "\n")
+    assert load_dataset(tmp_path / "n.csv").classes is None
+
+
+def test_feature_range_hint_names_raw_scales_only():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    raw = Dataset("raw", X[:200].astype(np.float32), y[:200].astype(np.int32), None, None, None, None, n_classes=10)
+    hint = data.feature_range_hint(raw)
+    assert hint is not None and "from 0 to 16" in hint and "--standardize" in hint and "\n" not in hint
+    scaled = Dataset("s", (X[:200] / 16).astype(np.float32), y[:200].astype(np.int32), None, None, None, None,
+                     n_classes=10)
+    assert data.feature_range_hint(scaled) is None
+    z = data.standardized(raw)
+    assert data.feature_range_hint(z) is None
+    np.testing.assert_allclose(z.X_train.mean(axis=0), 0, atol=1e-5)
+    live = z.X_train.std(axis=0) > 0  # constant pixels stay 0
+    np.testing.assert_allclose(z.X_train.std(axis=0)[live], 1, rtol=1e-4)
+    assert "standardized" in z.notes[-1]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(dataset="digits", label_column="target"), "label_column applies to a .csv dataset; got dataset 'digits'."),
+    (dict(dataset="digits", label_column=""), "label_column must be a non-empty string"),
+    (dict(dataset="digits", standardize="yes"), "standardize must be True or False"),
+])
+def test_label_column_and_standardize_are_checked_once_in_the_options(kwargs, message):
+    from l2reg.options import TrainOptions
+
+    with pytest.raises((ConfigError, ConfigTypeError)) as info:
+        TrainOptions(**kwargs).checked()
+    assert message in str(info.value)

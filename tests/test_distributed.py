@@ -383,11 +383,42 @@ def test_without_ray_installed_the_error_names_the_extra(monkeypatch, capsys, tm
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     assert main(["sweep", *SMALL_ARGV, "--backend", "ray", "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.strip() == "error: backend 'ray' needs Ray: pip install 'l2reg[ray]'."
+    assert capsys.readouterr().err.strip() == 'error: backend \'ray\' needs Ray: pip install -e ".[ray]" (in your clone of l2reg).'
     from l2reg.sklearn import L2MLPClassifierCV
 
-    with pytest.raises(ConfigError, match=r"pip install 'l2reg\[ray\]'"):
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[ray\]" \(in your clone of l2reg\)'):
         L2MLPClassifierCV(backend="ray").fit(np.eye(4), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("had_token", [False, True])
+def test_first_local_ray_start_says_it_created_the_auth_token(had_token, monkeypatch, tmp_path, caplog):
+    """Recent Ray creates ~/.ray/auth_token when it starts a local instance; the run that made it says so (once)."""
+    import logging
+    import types
+
+    from l2reg.fronts import distributed as D
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = tmp_path / ".ray" / "auth_token"
+    if had_token:
+        token.parent.mkdir()
+        token.write_text("old")
+
+    def init(**kwargs):  # what Ray 2.60 does on a first local start
+        token.parent.mkdir(exist_ok=True)
+        token.write_text("new")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init, shutdown=lambda: None)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(D, "_connected", {})
+    with caplog.at_level(logging.WARNING, logger=D.__name__):
+        D.connect(None)
+    notes = [r.getMessage() for r in caplog.records if "auth_token" in r.getMessage()]
+    if had_token:
+        assert notes == []
+    else:
+        assert notes == [D.AUTH_TOKEN_NOTE.format(token="~/.ray/auth_token")]
+        assert "ray start --head" in notes[0] and "RAY_AUTH_MODE=token" in notes[0]
 
 
 @pytest.mark.parametrize("params,message", [

@@ -195,6 +195,59 @@ def test_vectorized_lambdas_equal_separate_runs_and_training(digits_small):
     assert "http" not in page.replace("http-equiv", "")
 
 
+def test_answer_numbers_say_over_what_and_equal_the_json(digits_small):
+    """Every share or ratio the answer quotes says over what it is taken, and equals explain.json's number."""
+    import re
+
+    r = E.explain(digits_small, lmbda=[4.0], sizes=[64, 6, 10], epochs=2, batch_size=10, record_every=3)
+    doc = json.loads(json.dumps(r.to_json()))
+    model = doc["models"][1]
+    lines = WORDS.answer(r, 1)
+    text = " ".join(lines)
+    pct = lambda pattern: float(re.search(pattern, text).group(1)) / 100  # noqa: E731
+
+    assert pct(r"In the last epoch \(mean over its recorded steps\) the data term pushed ([0-9.]+)% of the weights "
+               r"away") == pytest.approx(model["frac_away"][-1], abs=5e-4)
+    ratio = float(re.search(r"ratio of the means \|d\|/\|g\| = ([0-9.e-]+)\)", text).group(1))
+    assert ratio == pytest.approx(model["decay_to_data"][-1], rel=5e-3)
+    assert pct(r"In a step of the last epoch \(mean over its recorded steps\) ([0-9.]+)% of the weights grew") == \
+        pytest.approx(model["frac_grow"][-1], abs=5e-4)
+    assert pct(r"they carry ([0-9.]+)% of Σw²") == pytest.approx(model["grow_sq_share"][-1], abs=5e-4)
+    assert pct(r"Over the whole run \(2 epochs\), ([0-9.]+)% of the weights ended larger") == \
+        pytest.approx(model["whole_run"]["frac_grew_over_run"], abs=5e-4)
+    assert pct(r"for ([0-9.]+)% the summed decay pull beat") == \
+        pytest.approx(model["whole_run"]["frac_pull_beats_push"], abs=5e-4)
+    sq = float(re.search(r"Σw² \(all weights, biases excluded\) is ([0-9.e+]+) with", text).group(1))
+    assert sq == pytest.approx(model["weight_sq_norm"][-1], rel=5e-4)
+    # no share without its "over what": every percentage sits in a sentence that names the epoch or the run
+    for line in lines:
+        if "%" in line:
+            assert "last epoch" in line or "whole run" in line, line
+
+
+def test_figure_titles_quote_the_tables_statistics(digits_small):
+    """The one-step figure's |g|/|d| is the table's (1 / its |d|/|g|, last epoch), and the cumulative figure's
+    shares are the answer's whole-run ones."""
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from l2reg.present import plots_explain as P
+
+    r = E.explain(digits_small, lmbda=[4.0], sizes=[64, 6, 10], epochs=2, batch_size=10, record_every=3)
+    table = r.epoch_summary()["decay_to_data"][-1, 1]
+    fig = P.explain_terms_figure(r, 1)
+    title = fig._suptitle.get_text()
+    assert "in the last epoch mean |g|" in title
+    assert float(re.search(r"mean \|g\| = ([0-9.e+]+)× mean \|d\|", title).group(1)) == pytest.approx(1 / table, rel=5e-3)
+    assert float(re.search(r"\|d\|/\|g\| = ([0-9.e-]+)\)", title).group(1)) == pytest.approx(table, rel=5e-3)
+    cum = P.explain_cumulative_figure(r, 1)
+    labels = " ".join(t.get_text() for t in cum.axes[0].get_legend().get_texts())
+    grew = float(re.search(r"\|w\| grew over the run \(([0-9]+)%\)", labels).group(1))
+    assert grew == pytest.approx(100 * r.run_summary(1)["frac_grew_over_run"], abs=0.5)
+
+
 @pytest.mark.parametrize(
     "kwargs,error,message",
     [

@@ -53,6 +53,8 @@ def main_job(tmp, out):
     doc = _json(tmp, "sweep.json")
     assert doc["chosen_lmbda"] == 1.0 and doc["select"] == "1se" and doc["min_lmbda"] == 0.49
     assert doc["summary"] in " ".join(README.split())  # the sentence the README quotes, word for word
+    assert doc["answer"] in " ".join(README.split())  # and the answer, with the explain command to run
+    assert "l2reg explain --dataset digits --train-size 300" in doc["answer"] and "--init large" in doc["answer"]
     rows = {r["lmbda"]: r for r in doc["rows"]}
     assert round(100 * rows[0.0]["test_accuracy"], 2) == 95.83 and round(100 * rows[1.0]["gap"], 2) == 0.67
 

@@ -23,10 +23,10 @@ def _fake(gaps, tests, chosen, lmbda=(0.0, 1.0), select="min"):
 
 
 GAP_CASES = [
-    (_fake([0.05, 0.02], [0.90, 0.93], 1), "λ = 1 (min) closed the train − test gap from 5.0 to 2.0 points (60% of it) "
+    (_fake([0.05, 0.02], [0.90, 0.93], 1), "λ = 1 (min) closed the final train − test gap from 5.0 to 2.0 points (60% of it) "
                                             "compared with λ = 0; test accuracy 90.00% → 93.00%."),
-    (_fake([0.05, 0.07], [0.90, 0.89], 1), "widened the train − test gap from 5.0 to 7.0 points"),
-    (_fake([0.05, 0.05], [0.90, 0.91], 1), "left the train − test gap of λ = 0 unchanged at 5.0 points"),
+    (_fake([0.05, 0.07], [0.90, 0.89], 1), "widened the final train − test gap from 5.0 to 7.0 points"),
+    (_fake([0.05, 0.05], [0.90, 0.91], 1), "left the final train − test gap of λ = 0 unchanged at 5.0 points"),
     (_fake([0.05, 0.02], [0.90, 0.93], 0), "chose λ = 0 itself: regularization did not help here"),
     (_fake([0.05, 0.02], [0.90, 0.93], 1, lmbda=(0.5, 2.0)), "compared with the smallest λ in the grid (0.5)"),
 ]
@@ -36,3 +36,68 @@ GAP_CASES = [
 def test_gap_sentence(fake, want):
     sentence = report.sweep_gap_sentence(fake)
     assert want in sentence and "\n" not in sentence
+
+
+# ---------------------------------------------------------------- issue 24: the penalty used, the sweep's answer
+
+
+@pytest.mark.parametrize("config,want,not_want", [
+    ({"penalty": "l2"}, "C = C0 + (λ/2n)·Σw² (weights only, not biases)", "Σ|w|"),
+    ({"penalty": "l1"}, "C = C0 + (λ/n)·Σ|w|", "Σw²"),
+    ({"penalty": "elastic-net", "l1_ratio": 0.3}, "(λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²], ρ = 0.3", "(λ/2n)"),
+    ({"penalty": "none"}, "C = C0", "λ"),
+    ({"penalty": "l2", "optimizer": "adamw", "lmbda": [0.0]}, "decoupled, outside the cost", "(λ/2n)"),
+    ({"penalty": "l2", "penalize_biases": True}, "weights and biases", "not biases"),
+])
+def test_cost_formula_names_the_penalty_actually_used(config, want, not_want):
+    if config.get("optimizer") == "adamw":  # AdamW runs with λ = 0 by default: penalty none in the cost
+        config = dict(config, penalty="none")
+    text = report.cost_formula(config)
+    assert want in text and not_want not in text
+
+
+def _fake_sweep(chosen, grid=(0.0, 1.0, 5.0), eta=0.5, n=1000, m=10, penalty="l2"):
+    rows = [dict(lmbda=x, gap=0.01, test_accuracy=0.9, training_accuracy=0.91) for x in grid]
+    config = dict(n=n, batch_size=m, eta=eta, epochs=30, dataset="digits", train_size=None, sizes=[64, 30, 10],
+                  penalty=penalty, optimizer="sgd", select="min")
+    return SimpleNamespace(rows=rows, chosen_lmbda=chosen, chosen_eta=eta, config=config, regression=False)
+
+
+def test_sweep_answer_fills_in_this_runs_numbers_and_the_explain_command():
+    import re
+
+    text = report.sweep_answer(_fake_sweep(5.0))
+    assert "added to the cost" in text and "(λ/n)·w has the sign of w" in text and "\n" not in text
+    factor = float(re.search(r"\(1 − ηλ/n\) = 1 − 0\.5·5/1000 = ([0-9.]+) < 1", text).group(1))
+    assert factor == pytest.approx(1 - 0.5 * 5 / 1000, abs=1e-6)
+    per_epoch = float(re.search(r"about ([0-9.]+) per epoch", text).group(1))
+    assert per_epoch == pytest.approx(factor ** 100, rel=1e-3)  # ⌈1000/10⌉ steps
+    assert text.endswith("l2reg explain --dataset digits --sizes 64,30,10 --lmbda 5 --eta 0.5 --batch-size 10 "
+                         "--epochs 30")
+    zero = report.sweep_answer(_fake_sweep(0.0))
+    assert "CV chose λ = 0; with the grid's largest λ = 5" in zero and "--lmbda 5 " in zero
+    assert "Σ|w|" in report.sweep_answer(_fake_sweep(1.0, penalty="l1"))
+
+
+@pytest.fixture(scope="module")
+def l1_train():
+    from l2reg.fronts.training import train
+
+    return train("digits", train_size=200, epochs=1, lmbda=[0.0, 1.0], penalty="l1", sizes=[64, 8, 10], monitor=())
+
+
+def test_train_table_footer_and_histogram_legend(l1_train):
+    """The footer names the L1 penalty the run used; the weights legend gives the table's all-layer Σw²."""
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from l2reg.present import plots_train
+
+    caption = str(report.train_table(l1_train).caption)
+    assert "C = C0 + (λ/n)·Σ|w|" in caption and "(λ/2n)" not in caption
+    fig = plots_train.train_weight_histogram_figure(l1_train)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    table = {f"{run['weight_sq_norm'][-1]:.4g}" for run in l1_train.runs}
+    assert texts and {re.search(r"Σw² = ([0-9.e+]+) \(all layers\)", t)[1] for t in texts} <= table

@@ -66,7 +66,17 @@ def test_cv_estimator_attributes_and_1se(balanced):
     assert m.lmbdas_ == grid and m.lmbda_ in grid and m.best_score_ == m.cv_results_["mean_test_score"][m.best_index_]
     assert s.lmbda_ >= m.lmbda_
     assert m.n_features_in_ == 64 and list(m.classes_) == list(range(10))
-    assert L2MLPClassifierCV(lmbda=3, cv=3, **FAST).fit(X, y).lmbdas_[0] == 0.0
+    default3 = L2MLPClassifierCV(n_lmbdas=3, cv=3, **FAST).fit(X, y)
+    assert default3.lmbdas_[0] == 0.0 and len(default3.lmbdas_) == 4  # λ = 0 plus 3 log-spaced values
+
+
+def test_cv_estimator_lmbda_is_always_lambda_values(balanced):
+    """``lmbda=5`` is λ = 5, as ``lmbda=5.0``; the default grid's size is ``n_lmbdas``."""
+    X, y = balanced
+    as_int = L2MLPClassifierCV(lmbda=5, cv=3, **FAST, random_state=0).fit(X, y)
+    as_float = L2MLPClassifierCV(lmbda=5.0, cv=3, **FAST, random_state=0).fit(X, y)
+    assert as_int.lmbdas_ == as_float.lmbdas_ == [5.0] and as_int.lmbda_ == 5.0
+    np.testing.assert_array_equal(as_int.coefs_[0], as_float.coefs_[0])
 
 
 def test_cv_estimator_eta_grid_chooses_the_best_pair_of_separate_runs(balanced):
@@ -136,6 +146,8 @@ BAD = [
     (L2MLPClassifierCV(lmbda=[0.0, -1.0]), ConfigError, "lmbda must be a finite number >= 0; got -1.0."),
     (L2MLPClassifierCV(lmbda=[0.0, np.nan]), ConfigError, "lmbda must be a finite number >= 0; got nan."),
     (L2MLPClassifierCV(select="max"), ConfigError, "select must be one of min, 1se; got 'max'."),
+    (L2MLPClassifierCV(n_lmbdas=0), ConfigError, "n_lmbdas must be an integer >= 1; got 0."),
+    (L2MLPClassifierCV(lmbda=[0.0, 1.0], n_lmbdas=3), ConfigError, "give lmbda (the λ values) or n_lmbdas"),
     (L2MLPClassifierCV(eta=[0.1, 0.0]), ConfigError, "eta must be a finite number > 0; got 0.0."),
     (L2MLPClassifierCV(cv=1), ValueError, "n_splits=2 or more"),
 ]

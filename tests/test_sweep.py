@@ -464,3 +464,41 @@ def test_resume_after_a_finished_cv_stage_goes_to_the_refit(tmp_path):
     _same_rows(again.to_json()["rows"], first.to_json()["rows"])
     with pytest.raises(ConfigError, match=r"option select differs \(checkpoint has 'min', this run has '1se'\)"):
         S.sweep(**dict(opts, select="1se"), checkpoint_dir=tmp_path, resume=True)
+
+
+# ---------------------------------------------------------------- issue 24: the report answers the question
+
+
+def test_sweep_json_and_report_answer_the_question_with_this_runs_numbers(small_sweep):
+    import re
+
+    from l2reg.present import report
+    from l2reg.present.save import sweep_document
+
+    doc = json.loads(json.dumps(sweep_document(small_sweep)))
+    c, text = doc["config"], doc["answer"]
+    lmbda = doc["chosen_lmbda"] or max(r["lmbda"] for r in doc["rows"])
+    assert "added to the cost" in text and "has the sign of w" in text
+    got = re.search(r"\(1 − ηλ/n\) = 1 − ([0-9.]+)·([0-9.]+)/(\d+) = ([0-9.]+) < 1", text)
+    assert (float(got[1]), float(got[2]), int(got[3])) == (doc["chosen_eta"], lmbda, c["n"])
+    assert float(got[4]) == pytest.approx(1 - doc["chosen_eta"] * lmbda / c["n"], abs=1e-6)
+    assert f"l2reg explain --dataset {c['dataset']} --train-size 150" in text and f"--lmbda {lmbda:g}" in text
+    page = report.sweep_report_html(small_sweep)
+    assert "Is L2 regularization an addition?" in page and "<code>l2reg explain --dataset" in page
+    assert "The cost is C = C0 + (λ/2n)·Σw² (weights only, not biases)" in page
+
+
+def test_sweep_histogram_legend_gives_the_tables_sum_of_squares(small_sweep):
+    """The one legend of the per-layer panels quotes Σw² of all weights, the table's number."""
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from l2reg.present import plots_sweep
+
+    fig = plots_sweep.sweep_weight_histogram_figure(small_sweep)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    table = {f"{r['weight_sq_norm']:.4g}" for r in small_sweep.rows}
+    assert texts and all("(all layers)" in t for t in texts)
+    assert {re.search(r"Σw² = ([0-9.e+]+) \(all layers\)", t)[1] for t in texts} <= table

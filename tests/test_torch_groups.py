@@ -393,4 +393,4 @@ def test_import_l2reg_does_not_import_torch_and_missing_torch_is_one_line():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "l2reg.torch needs PyTorch: pip install 'l2reg[torch]'."
+    assert out.stdout.strip() == 'l2reg.torch needs PyTorch: pip install -e ".[torch]" (in your clone of l2reg).'

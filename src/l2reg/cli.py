@@ -132,6 +132,9 @@ Dataset = Annotated[str, _opt(DATA, "digits (built in), mnist, fashion-mnist, or
 DataDir = Annotated[Optional[Path], _opt(DATA, "Folder with the IDX files (else $L2REG_DATA, else download).")]
 TrainSize = Annotated[Optional[int], _opt(DATA, "Train on the first N training examples only.")]
 Eval = Annotated[str, _choice_of(O.EVALS, DATA, "Evaluation set after every epoch.", "--eval")]
+LabelColumn = Annotated[str, _opt(DATA, "A .csv dataset's label column (string labels become classes 0..C-1, sorted).")]
+Standardize = Annotated[bool, _flag(DATA, "Z-score every feature by the training set's mean and sd (for raw features "
+                                    "far outside [0, 1]).", "--standardize")]
 Sizes = Annotated[Optional[str], _opt(MODEL, "Layer sizes, e.g. 784,30,10 (default: features,30,classes).")]
 Activation = Annotated[str, _choice_of(O.ACTIVATIONS, MODEL, "Hidden activation.")]
 Cost = Annotated[str, _choice_of(O.COSTS, MODEL, "C0: cross-entropy (sigmoid outputs), log-likelihood (softmax), quadratic.")]
@@ -156,6 +159,12 @@ StepEpochs = Annotated[Optional[int], _opt(OPTIM, "step schedule: epochs between
 StepGamma = Annotated[float, _opt(OPTIM, "step schedule: factor of each drop.")]
 Seed = Annotated[Integers, _list_opt(OPTIM, "Seed of the initial weights and the mini-batch order, or a list.",
                                      "--seed", "--seeds", ints=True)]
+# sweep and explain take one seed and one momentum (a sweep's seed draws the folds; its grid is λ): their help says
+# so, and a list still reaches the library's one-line refusal.
+OneSeed = Annotated[Integers, _opt(OPTIM, "Seed of the initial weights, the mini-batch order (and a sweep's folds): "
+                                   "one value.", "--seed", parser=_parser("--seed", int), metavar="INT")]
+OneMomentum = Annotated[Optional[Numbers], _opt(OPTIM, f"momentum/nesterov: μ, one value (default {O.DEFAULT_MOMENTUM}).",
+                                                "--momentum", parser=_parser("--momentum", float), metavar="FLOAT")]
 Lmbda = Annotated[Optional[Numbers], _list_opt(
     PENALTY, f"λ, or a list trained at once (e.g. 0,0.1,1,5); default {O.DEFAULT_LMBDA:g} (0 with adamw).",
     "--lmbda", "--lmbdas")]
@@ -410,7 +419,8 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
 @app.command(cls=_Command)
 def train(
     ctx: typer.Context,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False, eval: Eval = "validation",
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     optimizer: TrainOptimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
     batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
@@ -440,13 +450,14 @@ def train(
 @app.command(cls=_Command)
 def sweep(
     ctx: typer.Context,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None,
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False,
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     lmbda: SweepLmbda = None, lmbda_grid: LmbdaGrid = None, folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
-    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: OneMomentum = None, weight_decay: WeightDecay = None,
     decay_scaling: DecayScaling = None, schedule: Schedule = "constant", warmup_epochs: WarmupEpochs = 0,
-    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: Seed = Integers([0]),
+    step_epochs: StepEpochs = None, step_gamma: StepGamma = 0.1, seed: OneSeed = Integers([0]),
     penalty: Penalty = "l2", l1_ratio: L1Ratio = None, l1_update: L1Update = "subgradient",
     penalize_biases: PenalizeBiases = False, monitor: Monitor = None, backend: Backend = "local",
     address: Address = None, block_size: BlockSize = None, out: Out = None,
@@ -462,6 +473,7 @@ def sweep(
 
     console.print(report.sweep_table(result))
     console.print(report.sweep_gap_sentence(result), soft_wrap=True)
+    console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
@@ -469,7 +481,7 @@ def sweep(
 
 # ---------------------------------------------------------------- explain
 
-_RUN_TAKES = ("dataset", "data_dir", "train_size", "eval", "sizes", "activation", "cost", "init", "optimizer", "eta",
+_RUN_TAKES = ("dataset", "data_dir", "train_size", "label_column", "standardize", "eval", "sizes", "activation", "cost", "init", "optimizer", "eta",
               "epochs", "batch_size", "momentum", "weight_decay", "seed", "lmbda")
 
 
@@ -477,11 +489,12 @@ _RUN_TAKES = ("dataset", "data_dir", "train_size", "eval", "sizes", "activation"
 def explain(
     ctx: typer.Context,
     run: Annotated[Optional[Path], _opt(DATA, "A finished 'l2reg train' folder: re-run it with recording (its options are used).")] = None,
-    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, eval: Eval = "validation",
+    dataset: Dataset = "digits", data_dir: DataDir = None, train_size: TrainSize = None, label_column: LabelColumn = "label",
+    standardize: Standardize = False, eval: Eval = "validation",
     sizes: Sizes = None, activation: Activation = "sigmoid", cost: Cost = "cross-entropy", init: Init = "default",
     optimizer: Optimizer = "sgd", eta: Eta = Numbers([O.DEFAULT_ETA]), epochs: Epochs = O.DEFAULT_EPOCHS,
-    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: Momentum = None, weight_decay: WeightDecay = None,
-    seed: Seed = Integers([0]),
+    batch_size: BatchSize = O.DEFAULT_BATCH_SIZE, momentum: OneMomentum = None, weight_decay: WeightDecay = None,
+    seed: OneSeed = Integers([0]),
     lmbda: Annotated[Optional[Numbers], _list_opt(
         PENALTY, f"λ, or a list; λ = 0 is always added as the companion (default {O.DEFAULT_LMBDA:g}, 0 with adamw).",
         "--lmbda", "--lmbdas")] = None,
@@ -544,15 +557,25 @@ def explain(
 # ---------------------------------------------------------------- convert
 
 
-@app.command(cls=_Command)
+def _conventions_help() -> str:
+    """Every convention with its aliases, e.g. ``decoupled-adam (adamw)``."""
+    from .fronts.conventions import ALIASES, CONVENTIONS
+
+    names = [key + (f" ({', '.join(a for a, k in ALIASES.items() if k == key)})" if key in ALIASES.values() else "")
+             for key in CONVENTIONS]
+    return "Its convention (aliases in brackets): " + ", ".join(names) + "."
+
+
+# ignore_unknown_options: a negative value ("convert -5") reaches the library's one-line refusal
+# instead of Click's "No such option: -5".
+@app.command(cls=_Command, context_settings={"ignore_unknown_options": True})
 def convert(
-    value: Annotated[float, typer.Argument(help="The value to convert.")],
-    source: Annotated[str, typer.Option("--from", help="Its convention: nielsen, coupled, keras-l2, mlp-alpha, "
-                                        "mlp-alpha-lbfgs, ridge-alpha, logistic-c, sgd-alpha, decoupled-sgd, "
-                                        "decoupled-adam.")] = "nielsen",
+    value: Annotated[float, typer.Argument(help="The value to convert (>= 0).")],
+    source: Annotated[str, typer.Option("--from", help=_conventions_help())] = "nielsen",
     n: Annotated[Optional[int], typer.Option("--n", help="Training-set size n.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size m.")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="SGD learning rate η that λ goes with (from decoupled-adam: "
+                                                 "default --lr).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the decoupled-decay optimizer (default η).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="Momentum μ of the SGD that λ goes with (its timescale).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="The run's length: warn when τ_epoch exceeds it.")] = None,
@@ -576,6 +599,8 @@ def convert(
         console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         return
     console.print(report.convert_table(result))
+    for line in report.convert_code(result):  # unwrapped, so that each line pastes as is
+        console.print(line, markup=False, soft_wrap=True)
     console.print(report.convert_caveats(result))
     for note in result.notes:
         console.print(note, soft_wrap=True)
@@ -736,6 +761,7 @@ def _model_sweep(sweep_with, factory, data, opts, folder, *, figures, quiet) -> 
     _notes(result.notes)
     console.print(report.sweep_table(result))
     console.print(report.sweep_gap_sentence(result), soft_wrap=True)
+    console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
     console.print(report.TEST_SET_NOTE)
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)

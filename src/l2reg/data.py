@@ -49,9 +49,11 @@ __all__ = [
     "MIRRORS",
     "MNIST_TRAIN_SIZE",
     "default_cache_dir",
+    "feature_range_hint",
     "fetch",
     "load_dataset",
     "read_idx",
+    "standardized",
     "write_idx",
 ]
 
@@ -135,7 +137,9 @@ class Dataset:
     ``X_*`` are ``(n, d)`` float32, C-contiguous. For classification
     (``n_classes`` set) ``y_*`` are ``(n,)`` int32 labels in
     ``0..n_classes-1``; for regression (``n_classes is None``) they are
-    ``(n, t)`` float32. A split that does not exist is ``None``.
+    ``(n, t)`` float32. A split that does not exist is ``None``. ``classes``
+    holds the original label of each class index when the file's labels were
+    strings (sorted unique values → 0..C-1, as the estimators encode them).
     """
 
     name: str
@@ -147,6 +151,7 @@ class Dataset:
     y_test: np.ndarray | None
     n_classes: int | None
     notes: tuple[str, ...] = ()
+    classes: tuple | None = None  # the original labels of 0..C-1, when they were not already 0..C-1 (CSV strings)
 
     def __post_init__(self) -> None:
         if not isinstance(self.notes, tuple):
@@ -185,6 +190,33 @@ class Dataset:
         if X is None:
             raise DataError(f"dataset {self.name!r} has no {which} split.")
         return X, y
+
+
+def standardized(ds: Dataset) -> Dataset:
+    """``ds`` with every feature z-scored by the training split's mean and standard deviation (a constant
+    feature becomes 0), the same transform applied to the validation and test splits."""
+    mean = ds.X_train.mean(axis=0, dtype=np.float64)
+    sd = ds.X_train.std(axis=0, dtype=np.float64)
+    sd = np.where(sd > 0, sd, 1.0)
+
+    def z(X):
+        return None if X is None else np.ascontiguousarray((X - mean) / sd, dtype=np.float32)
+
+    note = f"Features standardized by the mean and standard deviation of the {ds.n_train} training examples."
+    return dataclasses.replace(ds, X_train=z(ds.X_train), X_val=z(ds.X_val), X_test=z(ds.X_test),
+                               notes=ds.notes + (note,))
+
+
+def feature_range_hint(ds: Dataset) -> str | None:
+    """One line when the features fall far outside [0, 1] (the 99th percentile of |x| above 4, e.g. raw digits
+    pixels 0–16), which sigmoid networks with N(0, 1/n_in) weights train poorly on; else None."""
+    X = ds.X_train
+    typical = float(np.percentile(np.abs(X), 99))
+    if typical <= 4:
+        return None
+    lo, hi = float(X.min()), float(X.max())
+    return (f"{ds.name}: features range from {lo:g} to {hi:g}, far outside [0, 1]; scale them (e.g. X / {max(abs(lo), hi):g}) "
+            "or standardize them (--standardize, standardize=True): raw scales saturate the sigmoids and cost accuracy.")
 
 
 # --------------------------------------------------------------------------
@@ -902,11 +934,14 @@ def _read_csv(path: Path, label_column: str) -> dict[str, np.ndarray]:
         if label_column not in header:
             shown = ", ".join(repr(_one_line(h)[:40]) for h in header[:20])
             more = f" and {len(header) - 20} more" if len(header) > 20 else ""
-            raise DataError(f"{label}: no label column {label_column!r}; columns present: {shown}{more}.")
+            raise DataError(f"{label}: no label column {label_column!r} (name it with --label-column or "
+                            f"label_column=); columns present: {shown}{more}.")
         if header.count(label_column) > 1:
             raise DataError(f"{label}: label column {label_column!r} appears {header.count(label_column)} times.")
         if len(header) < 2:
             raise DataError(f"{label}: no feature columns besides the label column {label_column!r}.")
+        li = header.index(label_column)
+        labels: list[str] = []
         for row in reader:
             if not row or not any(c.strip() for c in row):
                 continue
@@ -915,7 +950,11 @@ def _read_csv(path: Path, label_column: str) -> dict[str, np.ndarray]:
                     f"{label}: line {reader.line_num} has {len(row)} fields; the header has {len(header)}."
                 )
             values = []
+            labels.append(row[li].strip())
             for j, cell in enumerate(row):
+                if j == li:
+                    values.append(0.0)  # the label, parsed below
+                    continue
                 try:
                     values.append(float(cell))
                 except ValueError:
@@ -929,8 +968,20 @@ def _read_csv(path: Path, label_column: str) -> dict[str, np.ndarray]:
     if not rows:
         raise DataError(f"{label}: no data rows after the header.")
     table = np.array(rows, dtype=np.float64)
-    li = header.index(label_column)
-    return {"X": np.delete(table, li, axis=1), "y": table[:, li]}
+    return {"X": np.delete(table, li, axis=1), **_csv_labels(labels, label, label_column)}
+
+
+def _csv_labels(labels: list[str], label: str, column: str) -> dict[str, np.ndarray]:
+    """Numbers as numbers; any other label makes every label a string class, encoded as the estimators
+    do (sorted unique values → 0..C-1), the names kept in ``classes``."""
+    try:
+        return {"y": np.array([float(v) for v in labels], dtype=np.float64)}
+    except ValueError:
+        pass
+    if any(not v for v in labels):
+        raise DataError(f"{label}: the label column {column!r} has an empty cell; give every row a label.")
+    classes, y = np.unique(np.array(labels, dtype=object).astype(str), return_inverse=True)
+    return {"y": y.astype(np.int64), "classes": classes}
 
 
 def _check_X(X: np.ndarray, key: str, label: str) -> np.ndarray:
@@ -1010,8 +1061,12 @@ def _build_user_dataset(path: Path, arrays: dict[str, np.ndarray], eval_: str) -
             if not np.isfinite(y).all():
                 raise DataError(f"{label}: {k} has values too large for float32.")
 
+    classes = arrays.get("classes")
     if classification:
         task = f"classification with {n_classes} classes"
+        if classes is not None:
+            shown = ", ".join(f"{str(c)!r} → {i}" for i, c in enumerate(classes[:10]))
+            task += f" (labels {shown}{', …' if len(classes) > 10 else ''})"
     else:
         task = f"regression with {ys['y'].shape[1]} target(s)"
     notes = [f"{label}: {len(Xs['X'])} examples, {d} features, {task}; features used as given."]
@@ -1029,7 +1084,8 @@ def _build_user_dataset(path: Path, arrays: dict[str, np.ndarray], eval_: str) -
             X_val, y_val = X_ev, y_ev
         else:
             X_test, y_test = X_ev, y_ev
-    return Dataset(label, X_train, y_train, X_val, y_val, X_test, y_test, n_classes=n_classes, notes=tuple(notes))
+    return Dataset(label, X_train, y_train, X_val, y_val, X_test, y_test, n_classes=n_classes, notes=tuple(notes),
+                   classes=None if classes is None else tuple(str(c) for c in classes))
 
 
 def _hold_out(

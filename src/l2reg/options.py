@@ -75,7 +75,8 @@ def _tuple(values, check):
 class TrainOptions:
     """The options of one training run (``l2reg train``); see :func:`l2reg.train` for each one's meaning.
 
-    Data: ``dataset``, ``data_dir``, ``train_size``, ``eval``. Model: ``sizes``,
+    Data: ``dataset``, ``data_dir``, ``train_size``, ``eval``, ``label_column``,
+    ``standardize``. Model: ``sizes``,
     ``activation``, ``cost``, ``init``. Optimizer: ``optimizer``, ``eta``,
     ``epochs``, ``batch_size``, ``momentum``, ``weight_decay``,
     ``decay_scaling``, ``schedule``, ``warmup_epochs``, ``step_epochs``,
@@ -88,6 +89,8 @@ class TrainOptions:
     data_dir: str | None = None
     train_size: int | None = None
     eval: str = "validation"
+    label_column: str = "label"
+    standardize: bool = False
     sizes: tuple[int, ...] | str | None = None
     activation: str = "sigmoid"
     cost: str = "cross-entropy"
@@ -199,6 +202,9 @@ def _check_basics(o: TrainOptions) -> dict:
     from .data import check_dataset_name
 
     check_dataset_name(o.dataset, o.data_dir, o.train_size)
+    _check_label_column(o.dataset, o.label_column)
+    if not isinstance(o.standardize, (bool, np.bool_)):
+        raise ConfigTypeError(f"standardize must be True or False; got {type(o.standardize).__name__} {o.standardize!r}.")
     V.choice("eval", o.eval, EVALS)
     V.choice("activation", o.activation, ACTIVATIONS)
     V.choice("cost", o.cost, COSTS)
@@ -213,6 +219,14 @@ def _check_basics(o: TrainOptions) -> dict:
         seed=_tuple(o.seed, lambda v: V.integers_list("seed", v, low=0)), monitor=monitor,
         data_dir=None if o.data_dir is None else str(o.data_dir),
     )
+
+
+def _check_label_column(dataset, label_column) -> None:
+    """A non-empty column name, and only for a .csv file (the other datasets have no columns)."""
+    if not isinstance(label_column, str) or not label_column.strip():
+        raise ConfigTypeError(f"label_column must be a non-empty string (a CSV column name); got {label_column!r}.")
+    if label_column != "label" and not str(getattr(dataset, "name", dataset)).lower().endswith(".csv"):
+        raise ConfigError(f"label_column applies to a .csv dataset; got dataset {str(dataset)!r}.")
 
 
 def _check_optimizer(o: TrainOptions) -> dict:
@@ -330,7 +344,7 @@ def check_backend(backend: str, address, block_size) -> None:
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise ConfigError("backend 'ray' needs Ray: pip install 'l2reg[ray]'.")
+            raise ConfigError("backend 'ray' needs Ray: pip install -e \".[ray]\" (in your clone of l2reg).")
 
 
 def parse_address(address) -> tuple[str, int] | None:
@@ -517,6 +531,10 @@ HELP = {
     "data_dir": "folder with the MNIST IDX files (else ``$L2REG_DATA``, else a download).",
     "train_size": "train on the first N training examples only (None: all).",
     "eval": "the set evaluated after every epoch: ``validation`` or ``test``.",
+    "label_column": "the label column of a ``.csv`` dataset (default ``label``); string labels become classes "
+                    "0..C-1 in sorted order.",
+    "standardize": "z-score every feature by the training split's mean and standard deviation (raw features "
+                   "far outside [0, 1], such as pixels 0–255, train poorly).",
     "sizes": "layer sizes, e.g. ``(784, 30, 10)`` or ``\"784,30,10\"`` (None: features, 30, classes).",
     "activation": "the hidden activation (:data:`ACTIVATIONS`).",
     "cost": "C0: ``cross-entropy`` (sigmoid outputs), ``log-likelihood`` (softmax) or ``quadratic``.",

@@ -9,4 +9,4 @@ tables and HTML reports), :mod:`l2reg.present.pages` (figures and pages),
 from .present.report import *  # noqa: F401,F403
 from .present.report import TEST_SET_NOTE, figure_png, html_page, write_figures  # noqa: F401
 from .present.save import save  # noqa: F401
-from .present.words import answer, derivation, sweep_gap_sentence  # noqa: F401
+from .present.words import answer, cost_formula, derivation, sweep_answer, sweep_gap_sentence  # noqa: F401

@@ -300,9 +300,10 @@ class L2MLPRegressor(RegressorMixin, _L2MLP):
 class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     """:class:`L2MLPClassifier` with λ chosen by cross-validation, all λ × folds trained at once.
 
-    Like ``LogisticRegressionCV``: ``lmbda`` is the grid (a list of λ ≥ 0, an
-    int for 0 plus that many log-spaced values with λ/n from 1e-5 to 3e-2, or
-    None for 12 of them), ``cv`` the folds (an int for ``StratifiedKFold``, a
+    Like ``LogisticRegressionCV``: ``lmbda`` is the grid of λ values (a list
+    of λ ≥ 0, or one λ: ``lmbda=5`` is λ = 5, like ``lmbda=5.0``), or None
+    for the default grid: 0 plus ``n_lmbdas`` log-spaced values with λ/n
+    from 1e-5 to 3e-2 (None: 12 of them), ``cv`` the folds (an int for ``StratifiedKFold``, a
     splitter, or an iterable of splits, as in ``GridSearchCV``). Each fold
     model uses n = its fold's training size; every fold starts from the same
     seed, so the scores equal ``GridSearchCV(L2MLPClassifier(random_state=r),
@@ -338,17 +339,21 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
     in process.
     """
 
-    __init__ = _storing_init({"lmbda": None, "cv": DEFAULT_FOLDS, "select": "min",
+    __init__ = _storing_init({"lmbda": None, "n_lmbdas": None, "cv": DEFAULT_FOLDS, "select": "min",
                               **{k: v for k, v in PARAMS.items() if k != "lmbda" and k not in _STOPPING},
                               "backend": "local", "address": None, "block_size": None})
 
     def _grid(self, n: int) -> list[float]:
         from .fronts.cv import check_grid, default_grid
 
+        if self.n_lmbdas is not None:
+            size = V.integer("n_lmbdas", self.n_lmbdas, low=1)
+            if self.lmbda is not None:
+                raise ConfigError(f"give lmbda (the λ values) or n_lmbdas (the default grid's size), not both; "
+                                  f"got lmbda={self.lmbda!r} and n_lmbdas={self.n_lmbdas!r}.")
+            return default_grid(n, size)
         if self.lmbda is None:
             return default_grid(n)
-        if isinstance(self.lmbda, (numbers.Integral, np.integer)) and not isinstance(self.lmbda, bool):
-            return default_grid(n, V.integer("lmbda", self.lmbda, low=1))
         return check_grid(self.lmbda)
 
     def _cross_validate(self, spec, X, Y, opts, folds, **pairs):
@@ -433,8 +438,10 @@ def _document_parameters(cls, own: str = "") -> None:
 
 
 _document_parameters(L2MLPRegressor)
-_document_parameters(L2MLPClassifierCV, own="""    lmbda : list of float, int or None, default None
-        The λ grid (see above); as a list, λ values.
+_document_parameters(L2MLPClassifierCV, own="""    lmbda : list of float, float or None, default None
+        The λ values of the grid (one number is a grid of one λ); None: the default grid.
+    n_lmbdas : int or None, default None
+        The default grid's size: λ = 0 plus this many log-spaced values (None: 12); only with lmbda=None.
     cv : int, splitter or iterable, default 5
         The folds (see above).
     select : {"min", "1se"}, default "min"

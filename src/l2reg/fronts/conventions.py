@@ -54,7 +54,8 @@ size, dataset size or learning rate keeping τ_epoch fixed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from ..base import validation as V
@@ -124,7 +125,7 @@ CONVENTIONS: dict[str, Convention] = {
             "C = C0 + (λ/2n)·Σw² with C0 the mean cost over the n training examples; weights only, "
             "not biases (network2.py, l2reg).",
             (), lambda l, c: l, lambda v, c: v, lambda l, c: _g(l),
-            "l2reg train --lmbda {v}",
+            "l2reg train --lmbda {v} --eta {eta} --batch-size {m}",
         ),
         Convention(
             "coupled", "coupled per-step coefficient λ/n: PyTorch SGD(weight_decay=…) and Adam(weight_decay=…), "
@@ -223,7 +224,10 @@ class Conversion:
 
     ``rows`` holds one dict per convention: ``key``, ``setting``, ``value``
     (None where an optional input is missing), ``equation`` (with numbers),
-    ``caveat``, ``code``, ``missing`` (the inputs it would need), and the
+    ``caveat``, ``code`` (complete lines to paste, '' when an input it
+    needs is missing: ``code_needs``), ``code_assumes`` (the n and batch
+    size the code relies on but does not set), ``missing`` (the inputs the
+    value would need), and the
     decay timescale of that setting, ``tau_iter`` (steps) and ``tau_epoch``
     (epochs; None where undefined or an input is missing; ``inf`` for no
     decay), with ``timescale_note``.
@@ -299,6 +303,12 @@ def convert(value, source: str = "nielsen", *, n=None, batch_size=None, eta=None
     low_strict = source == "logistic-c"
     value = V.number("value", value, low=0, strict=low_strict)
     ctx = _context(n=n, batch_size=batch_size, eta=eta, lr=lr)
+    notes = []
+    if source == "decoupled-adam" and ctx.eta is None and ctx.lr is not None:
+        # An AdamW user has no SGD η, and τ = 1/(lr·wd) needs none: the SGD with the same shrink runs at η = lr.
+        ctx = replace(ctx, eta=ctx.lr)
+        notes.append(f"η = lr = {_g(ctx.lr)} assumed (from decoupled-adam): the SGD rows run at the AdamW learning "
+                     "rate; give --eta for another.")
     mu = None if momentum is None else _momentum(momentum)
     if epochs is not None:
         V.integer("epochs", epochs, low=1)
@@ -317,7 +327,6 @@ def convert(value, source: str = "nielsen", *, n=None, batch_size=None, eta=None
         raise ConfigError(f"value {value!r} as {source} gives λ = {lmbda}; expected a finite λ.")
 
     rows = [_row(key, lmbda, ctx, mu) for key in targets]
-    notes = []
     if ctx.n is not None and ctx.eta is not None:
         f = 1 - ctx.eta * lmbda / ctx.n
         note = f"With η = {_g(ctx.eta)} the decay term alone multiplies every weight by (1 − ηλ/n) = {f:.6g} per step"
@@ -373,16 +382,40 @@ def _row(key: str, lmbda: float, ctx: _Ctx, mu: float | None) -> dict:
     conv = CONVENTIONS[key]
     missing = _missing(conv, ctx)
     row = {"key": key, "setting": conv.setting, "value": None, "equation": f"{_sym(conv)} = {conv.formula}",
-           "caveat": conv.caveat, "code": "", "missing": [_INPUTS[x] for x in missing]}
+           "caveat": conv.caveat, "code": "", "code_assumes": "", "code_needs": [],
+           "missing": [_INPUTS[x] for x in missing]}
     if not missing:
         v = float(conv.to_value(lmbda, ctx))
         row["value"] = v
         row["equation"] = _equation(_sym(conv), conv.formula, conv.numbers(lmbda, ctx), _g(v))
-        eta_s = "η" if ctx.eta is None else _g(ctx.eta)
-        lr_s = eta_s if ctx.lr is None else _g(ctx.lr)
-        row["code"] = conv.code.format(v=_g(v), m=ctx.m, eta=eta_s, lr=lr_s)
+        row["code"], row["code_assumes"], row["code_needs"] = _code(conv, v, ctx)
     row.update(_row_timescale(key, lmbda, row["value"], ctx, mu))
     return row
+
+
+_CODE_INPUTS = {"eta": "eta", "m": "batch_size", "lr": "lr"}
+
+
+def _code(conv: Convention, value: float, ctx: _Ctx) -> tuple[str, str, list[str]]:
+    """The lines to paste for one setting, complete: (code, what it assumes, the inputs it still needs).
+
+    Every number the code depends on is in it (λ's value, η, lr, m) or in ``assumes`` (n, and the
+    batch size where the code does not set it); alternatives are separate lines. When an input the
+    code needs is missing the code is '' and ``needs`` names the inputs.
+    """
+    lr = ctx.lr if ctx.lr is not None else ctx.eta
+    known = {"v": _g(value), "m": ctx.m, "eta": None if ctx.eta is None else _g(ctx.eta),
+             "lr": None if lr is None else _g(lr)}
+    used = set(re.findall(r"{(\w+)}", conv.code))
+    needs = [_CODE_INPUTS[k] for k in ("eta", "m", "lr") if k in used and known[k] is None]
+    if needs:
+        return "", "", list(dict.fromkeys(needs))
+    assumes = []
+    if ctx.n is not None and conv.key not in ("ridge-alpha", "logistic-c", "mlp-alpha-lbfgs"):
+        assumes.append(f"n = {ctx.n} training examples")
+    if ctx.m is not None and "m" not in used and conv.key not in _FULL_BATCH + ("sgd-alpha",):
+        assumes.append(f"batch size {ctx.m}")
+    return conv.code.format(**known).replace("; ", "\n"), ", ".join(assumes), []
 
 
 def _equation(*parts: str) -> str:
@@ -502,7 +535,12 @@ def decay_timescale(*, optimizer: str = "sgd", n: int, batch_size: int, eta: flo
         rate = eta * coupled
     if rate == 0:
         return Timescale(optimizer, 0.0, 1.0, math.inf, math.inf, steps, note or "no decay")
-    return Timescale(optimizer, rate, 1 - rate, 1 / rate, 1 / (rate * steps), steps, note)
+    return Timescale(optimizer, rate, 1 - rate, _round(1 / rate), _round(1 / (rate * steps)), steps, note)
+
+
+def _round(x: float) -> float:
+    """14 significant digits: 1/(1e-3·1e-2) is 100000, not 99999.99999999999."""
+    return float(f"{x:.14g}")
 
 
 def _sgd_timescale(lmbda: float, ctx: _Ctx, mu: float | None, *, m: int | None = None) -> Timescale:

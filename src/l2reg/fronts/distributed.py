@@ -128,7 +128,11 @@ def connect(address=None) -> None:
         ray.shutdown()
     kwargs = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": False}
     if address is None:
+        token = Path.home() / ".ray" / "auth_token"
+        had_token = token.exists()
         ray.init(include_dashboard=False, **kwargs)
+        if not had_token and token.exists():
+            log.warning(AUTH_TOKEN_NOTE.format(token=_home_relative(token)))
     else:
         try:
             ray.init(address=address, **kwargs)
@@ -136,6 +140,19 @@ def connect(address=None) -> None:
             raise _connect_error(address, e) from None
     _connected.clear()
     _connected["address"] = address
+
+
+#: Said once, on the run that made Ray create the token (recent Ray does so when it starts a local instance).
+AUTH_TOKEN_NOTE = ("Ray created {token}: from now on `ray start --head` on this machine turns on token "
+                   "authentication, so every machine or process that joins that cluster by address needs "
+                   "`export RAY_AUTH_MODE=token` and this token (delete the file to go back).")
+
+
+def _home_relative(path: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
 
 
 def _connect_error(address: str, error: Exception) -> ConfigError:

@@ -134,6 +134,20 @@ class ExplainResult:
         return {"decay_factor_per_step": ts.per_step, "decay_factor_per_epoch": per_epoch,
                 "tau_iter": finite(ts.tau_iter), "tau_epoch": finite(ts.tau_epoch)}
 
+    def run_summary(self, k: int) -> dict | None:
+        """Model k over the whole run, from ``cumulative`` (None without it): ``frac_grew_over_run``, the
+        share of weights whose |w| ended larger than it started (|w0 + Σd + Σg| > |w0|), and
+        ``frac_pull_beats_push``, the share whose summed decay pull toward 0 beat the summed data push
+        (the cumulative figure's numbers)."""
+        if not self.cumulative:
+            return None
+        w0, dsum, gsum = (np.concatenate([np.ravel(layer[name][:, k, :]) for layer in self.cumulative])
+                          for name in ("w0", "decay", "data"))
+        wf = w0 + dsum + gsum
+        side = np.where(dsum != 0, -np.sign(dsum), np.where(wf < 0, -1.0, 1.0))
+        return {"frac_grew_over_run": float((np.abs(wf) > np.abs(w0)).mean()),
+                "frac_pull_beats_push": float((-side * dsum > side * gsum).mean())}
+
     @property
     def epochs(self) -> int:
         return int(self.config["epochs"])
@@ -193,6 +207,9 @@ class ExplainResult:
                     model[name] = [float(x) for x in self.history[name][:, k]]
             model["last_epoch_per_layer"] = {name: [float(x) for x in v[:, k]] for name, v in layers.items()}
             model.update(self.decay_factors(k))
+            whole = self.run_summary(k)
+            if whole is not None:
+                model["whole_run"] = whole
             models.append(model)
         return {
             "config": self.config,

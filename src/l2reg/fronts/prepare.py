@@ -8,16 +8,19 @@ which settings decay faster than the data can teach (τ_epoch < 1).
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..base import validation as V
 from ..core.network import NetworkSpec
-from ..data import Dataset, load_dataset
+from ..data import Dataset, feature_range_hint, load_dataset, standardized
 from ..errors import ConfigError
 from ..options import TrainOptions
 from .conventions import decay_timescale
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,15 @@ def resolve_sizes(sizes, data: Dataset, regression: bool) -> tuple[int, ...]:
     return sizes
 
 
+def _regression_message(data: Dataset, cost: str) -> str:
+    """Why real-valued targets were refused: whole-number targets of one column are labels of the wrong shape."""
+    y = data.y_train
+    if y.ndim == 2 and y.shape[1] == 1 and np.all(y == np.round(y)):
+        return ("y has shape (n, 1), one column of whole numbers: class labels must be 1-D, shape (n,) "
+                f"(use y.ravel()); for real-valued targets of one column use cost='quadratic' (got {cost!r}).")
+    return f"real-valued targets need cost='quadratic' (linear outputs); got {cost!r}."
+
+
 def prepare(opts: TrainOptions) -> Prepared:
     """Load the data of checked ``opts`` and build the network; the checks that need the data.
 
@@ -63,10 +75,14 @@ def prepare(opts: TrainOptions) -> Prepared:
     against the data, one λ per layer, and m ≤ n.
     """
     data = opts.dataset if isinstance(opts.dataset, Dataset) else load_dataset(
-        opts.dataset, opts.data_dir, train_size=opts.train_size, eval=opts.eval)
+        opts.dataset, opts.data_dir, train_size=opts.train_size, eval=opts.eval, label_column=opts.label_column)
+    if opts.standardize:
+        data = standardized(data)
+    elif (hint := feature_range_hint(data)) is not None:
+        log.warning(hint)
     regression = not data.is_classification
     if regression and opts.cost != "quadratic":
-        raise ConfigError(f"real-valued targets need cost='quadratic' (linear outputs); got {opts.cost!r}.")
+        raise ConfigError(_regression_message(data, opts.cost))
     if regression and opts.early_stopping and opts.stop_on == "accuracy":
         raise ConfigError("early stopping on accuracy needs classification; use stop_on='cost' for real-valued targets.")
     spec = NetworkSpec(resolve_sizes(opts.sizes, data, regression), opts.activation, opts.cost, regression)

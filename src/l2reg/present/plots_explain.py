@@ -56,7 +56,6 @@ def explain_terms_figure(result, k: int, max_points: int = 4000):
     plt = pyplot()
     epochs = sorted(result.snapshots)
     fig, axes = plt.subplots(2, len(epochs), figsize=(WIDTH, 7.4), squeeze=False)
-    ratios = []
     for col, e in enumerate(epochs):
         w, d, g = _pooled(result.snapshots[e], k, "w", "d", "g")
         sel = _sample(w.size, max_points)
@@ -71,9 +70,6 @@ def explain_terms_figure(result, k: int, max_points: int = 4000):
         _shade_toward_zero(bottom, xlim, 1.25 * (float(np.max(np.abs(d))) or 1e-12))
         bottom.scatter(w, d, s=6, color=DECAY, lw=0)
         bottom.set_xlabel("weight w")
-        nz = np.abs(d) > 0
-        if nz.any():
-            ratios.append(np.median(np.abs(g[nz])) / np.median(np.abs(d[nz])))
         for a in (top, bottom):
             a.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     axes[0][0].set_ylabel("data term g of one step")
@@ -83,9 +79,12 @@ def explain_terms_figure(result, k: int, max_points: int = 4000):
                plt.Line2D([], [], ls="", marker="o", color=AWAY, label="g away from 0"),
                plt.Line2D([], [], ls="", marker="o", color=DECAY, label="d: always toward 0")]
     fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
-    scale = f" (its own scale: |g| is typically {np.median(ratios):.0f}× |d|)" if ratios else ""
+    # The table's statistic: mean |g| / mean |d| over the last epoch's recorded steps (1 / the table's |d|/|g|).
+    ratio = 1 / float(result.epoch_summary()["decay_to_data"][-1, k]) if result.strength(k) > 0 else 0.0
+    scale = (f"\n(bottom on its own scale: in the last epoch mean |g| = {ratio:.3g}× mean |d|, the table's |d|/|g| = "
+             f"{1 / ratio:.3g})" if np.isfinite(ratio) and ratio > 0 else "")
     fig.suptitle(f"{result.label(k)}: one step. Top: the data term, either way. "
-                 f"Bottom{scale}: the decay term, always toward 0")
+                 f"Bottom: the decay term, always toward 0{scale}")
     return fig
 
 
@@ -110,7 +109,7 @@ def explain_cumulative_figure(result, k: int, max_points: int = 4000):
     wf = w0 + dsum + gsum
     s = np.where(dsum != 0, -np.sign(dsum), np.where(wf < 0, -1.0, 1.0))
     push, pull = s * gsum, -s * dsum
-    grew = np.abs(wf) > np.abs(w0)
+    grew = np.abs(wf) > np.abs(w0)  # the same shares as result.run_summary(k), which the answer quotes
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(WIDTH, 5.4), width_ratios=[1.25, 1])
     sel = _sample(w0.size, max_points)
     for mask, colour, name in ((grew, AWAY, "|w| grew"), (~grew, TOWARD, "|w| shrank")):
@@ -215,7 +214,8 @@ def explain_fractions_figure(result):
         ax.plot(x, 100 * s["frac_grow"][:, k], TRAIN_LS, color=colour, label=f"{result.label(k)}: |w| grew on net")
     epoch_axis(ax)
     ax.set_ylabel("% of weights (mean over recorded steps)")
-    ax.set_title("Share of weights whose data term pointed away from 0 (solid) and whose |w| grew on net (dashed)")
+    ax.set_title("Per epoch, mean over its recorded steps: share of weights whose data term pointed away from 0 "
+                 "(solid) and whose |w| grew on net in a step (dashed)")
     ax.legend(loc="best", ncol=2)
     return fig
 

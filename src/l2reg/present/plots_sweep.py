@@ -247,14 +247,17 @@ def sweep_weight_histogram_figure(result):
     picks = compare_picks(result, refit=True)
     n_layers = len(result.refit_params[0])
     fig, axes = plt.subplots(1, n_layers, figsize=(WIDTH, 4.6), squeeze=False)
+    # Σw² of all weight layers (the table's): the one legend stands for every panel
+    total = [sum(float(np.sum(np.square(result.refit_params[p["refit"]][li]["w"]))) for li in range(n_layers))
+             for p in picks]
     for li, ax in enumerate(axes[0]):
         ws = [np.ravel(result.refit_params[p["refit"]][li]["w"]) for p in picks]
         edges = hist_edges(ws)
         beyond = 0
-        for w, p in zip(ws, picks):
+        for w, p, sq in zip(ws, picks, total):
             counts, out = clipped_counts(w, edges)
             beyond = max(beyond, out)
-            step_hist(ax, counts, edges, color=p["color"], label=f"{p['label']}: Σw² = {float(np.sum(w * w)):.4g}")
+            step_hist(ax, counts, edges, color=p["color"], label=f"{p['label']}: Σw² = {sq:.4g} (all layers)")
         n_in, n_out = np.shape(result.refit_params[0][li]["w"])
         ax.set_title(f"layer {li + 1} ({n_in}×{n_out} weights)")
         ax.set_xlabel("final weight" + (f" (≤ {beyond} beyond ±{edges[-1]:.2g} in the end bins)" if beyond else ""))
@@ -304,7 +307,7 @@ def sweep_terms_figure(result):
     on_path(bx0, bx, lm, away, lambda a, x, y, m: a.plot(x, y, "o-", color=DATA, ms=7))
     _choice_lines(result, bx0, bx)
     (bx0 or bx).set_ylabel("% of weights with g·w > 0")
-    bx.set_title("Share of weights the data term pushes away from 0")
+    bx.set_title("Share of weights the data term pushes away from 0 (at the final weights)")
     fig.suptitle("At the end of training: the larger λ, the larger the decay term, and the more weights the data "
                  f"term pushes back out (η = {result.chosen_eta:g}, n = {result.config['n']})")
     return fig

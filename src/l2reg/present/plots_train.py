@@ -117,14 +117,17 @@ def train_weight_histogram_figure(result):
     picks = _histogram_picks(result, settings)
     n_layers = len(result.params[0])
     fig, axes = plt.subplots(1, n_layers, figsize=(WIDTH, 4.6), squeeze=False)
+    # Σw² of all weight layers (the table's), mean over seeds: the one legend stands for every panel
+    total = [sum(float(np.sum(np.square(result.params[j][li]["w"]))) for j in runs for li in range(n_layers)) / len(runs)
+             for _, runs, _ in picks]
     for li, ax in enumerate(axes[0]):
         ws = [np.concatenate([np.ravel(result.params[j][li]["w"]) for j in runs]) for _, runs, _ in picks]
         edges = hist_edges(ws)
         beyond = 0
-        for w, (label, runs, colour) in zip(ws, picks):
+        for w, (label, runs, colour), sq in zip(ws, picks, total):
             counts, out = clipped_counts(w, edges)
             beyond = max(beyond, out)
-            step_hist(ax, counts, edges, color=colour, label=f"{label}: Σw² = {float(np.sum(w * w)) / len(runs):.4g}")
+            step_hist(ax, counts, edges, color=colour, label=f"{label}: Σw² = {sq:.4g} (all layers)")
         n_in, n_out = np.shape(result.params[0][li]["w"])
         ax.set_title(f"layer {li + 1} ({n_in}×{n_out} weights)")
         ax.set_xlabel("final weight" + (f" (≤ {beyond} beyond ±{edges[-1]:.2g} in the end bins)" if beyond else ""))

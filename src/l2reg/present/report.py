@@ -47,7 +47,7 @@ from .plots_sweep import (  # noqa: F401
     sweep_weight_norm_figure,
 )
 from .plots_train import train_learning_curves_figure, train_weight_histogram_figure, train_weight_norm_figure  # noqa: F401
-from .words import _lmbda_label, mean_sd_text, answer, derivation, sweep_gap_sentence  # noqa: F401  (sweep_gap_sentence: public here too)
+from .words import _lmbda_label, mean_sd_text, answer, cost_formula, derivation, sweep_answer, sweep_gap_sentence  # noqa: F401  (sweep_gap_sentence, sweep_answer: public here too)
 
 
 def _final(runs, key: str):
@@ -105,8 +105,8 @@ def train_table(result) -> Table:
     seed_text = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else ""
     table = Table(title=f"l2reg train: {c['dataset']}, n = {c['n']}, {c['epochs']} epochs{seed_text}",
                   title_justify="left",
-                  caption=("C = C0 + penalty (λ/2n)·Σw², the cost the run minimizes; accuracies and Σw² at the last "
-                           "epoch." if c.get("penalty", "l2") != "none" else None), caption_justify="left")
+                  caption=(f"{cost_formula(c)}: the cost the run minimizes; accuracies and Σw² (all weights) at "
+                           "the last epoch."), caption_justify="left")
     for h in headers + (["w = 0"] if sparse else []) + (["stopped (best)"] if stopped else []) + (
             ["iterations"] if full_batch else []):
         table.add_column(h, justify="right")
@@ -148,7 +148,7 @@ def train_report_html(result, *, figures: bool = False) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)
     sections = [(None, f'<p class="note">{settings}</p>{notes}<p class="note">Every λ trained at once, from the '
                        f'same initial weights and through the same mini-batches (per seed): the runs differ by '
-                       f'their settings alone. The cost is C = C0 + (λ/2n)·Σw², n = {c["n"]}.</p>'),
+                       f'their settings alone. The cost is {html.escape(cost_formula(c))}, n = {c["n"]}.</p>'),
                 ("The runs, one row per λ", _train_rows_html(result)),
                 ("Explore λ", explorer_section(explorer.train_data(result)))]
     if figures:
@@ -233,6 +233,12 @@ def sweep_table(result):
     return table
 
 
+def _with_command(text: str) -> str:
+    """The ``l2reg explain`` command at the end of :func:`sweep_answer`, set as code (``text`` is escaped)."""
+    head, sep, command = text.rpartition(": l2reg explain")
+    return f"{head}: <code>l2reg explain{command}</code>" if sep else text
+
+
 def sweep_report_html(result) -> str:
     """The sweep's self-contained report: summary, table, the λ explorer and the figures."""
     c = result.config
@@ -255,8 +261,9 @@ def sweep_report_html(result) -> str:
         f"<p><b>Chosen λ = {_lmbda_label(result.chosen_lmbda)}</b> (rule <code>{html.escape(c['select'])}</code>"
         f"{'' if c['select'] == 'min' else ': the largest λ within one standard error of the best mean'}).</p>"
         f"<p>{html.escape(sweep_gap_sentence(result))}</p>"
+        f"<p>{_with_command(html.escape(sweep_answer(result)))}</p>"
         f"<p><b>{html.escape(TEST_SET_NOTE)}</b></p><p class=\"note\">{settings}</p>{notes}"
-        f"<p class=\"note\">The cost is C = C0 + (λ/2n)·Σw², n = the training-set size of each model "
+        f"<p class=\"note\">The cost is {html.escape(cost_formula(c))}, n = the training-set size of each model "
         f"(a fold's training part in cross-validation, all n for the refit).</p>"
     )
     table = table_html(headers, cells, row_classes, cell_classes) + (
@@ -344,27 +351,42 @@ def explain_report_html(result) -> str:
 
 
 def _tau(x) -> str:
-    return "-" if x is None else ("∞" if x == float("inf") else f"{x:.3g}")
+    return "-" if x is None else ("∞" if x == float("inf") else f"{x:.4g}")
 
 
 def convert_table(conversion) -> Table:
-    """One row per convention: the value, its equation with numbers, the code line to paste, and the decay
-    timescales τ_iter (steps) and τ_epoch (epochs). Caveats: :func:`convert_caveats`."""
+    """One row per convention: the value, its equation with numbers, and the decay timescales τ_iter
+    (steps) and τ_epoch (epochs). The code to paste: :func:`convert_code`; caveats: :func:`convert_caveats`."""
     inputs = ", ".join(f"{k} = {v:g}" for k, v in conversion.inputs.items() if v is not None)
     table = Table(title=f"l2reg convert: {conversion.value:g} as {conversion.source} is λ = {conversion.lmbda:.6g}"
                         + (f" ({inputs})" if inputs else ""), title_justify="left")
     table.add_column("convention", overflow="fold", ratio=3)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("equation", overflow="fold", ratio=3)
-    table.add_column("code", overflow="fold", ratio=3)
     table.add_column("τ steps", justify="right", no_wrap=True)
     table.add_column("τ epochs", justify="right", no_wrap=True)
     for row in conversion.rows:
         value = f"{row['value']:.6g}" if row["value"] is not None else "needs " + " and ".join(
             x.split(" (")[0] for x in row["missing"])
-        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"], row.get("code") or "",
+        table.add_row(f"[bold]{row['key']}[/bold]: {row['setting']}", value, row["equation"],
                       _tau(row.get("tau_iter")), _tau(row.get("tau_epoch")))
     return table
+
+
+def convert_code(conversion) -> list[str]:
+    """The code of every row as plain lines, to print unwrapped below the table: a ``#`` line naming the
+    convention and what the code assumes, then the code (each line complete, pasteable as is)."""
+    lines = ["Code to paste:"]
+    for row in conversion.rows:
+        if row["value"] is None:
+            lines.append(f"# {row['key']}: needs " + " and ".join(x.split(" (")[0] for x in row["missing"]))
+        elif not row.get("code"):
+            lines.append(f"# {row['key']}: give " + " and ".join(f"--{x.replace('_', '-')}" for x in row["code_needs"])
+                         + " for a complete line")
+        else:
+            lines.append(f"# {row['key']}" + (f" (assumes {row['code_assumes']})" if row.get("code_assumes") else ""))
+            lines.extend(row["code"].splitlines())
+    return lines
 
 
 def convert_caveats(conversion) -> Table:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..base import interrupts, store
 from . import report
-from .words import answer, derivation, markdown_table, sweep_gap_sentence
+from .words import answer, derivation, markdown_table, sweep_answer, sweep_gap_sentence
 
 
 def _safe_point(name: str, interruptible: bool) -> None:
@@ -39,8 +39,9 @@ def save_train(result, out, *, interruptible: bool = False) -> list[Path]:
 
 
 def sweep_document(result) -> dict:
-    """``sweep.json``: the result's JSON with the sentence that says what the chosen λ did (``summary``)."""
-    return dict(result.to_json(), summary=sweep_gap_sentence(result))
+    """``sweep.json``: the result's JSON with the sentence that says what the chosen λ did (``summary``) and the
+    one that answers "is L2 regularization an addition?" with this run's numbers (``answer``)."""
+    return dict(result.to_json(), summary=sweep_gap_sentence(result), answer=sweep_answer(result))
 
 
 def save_sweep(result, out, *, interruptible: bool = False) -> list[Path]:

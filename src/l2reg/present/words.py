@@ -1,7 +1,9 @@
 """The sentences of l2reg's results, with each run's own numbers: the presentation's words.
 
 explain's answer (:func:`answer`) and derivation (:func:`derivation`), the
-sweep's gap sentence (:func:`sweep_gap_sentence`), the reproduction's
+sweep's gap sentence (:func:`sweep_gap_sentence`) and its answer
+(:func:`sweep_answer`, with the ``l2reg explain`` command to run), the cost
+with the penalty actually used (:func:`cost_formula`), the reproduction's
 Markdown table (:func:`markdown_table`). They read result objects and
 return text; nothing here trains or writes.
 """
@@ -29,7 +31,7 @@ def sweep_gap_sentence(result) -> str:
         what, score = "test − train cost gap", (lambda r: f"test cost {r['test_cost']:.4g}")
     else:
         unit, fmt = " points", (lambda g: f"{100 * g:.1f}")
-        what, score = "train − test gap", (lambda r: f"test accuracy {_percent(r['test_accuracy'])}")
+        what, score = "final train − test gap", (lambda r: f"final test accuracy {_percent(r['test_accuracy'])}")
     if c == b:
         return (f"Cross-validation ({rule}) chose {base_name} itself: regularization did not help here "
                 f"({what} {fmt(base['gap'])}{unit}, {score(base)}).")
@@ -52,6 +54,68 @@ def sweep_gap_sentence(result) -> str:
     return f"{head} {verb} the {what} from {fmt(g0)} to {fmt(g1)}{unit}{share} compared with {base_name}; {change}."
 
 
+def cost_formula(config: dict) -> str:
+    """The cost the run minimized, with the penalty actually used: L2, L1, elastic net, none, AdamW's
+    decoupled decay (outside the cost), one λ per layer, biases penalized or not."""
+    penalty, optimizer = config.get("penalty", "l2"), config.get("optimizer", "sgd")
+    w = "Σ over weights and biases" if config.get("penalize_biases") else "weights only, not biases"
+    if config.get("lmbda_per_layer"):
+        term = {"l2": "Σ_l (λ_l/2n)·Σ_layer l w²", "l1": "Σ_l (λ_l/n)·Σ_layer l |w|"}.get(
+            penalty, "Σ_l λ_l·(its penalty over layer l)")
+    else:
+        rho = config.get("l1_ratio")
+        term = {"l2": "(λ/2n)·Σw²", "l1": "(λ/n)·Σ|w|",
+                "elastic-net": f"(λ/n)·[ρ·Σ|w| + ((1−ρ)/2)·Σw²], ρ = {0.5 if rho is None else rho:g}"}.get(penalty)
+    text = "C = C0" if term is None else f"C = C0 + {term} ({w})"
+    if optimizer == "adamw":
+        text += "; AdamW's decay is decoupled, outside the cost: each step w ← w − η·wd·w"
+    return text
+
+
+def explain_command(result, lmbda: float) -> str:
+    """The ``l2reg explain`` command that shows, weight by weight, what this λ does on this run's data."""
+    c = result.config
+    parts = ["l2reg explain", f"--dataset {c['dataset']}"]
+    if c.get("train_size") is not None:
+        parts.append(f"--train-size {c['train_size']}")
+    if c.get("sizes"):
+        parts.append(f"--sizes {','.join(map(str, c['sizes']))}")
+    for key, default in (("init", "default"), ("activation", "sigmoid"), ("cost", "cross-entropy")):
+        if c.get(key, default) != default:
+            parts.append(f"--{key} {c[key]}")
+    eta = getattr(result, "chosen_eta", None) or c.get("eta")
+    parts += [f"--lmbda {lmbda:g}", f"--eta {eta:g}", f"--batch-size {c['batch_size']}", f"--epochs {c['epochs']}"]
+    return " ".join(parts)
+
+
+def sweep_answer(result) -> str:
+    """Is L2 regularization an addition? One sentence with this sweep's λ, η, n, and the command to see it."""
+    c = result.config
+    n, m = c["n"], c["batch_size"]
+    eta = getattr(result, "chosen_eta", None) or c["eta"]
+    lmbda = float(result.chosen_lmbda)
+    note = ""
+    if lmbda == 0:  # nothing to show at λ = 0: the grid's largest λ still answers the question
+        lmbda = float(max(r["lmbda"] for r in result.rows))
+        note = f" (CV chose λ = 0; with the grid's largest λ = {lmbda:g})"
+    if c.get("penalty", "l2") == "none":
+        return (f"This sweep has no penalty (penalty none): C = C0, nothing is added to the cost. To see what an "
+                f"L2 penalty would do, weight by weight: {explain_command(result, max(lmbda, 1.0))}")
+    if c.get("penalty", "l2") != "l2" or c.get("optimizer", "sgd") != "sgd" or lmbda == 0:
+        head = (f"Is L2 regularization an addition? The penalty, {cost_formula(c).split(' = C0 + ', 1)[-1]}, is "
+                f"added to the cost; its gradient pulls every weight toward zero through the "
+                f"{c.get('optimizer', 'sgd')} update")
+    else:
+        f = 1 - eta * lmbda / n
+        head = (f"Is L2 regularization an addition? The penalty (λ/2n)·Σw² is added to the cost; its gradient "
+                f"(λ/n)·w has the sign of w, so every SGD step multiplies w by (1 − ηλ/n) = "
+                f"1 − {eta:g}·{lmbda:g}/{n} = {f:.6g} < 1{note}, about {f ** -(-n // m):.4g} per epoch: "
+                f"the weights decay toward zero")
+    if c.get("engine") == "torch" or not c.get("sizes"):  # the user's own model: l2reg explain runs the MLP
+        return f"{head}."
+    return f"{head}. To see it weight by weight: {explain_command(result, lmbda)}"
+
+
 def _shrink(result, k: int) -> tuple[float, float, int]:
     c = result.config
     lmbda = result.lmbdas[k]
@@ -72,23 +136,31 @@ def answer(result, k: int) -> list[str]:
     name, eta = c.get("optimizer", "sgd"), c["eta"]
     me, base = result.label(k), result.label(0)
     lines = [_first_bullet(result, k)]
+    whole = result.run_summary(k) if hasattr(result, "run_summary") else None
+    over_run = ("" if whole is None else
+                f" Over the whole run ({result.epochs} epochs), {_pct(whole['frac_grew_over_run'])} of the weights "
+                f"ended larger in magnitude than they started, and for {_pct(whole['frac_pull_beats_push'])} the "
+                f"summed decay pull beat the summed data push (the cumulative figure).")
     lines += [
-        f"At the last epoch the data term pushed {_pct(s['frac_away'][-1, k])} of the weights away from zero "
-        f"(sign(g) = sign(w)); the decay term pulled every weight toward zero, with mean |d| = "
+        f"In the last epoch (mean over its recorded steps) the data term pushed {_pct(s['frac_away'][-1, k])} of the "
+        f"weights away from zero (sign(g) = sign(w)); the decay term pulled every weight toward zero, with mean |d| = "
         f"{s['mean_abs_decay'][-1, k]:.3g} against mean |g| = {s['mean_abs_data'][-1, k]:.3g} "
-        f"(ratio {s['decay_to_data'][-1, k]:.3g}).",
-        f"{_pct(s['frac_grow'][-1, k])} of the weights grew in magnitude on net (their data term outweighed the decay), "
-        f"and they carry {_pct(s['grow_sq_share'][-1, k])} of Σw².",
-        f"After {result.epochs} epochs Σw² is {s['weight_sq_norm'][-1, k]:.4g} with {me} against "
-        f"{s['weight_sq_norm'][-1, 0]:.4g} with {base} ({s['weight_sq_ratio'][-1, k]:.3g}×), "
+        f"(ratio of the means |d|/|g| = {s['decay_to_data'][-1, k]:.3g}).",
+        f"In a step of the last epoch (mean over its recorded steps) {_pct(s['frac_grow'][-1, k])} of the weights grew "
+        f"in magnitude on net (their data term outweighed the decay), and they carry "
+        f"{_pct(s['grow_sq_share'][-1, k])} of Σw².{over_run}",
+        f"After {result.epochs} epochs Σw² (all weights, biases excluded) is {s['weight_sq_norm'][-1, k]:.4g} with {me} "
+        f"against {s['weight_sq_norm'][-1, 0]:.4g} with {base} ({s['weight_sq_ratio'][-1, k]:.3g}×), "
         f"from the same initial weights and mini-batches.",
     ]
     if s["frac_zero_data"][-1, k] > 0:
-        lines.insert(3, f"{_pct(s['frac_zero_data'][-1, k])} of the weights got no data term at all (g = 0, as for an "
-                        f"input that is 0 in the whole mini-batch), so only the decay moved them, straight toward zero.")
+        lines.insert(3, f"In the last epoch (mean over its recorded steps) {_pct(s['frac_zero_data'][-1, k])} of the "
+                        f"weights got no data term at all (g = 0, as for an input that is 0 in the whole mini-batch), "
+                        f"so only the decay moved them, straight toward zero.")
     if "evaluation_accuracy" in result.history and not c.get("regression"):
         acc = result.history["evaluation_accuracy"][-1]
-        lines.append(f"{c['eval'].capitalize()} accuracy: {_pct(acc[k])} with {me}, {_pct(acc[0])} with {base}.")
+        lines.append(f"{c['eval'].capitalize()} accuracy after the last epoch: {_pct(acc[k])} with {me}, "
+                     f"{_pct(acc[0])} with {base}.")
     if name == "sgd":
         tail = f"So the 'addition' is to the cost; on the weight it is a subtraction of (ηλ/n)·w, a multiplication by {f:.6g}."
     elif name == "adamw":
@@ -97,8 +169,8 @@ def answer(result, k: int) -> list[str]:
                 f"a multiplication by {1 - eta * wd:.6g}.")
     else:
         tail = "So the 'addition' is to the cost; on the weight it is the decay term d, part of the actual update."
-    lines.append(f"For comparison, with {base} the data term pushed {_pct(s['frac_away'][-1, 0])} away from zero and "
-                 f"{_pct(s['frac_grow'][-1, 0])} of the weights grew. {tail}")
+    lines.append(f"For comparison, with {base} in the last epoch the data term pushed {_pct(s['frac_away'][-1, 0])} "
+                 f"away from zero and {_pct(s['frac_grow'][-1, 0])} of the weights grew in a step. {tail}")
     return lines
 
 

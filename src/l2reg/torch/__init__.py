@@ -1,6 +1,6 @@
 """l2reg for your own PyTorch model: decay groups with an audit, vectorized λ ensembles, a decay monitor.
 
-Install with ``pip install 'l2reg[torch]'``. ``import l2reg`` never imports
+Install with ``pip install -e ".[torch]"`` in your clone of l2reg. ``import l2reg`` never imports
 torch; importing this subpackage does.
 
 * :func:`decay_groups` (``torch.optim`` parameter groups under a policy,
@@ -25,7 +25,7 @@ from ..errors import ConfigError
 try:
     import torch as _torch  # noqa: F401
 except ImportError:
-    raise ConfigError("l2reg.torch needs PyTorch: pip install 'l2reg[torch]'.") from None
+    raise ConfigError("l2reg.torch needs PyTorch: pip install -e \".[torch]\" (in your clone of l2reg).") from None
 
 from .audit import AuditResult, audit, audit_tables  # noqa: E402
 from .ensemble import EnsembleResult, Member, epoch_order, fold_seeds, train_ensemble  # noqa: E402
