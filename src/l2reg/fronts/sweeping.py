@@ -194,6 +194,7 @@ def sweep(
     epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
     sizes: Sequence[int] | str | None = None, activation: str = "sigmoid", cost: str = "cross-entropy",
     init: str = "default", train_size: int | None = None, data_dir: str | None = None,
+    label_column: str = "label", standardize: bool = False,
     optimizer: str = "sgd", momentum: float | None = None, weight_decay: float | None = None,
     decay_scaling: str | None = None, schedule: str = "constant", warmup_epochs: int = 0,
     step_epochs: int | None = None, step_gamma: float = 0.1, penalty: str = "l2", l1_ratio: float | None = None,

@@ -108,6 +108,7 @@ def train(
     epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int | Sequence[int] = 0,
     sizes: Sequence[int] | str | None = None, activation: str = "sigmoid", cost: str = "cross-entropy",
     init: str = "default", train_size: int | None = None, eval: str = "validation", data_dir: str | None = None,
+    label_column: str = "label", standardize: bool = False,
     optimizer: str = "sgd", momentum: float | Sequence[float] | None = None,
     weight_decay: float | Sequence[float] | None = None, decay_scaling: str | None = None,
     schedule: str = "constant", warmup_epochs: int = 0, step_epochs: int | None = None, step_gamma: float = 0.1,
