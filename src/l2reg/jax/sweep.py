@@ -104,7 +104,7 @@ def _layers(r, state_dict: dict) -> list[dict]:
 
 
 def _terms(r, d: FrontData, opts: JaxSweepOptions, eta: float) -> dict:
-    """:func:`l2reg.explain.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w over
+    """:func:`l2reg.core.terms.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w over
     all training rows, per weight of the decayed leaves."""
     grads = r.data_gradients(d.X, d.y)
     n = len(d.X)
