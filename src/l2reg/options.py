@@ -56,7 +56,7 @@ CV_MONITOR = ("evaluation_cost", "evaluation_accuracy")
 
 #: λ when none is given, in train, explain and the estimators alike (0 under
 #: AdamW, whose decay is ``weight_decay``). The sweep's default is a grid
-#: (:func:`l2reg.fronts.sweeping.default_grid`).
+#: (:func:`l2reg.fronts.cv.default_grid`).
 DEFAULT_LMBDA = 1.0
 DEFAULT_ETA = 0.5
 DEFAULT_EPOCHS = 30
@@ -157,7 +157,7 @@ class TrainOptions:
         Raises :class:`~l2reg.errors.ConfigError` (``ValueError``) or
         :class:`~l2reg.errors.ConfigTypeError` (``TypeError``) with a one-line
         message naming the option. Data-dependent checks (sizes against the
-        data, batch size against n) come later, in :func:`l2reg.fronts.training.prepare`.
+        data, batch size against n) come later, in :func:`l2reg.fronts.prepare.prepare`.
         """
         opts = replace(self, **_check_basics(self))
         opts = replace(opts, **_check_optimizer(opts))
@@ -366,7 +366,7 @@ class SweepOptions(TrainOptions):
     trains: ``backend``, ``address``, ``block_size``.
 
     ``lmbda`` and ``eta`` are the grids (λ × η pairs, λ fastest); ``lmbda``
-    None means :func:`l2reg.fronts.sweeping.default_grid`. One seed (it draws the folds),
+    None means :func:`l2reg.fronts.cv.default_grid`. One seed (it draws the folds),
     one momentum and one weight decay; no early stopping.
     """
 

@@ -8,7 +8,7 @@
 
 * :class:`L2MLPClassifierCV`: chooses λ (or the pair (η, λ) when ``eta`` is
   a list) by k-fold cross-validation with every pair × fold trained at once
-  (:func:`l2reg.fronts.sweeping.cross_validate`, :func:`l2reg.fronts.sweeping.choose`), then
+  (:func:`l2reg.fronts.sweeping.cross_validate`, :func:`l2reg.fronts.cv.choose`), then
   refits, in the manner of ``LogisticRegressionCV``.
 
 scikit-learn's ``MLPClassifier(solver="sgd")`` divides its penalty by the batch
@@ -313,7 +313,7 @@ class L2MLPClassifierCV(_ClassifierMixin, ClassifierMixin, _L2MLP):
 
     ``eta`` as a list of η > 0 makes the grid the pairs
     η × λ (η then λ ascending, λ fastest), all trained in the same run; the
-    choice is :func:`l2reg.fronts.sweeping.select_pair`'s (``min``: best mean over every
+    choice is :func:`l2reg.fronts.cv.select_pair`'s (``min``: best mean over every
     pair; ``1se``: that pair's η, then the ``1se`` rule along λ), and the
     scores equal ``GridSearchCV`` over ``{"eta": eta, "lmbda": lmbda}``'s.
     A pair whose model diverged on some fold is never chosen.

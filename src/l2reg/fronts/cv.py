@@ -291,7 +291,7 @@ class SweepResult:
     the λ path refit at the chosen η, ``refit_history[name]`` ``(epochs, R)``
     (``test_*`` is the test set), ``refit_params[r]`` the refit model r, and
     ``refit_terms[name]`` ``(R,)`` its decay and data terms at the end
-    (:func:`l2reg.fronts.explaining.final_terms`).
+    (:func:`l2reg.core.terms.final_terms`).
     """
 
     config: dict

@@ -2,9 +2,9 @@
 
 :func:`sweep` is :func:`l2reg.fronts.sweeping.sweep` for a model factory: the
 stratified folds, the grid (λ × η, λ fastest), the selection
-(:func:`l2reg.fronts.sweeping.choose`, ``min`` or ``1se``), the refit of the whole λ
+(:func:`l2reg.fronts.cv.choose`, ``min`` or ``1se``), the refit of the whole λ
 path at the chosen η on all the training rows, the result
-(:class:`l2reg.fronts.sweeping.SweepResult`, hence the same ``sweep.json`` and
+(:class:`l2reg.fronts.cv.SweepResult`, hence the same ``sweep.json`` and
 ``report.html``) are the JAX sweep's; only the training is
 :func:`~l2reg.torch.ensemble.train_ensemble`'s. λ means what it means
 everywhere: coupled L2 on C = C0 + (λ/2n)·Σw² over the parameters the
@@ -44,7 +44,7 @@ class TorchTask:
     """Everything a block of a PyTorch sweep needs (what a Ray worker receives once, ``ray.put``).
 
     ``model``: the factory, or its ``"module:function"`` name (resolved where the block runs).
-    Pairs and folds as :class:`l2reg.fronts.sweeping.CVTask`'s, so :func:`l2reg.fronts.sweeping.assemble` assembles the blocks.
+    Pairs and folds as :class:`l2reg.fronts.sweeping.CVTask`'s, so :func:`l2reg.fronts.cv.assemble` assembles the blocks.
     """
 
     model: object
@@ -93,7 +93,7 @@ def _evaluate(model_fn, result, X, y, device) -> dict:
 
 def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> BlockResult:
     """The λ path ``block.lmbdas`` at ``block.eta`` on all the training rows, the test set watched each epoch
-    (as the ensemble's ``validation``); :func:`l2reg.fronts.sweeping.refit_path`'s result."""
+    (as the ensemble's ``validation``); :func:`l2reg.fronts.sweeping.refit_block`.s result."""
     model_fn, data, opts, grid, eta = task.model_fn(), task.data, task.opts, list(block.lmbdas), block.eta
     n = len(data.X)
     X = np.concatenate([data.X, data.X_test])
@@ -118,7 +118,7 @@ def _as_layers(state_dict: dict, decayed: list) -> list[dict]:
 
 
 def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: float) -> dict:
-    """:func:`l2reg.fronts.explaining.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w
+    """:func:`l2reg.core.terms.final_terms` for the refit models: d = −η·(λ/n)·w (or −η·wd·w), g = −η·∂C0/∂w
     over all training rows, per weight of the decayed parameters."""
     model = model_fn().to(opts.device)
     X, y = torch.as_tensor(data.X, device=opts.device), torch.as_tensor(data.y, device=opts.device)
