@@ -201,7 +201,7 @@ CASES = {
 #: Commands another test runs: README command -> where.
 ELSEWHERE = {
     "python3 -m pip install -e \".[dev,oracles,torch,ray,hf,lightning,flax,equinox]\" && python3 -m pip install --no-deps "
-    "timm==1.0.31 && python3 -m pytest": ".ci/run (the test suite itself)",
+    "timm==1.0.31 && python3 -m pytest -n 2": ".ci/run (the test suite itself)",
     "l2reg explain --run runs/train-TIME": "test_explain_run_of_a_train_folder below",
     "l2reg sweep --resume runs/sweep-TIME": "tests/test_interrupts.py and tests/test_sweep.py (resume)",
     "python3 -m pip install -e \".[ray]\"": ".ci/run (the ray extra)",
