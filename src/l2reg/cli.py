@@ -659,10 +659,19 @@ def torch_audit(
     compare: Annotated[Optional[str], _opt(PENALTY, "Other policies to compare with, e.g. timm,hf.")] = None,
 ) -> None:
     """Every parameter of the model: decayed or not, by which rule; totals; where two policies differ."""
-    from .torch import audit, audit_tables, load_factory
+    from .torch import audit, load_factory
 
-    others = None if compare is None else [p.strip() for p in compare.split(",") if p.strip()]
-    result = audit(load_factory(factory)(), policy, compare=others)
+    _print_audit(audit(load_factory(factory)(), policy, compare=_names(compare)))
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as its names (None when not given)."""
+    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _print_audit(result) -> None:
+    from .models.audit import audit_tables
+
     for table in audit_tables(result):
         console.print(table)
 
@@ -707,12 +716,10 @@ def jax_audit(
     compare: Annotated[Optional[str], _opt(PENALTY, "Other policies to compare with, e.g. ndim.")] = None,
 ) -> None:
     """Every parameter leaf of the model: decayed or not, by which rule; totals; where two policies differ."""
-    from .jax import audit, audit_tables
+    from .jax import audit
     from .jax.sweep import load_factory
 
-    others = None if compare is None else [p.strip() for p in compare.split(",") if p.strip()]
-    for table in audit_tables(audit(load_factory(factory), policy, compare=others)):
-        console.print(table)
+    _print_audit(audit(load_factory(factory), policy, compare=_names(compare)))
 
 
 @jax_app.command("sweep", cls=_Command)
