@@ -42,9 +42,28 @@ def save(path, state: dict, meta: dict) -> Path:
     for name, tree in state.items():
         for i, leaf in enumerate(jax.tree.leaves(tree)):
             arrays[f"{name}/{i}"] = np.asarray(leaf)
+    return save_arrays(path, arrays, meta)
+
+
+def save_arrays(path, arrays: dict, meta: dict) -> Path:
+    """Write named arrays and ``meta`` (JSON) to ``path`` as one checkpoint (what :func:`save` writes; a front
+    without pytrees, PyTorch's, names its arrays itself)."""
     doc = {"format": FORMAT, **meta}
+    arrays = dict(arrays)
     arrays[_META] = np.frombuffer(json.dumps(doc, allow_nan=True).encode(), dtype=np.uint8)
     return store.write_npz(path, arrays)
+
+
+def load_arrays(path) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a checkpoint written by :func:`save_arrays`: every array by name, read without
+    pickle (the caller checks each against what it expects)."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files if k != _META}, meta
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}).".replace("\n", " ")) from None
 
 
 def read_meta(path) -> dict:
@@ -141,7 +160,27 @@ def remove_all(run_dir) -> list[Path]:
 MAY_CHANGE = {"address"}
 
 #: The checkpoint files of each command, and the file a finished run leaves.
-FILES = {"train": (FILENAME, "metrics.json"), "sweep": ("checkpoint-cv.npz", "sweep.json")}
+FILES = {"train": (FILENAME, "metrics.json"), "sweep": ("checkpoint-cv.npz", "sweep.json"),
+         "torch sweep": ("checkpoint-cv.npz", "sweep.json"), "jax sweep": ("checkpoint-cv.npz", "sweep.json")}
+#: The sweeps share their files; the ``engine`` of a saved config (sweep.json's, a checkpoint's) tells which
+#: command wrote it (none: ``l2reg sweep``).
+ENGINES = {"torch sweep": "torch", "jax sweep": "jax"}
+
+
+def _writer(command: str, config: dict) -> str:
+    """The command that wrote ``config`` among those sharing ``command``'s files."""
+    if FILES[command] != FILES["sweep"]:
+        return command
+    return next((c for c, e in ENGINES.items() if e == config.get("engine")), "sweep")
+
+
+def _check_writer(run_dir: Path, command: str, config: dict, finished: bool) -> None:
+    other = _writer(command, config if isinstance(config, dict) else {})
+    if other == command:
+        return
+    if finished:
+        raise ConfigError(f"{run_dir} holds a finished l2reg {other}, not an l2reg {command}.")
+    raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: l2reg {other} --resume {run_dir}")
 
 
 class AlreadyComplete(Exception):
@@ -156,9 +195,11 @@ def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
     if (run_dir / finished).is_file():
         try:
             doc = json.loads((run_dir / finished).read_text())
-            return dict(doc.get("options") or doc["config"]), True
+            options = dict(doc.get("options") or doc["config"])
         except (ValueError, KeyError, TypeError) as e:
             raise DataError(f"{run_dir / finished} is not an l2reg {command} result: {e}.") from None
+        _check_writer(run_dir, command, doc.get("config") or {}, finished=True)
+        return options, True
     if not (run_dir / name).is_file():
         for other, (other_name, other_finished) in FILES.items():
             if other != command and (run_dir / other_finished).is_file():
@@ -167,7 +208,9 @@ def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
                 raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: "
                                   f"l2reg {other} --resume {run_dir}")
         raise DataError(f"{run_dir}: no checkpoint there ({name}); nothing to resume.")
-    return read_meta(run_dir / name).get("config", {}), False
+    config = read_meta(run_dir / name).get("config", {})
+    _check_writer(run_dir, command, config, finished=False)
+    return config, False
 
 
 def resume_note(run_dir) -> str:
@@ -179,7 +222,10 @@ def resume_note(run_dir) -> str:
     for stage, path in stages:
         if path.is_file():
             meta = read_meta(path)
-            if "epoch" in meta:
+            if meta.get("step"):  # saved within an epoch (a model's sweep)
+                done.append(f"{stage}epoch {meta['epoch'] + 1} of {meta['epochs']}, after {meta['step']} of its "
+                            f"{meta['steps']} {meta.get('unit', 'step')}s")
+            elif "epoch" in meta:
                 done.append(f"{stage}epoch {meta['epoch']} of {meta['epochs']}")
     where = done[-1] if done else "its saved blocks"
     return f"Resuming {run_dir} from {where}."
@@ -241,10 +287,22 @@ class Checkpointing:
     config: dict
     resume: bool = False
     last: float | None = None  # monotonic time of the last save
+    started: float | None = None  # monotonic time training started (:meth:`start`)
 
     def due(self, final: bool) -> bool:
         return (final or self.last is None or interrupts.requested()
                 or time.monotonic() - self.last >= checkpoint_seconds())
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def due_within_epoch(self) -> bool:
+        """Between two steps of an epoch (a long one: MNIST's): when Ctrl-C asks, or when the last save (else
+        the start) is :func:`checkpoint_seconds` ago (0 saves at epoch ends only)."""
+        if interrupts.requested():
+            return True
+        seconds, since = checkpoint_seconds(), self.last if self.last is not None else self.started
+        return seconds > 0 and since is not None and time.monotonic() - since >= seconds
 
     def saved(self) -> None:
         self.last = time.monotonic()

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import jax
@@ -50,9 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..base import checkpoint as ckpt
+from ..base import interrupts
 from ..base import validation as V
-from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, base_config, check_arrays,  # noqa: F401
-                         check_folds, check_members, check_momentum, check_seeds, epoch_order, output_error)
+from ..base.checkpoint import Checkpointing
+from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, Position, base_config,  # noqa: F401
+                                check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
+                                output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
 from . import models as M
 from .policy import DEFAULT_POLICY, decay_mask, resolve_policy
@@ -372,11 +377,39 @@ def _schedule(orders: list, m: int, fold_of: np.ndarray, live: np.ndarray, *, ex
     return calls
 
 
-def _run(prog: Program, carry, data, calls, fold_of, hyper, keys):
+def _run(prog: Program, carry, data, calls, fold_of, hyper, keys, *, start: int = 0):
+    """An epoch's calls, from the one that begins at step ``start`` (a resumed epoch); yields
+    ``(carry, steps of the epoch done)`` after each."""
     X, y = data
+    done = 0
     for idx, w, act in calls:
-        carry = prog("steps", carry, X, y, jnp.asarray(idx), jnp.asarray(w), jnp.asarray(act), fold_of, hyper, keys)
-    return carry
+        if done >= start:
+            carry = prog("steps", carry, X, y, jnp.asarray(idx), jnp.asarray(w), jnp.asarray(act), fold_of, hyper,
+                         keys)
+        done += len(idx)
+        if done > start:
+            yield carry, done
+
+
+def _save(checkpoint, carry, impls: dict, log, strategy: str, probe_ms: dict, meta: dict) -> None:
+    """The ensemble's state (:mod:`l2reg.base.checkpoint`: parameters, state (RNG keys as their data), optax
+    state, step counter) and ``meta`` (:meth:`l2reg.models.ensembles.Position.meta`)."""
+    params, state, opt_state, t = carry
+    state = {n: jax.random.key_data(v) if n in impls else v for n, v in state.items()}
+    ckpt.save(checkpoint.path, {"params": params, "state": state, "opt_state": opt_state, "t": t},
+              {**meta, "log": log.state(), "strategy": strategy, "probe_ms": probe_ms})
+
+
+def _load(checkpoint, carry, impls: dict, log) -> dict:
+    """The checkpoint's state in the structure of the fresh ``carry``: its meta, with ``carry`` added."""
+    params, state, opt_state, t = carry
+    state = {n: jax.random.key_data(v) if n in impls else v for n, v in state.items()}
+    saved, meta = ckpt.load(checkpoint.path, {"params": params, "state": state, "opt_state": opt_state, "t": t})
+    ckpt.check_same_config(meta.get("config", {}), checkpoint.config or {}, ignore=())
+    log.restore(meta["log"])
+    saved = jax.tree.map(jnp.asarray, saved)
+    state = {n: jax.random.wrap_key_data(v, impl=impls[n]) if n in impls else v for n, v in saved["state"].items()}
+    return dict(meta, carry=(saved["params"], state, saved["opt_state"], saved["t"]))
 
 
 def _probe(candidates: dict, carry, data, calls, fold_of, hyper, keys) -> tuple[dict, object]:
@@ -440,7 +473,7 @@ def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
 def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int = 10, batch_size: int = 64,
                    optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY, seed=0,
                    strategy: str = "auto", chunk_size: int = DEFAULT_CHUNK, on_epoch: Callable | None = None,
-                   eval_batch_size: int = 512) -> EnsembleResult:
+                   eval_batch_size: int = 512, checkpoint: Checkpointing | None = None) -> EnsembleResult:
     """Train every member of ``members`` at once (module docstring) and record each epoch.
 
     ``model_fn(key)``: returns an ``nnx.Module`` or a Linen ``(module, variables)`` pair mapping a batch
@@ -453,7 +486,11 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     ``momentum`` and ``nesterov``. ``policy``: which leaves decay (:mod:`l2reg.jax.policy`).
     ``strategy``: ``auto`` (measured), ``vmap``, ``map`` or ``chunked`` (``lax.map`` over chunks of
     ``chunk_size`` vmapped members). ``on_epoch(epoch, metrics)`` is called after each epoch with the
-    :data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``. Bad input raises one line (:mod:`l2reg.errors`).
+    :data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``. ``checkpoint``
+    (:class:`~l2reg.base.checkpoint.Checkpointing`): the whole state is saved there after epochs and between
+    compiled calls as it says, Ctrl-C then stops at the next call (:class:`~l2reg.errors.Interrupted`), and
+    with ``resume`` the run continues from it to the result of an uninterrupted one. Bad input raises one
+    line (:mod:`l2reg.errors`).
     """
     check_factory(model_fn)
     mu = check_momentum(optimizer, momentum)
@@ -486,24 +523,35 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     exact_tails = any(not M.is_key(v) and not n.endswith("count") for n, v in models[0].state.items())
     fold_j = jnp.asarray(fold_of)
     log = EpochLog(K, on_epoch)
-    t0 = time.perf_counter()
     compiled_before = sum(p.compile_seconds for p in progs.values())
     prog = next(iter(progs.values()))
     carry = (params, state, prog("init_opt", params, hyper), jnp.zeros((), jnp.int32))
     probe_ms = {}
-    for e in range(epochs):
-        orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-        calls = _schedule(orders, m, fold_of, log.live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
-        if e == 0 and len(progs) > 1:
-            probe_ms, carry, used = _probe(progs, carry, data, calls, fold_j, hyper, keys)
-            calls = calls[used:]
-            prog = progs[min(probe_ms, key=probe_ms.get)]
-        carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
-        sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
-        log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
-                                classification, sq))
-    seconds = time.perf_counter() - t0
-    chosen = next(name for name, p in progs.items() if p is prog)
+    name_of = lambda prog: next(name for name, p in progs.items() if p is prog)  # noqa: E731
+    at = Position(checkpoint, epochs=epochs, steps=0, unit="step",
+                  save=lambda meta: _save(checkpoint, carry, impls, log, name_of(prog), probe_ms, meta),
+                  load=lambda: _load(checkpoint, carry, impls, log))
+    with interrupts.graceful() if checkpoint is not None else nullcontext():
+        resumed = at.begin()
+        if resumed is not None:
+            carry, prog, probe_ms = resumed["carry"], progs[resumed["strategy"]], resumed["probe_ms"]
+        for e in range(at.epoch, epochs):
+            orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
+            calls = _schedule(orders, m, fold_of, log.live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
+            at.steps, start = sum(len(c[0]) for c in calls), at.first_step(e)
+            if e == 0 and len(progs) > 1 and resumed is None:
+                probe_ms, carry, used = _probe(progs, carry, data, calls, fold_j, hyper, keys)
+                start = sum(len(c[0]) for c in calls[:used])
+                prog = progs[min(probe_ms, key=probe_ms.get)]
+            for carry, done in _run(prog, carry, data, calls, fold_j, hyper, keys, start=start):
+                if done < at.steps:
+                    at.after_step(e, done)
+            sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
+            log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
+                                    classification, sq))
+            at.after_epoch(e)
+    seconds = at.seconds()
+    chosen = name_of(prog)
     config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
                          folds=fold_list, classification=classification, device=str(jax.devices()[0]))
     config.update({

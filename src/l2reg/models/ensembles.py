@@ -11,13 +11,15 @@ other and with l2reg's own sweep. NumPy only: no front's library is imported.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..base import interrupts
 from ..base import validation as V
-from ..errors import ConfigError, ConfigTypeError, DataError
+from ..errors import ConfigError, ConfigTypeError, DataError, Interrupted
 from ..options import OPTIMIZERS  # noqa: F401  (re-exported)
 from ..fronts.cv import epoch_order, fold_seeds  # noqa: F401  (the fronts share them; re-exported)
 
@@ -86,9 +88,84 @@ class EpochLog:
     def stacked(self) -> dict:
         return {k: np.stack(v) for k, v in self.history.items()}
 
+    def state(self) -> dict:
+        """What a checkpoint keeps (JSON: a float64 round-trips exactly, the dtype brings the arrays back)."""
+        return {"history": {k: {"dtype": str(np.asarray(v[0]).dtype), "values": np.stack(v).tolist()}
+                            for k, v in self.history.items()},
+                "live": self.live.tolist(), "diverged": self.diverged.tolist()}
+
+    def restore(self, state: dict) -> None:
+        """Back to :meth:`state`'s epochs (nothing is re-announced to ``on_epoch``)."""
+        self.history = {k: list(np.asarray(h["values"], h["dtype"])) for k, h in state["history"].items()}
+        self.live = np.asarray(state["live"], bool)
+        self.diverged = np.asarray(state["diverged"], np.int64)
+
     def notes(self) -> list[str]:
         return [f"member {k} diverged in epoch {self.diverged[k]} and took no further steps."
                 for k in np.flatnonzero(self.diverged)]
+
+
+class Position:
+    """Where an ensemble's training is, ``epoch`` epochs done and ``step`` of the next one's ``steps`` (a
+    front's unit: a PyTorch step, a JAX compiled call of steps), saved to its ``checkpoint``
+    (:class:`~l2reg.base.checkpoint.Checkpointing`) when that says so; Ctrl-C raises
+    :class:`~l2reg.errors.Interrupted` at the next step. ``save(meta)`` writes the front's state with
+    :meth:`meta`; ``load()`` puts it back and returns that meta."""
+
+    def __init__(self, checkpoint, *, epochs: int, steps: int, unit: str, save: Callable, load: Callable):
+        self.checkpoint, self.epochs, self.steps, self.unit = checkpoint, epochs, steps, unit
+        self._save, self._load = save, load
+        self.epoch, self.step, self.t0 = 0, 0, time.perf_counter()
+
+    def begin(self) -> dict | None:
+        """On a resume, load the checkpoint and continue from its position (and its seconds); returns what
+        ``load()`` returned (None: a fresh start)."""
+        meta, before = None, 0.0
+        if self.checkpoint is not None and self.checkpoint.resume:
+            meta = self._load()
+            self.epoch, self.step, before = meta["epoch"], meta["step"], meta["train_seconds"]
+        if self.checkpoint is not None:
+            self.checkpoint.start()
+        self.t0 = time.perf_counter() - before
+        return meta
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def first_step(self, epoch: int) -> int:
+        """The steps of ``epoch`` already taken (a resumed epoch's)."""
+        return self.step if epoch == self.epoch else 0
+
+    def meta(self, epoch: int, step: int) -> dict:
+        return {"config": self.checkpoint.config, "epoch": epoch, "epochs": self.epochs, "step": step,
+                "steps": self.steps, "unit": self.unit, "train_seconds": self.seconds()}
+
+    def after_step(self, epoch: int, step: int) -> None:
+        """``step`` of epoch ``epoch``'s (0-based) steps are done, not all."""
+        interrupts.pause_point("step")
+        stop = interrupts.requested()  # read once: a stop is always saved first
+        if self.checkpoint is not None and (stop or self.checkpoint.due_within_epoch()):
+            self._write(epoch, step)
+        if stop:
+            raise self._stopped(f"stopped in epoch {epoch + 1} of {self.epochs}, after {step} of its {self.steps} "
+                                f"{self.unit}s.", epoch)
+
+    def after_epoch(self, epoch: int) -> None:
+        """Epoch ``epoch`` (0-based) is done and recorded."""
+        interrupts.pause_point("epoch")
+        stop = interrupts.requested()
+        if self.checkpoint is not None and (stop or self.checkpoint.due(epoch == self.epochs - 1)):
+            interrupts.pause_point("checkpoint")
+            self._write(epoch + 1, 0)
+        if stop and epoch < self.epochs - 1:
+            raise self._stopped(f"stopped after epoch {epoch + 1} of {self.epochs}.", epoch + 1)
+
+    def _write(self, epoch: int, step: int) -> None:
+        self._save(self.meta(epoch, step))
+        self.checkpoint.saved()
+
+    def _stopped(self, message: str, epoch: int) -> Interrupted:
+        return Interrupted(message, epoch=epoch, checkpoint=None if self.checkpoint is None else self.checkpoint.path)
 
 
 def base_config(*, optimizer, mu, epochs, m, policy, seed, seeds, folds, classification, device) -> dict:

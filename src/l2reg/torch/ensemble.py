@@ -47,22 +47,25 @@ See :mod:`l2reg.torch.strategy`.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..base import interrupts
 from ..base import validation as V
-from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, base_config,  # noqa: F401
-                                check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
-                                fold_seeds, output_error)
+from ..base.checkpoint import Checkpointing
+from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, Position,  # noqa: F401
+                                base_config, check_arrays, check_folds, check_members, check_momentum, check_seeds,
+                                epoch_order, fold_seeds, output_error)
 from ..options import documented
 from ..errors import ConfigError, ConfigTypeError, DataError
 from .groups import DEFAULT_POLICY, decayed_names, resolve_policy
+from . import resume
 from .stack import Stack, classification_loss, regression_loss
 from .strategy import EVAL_PROBE_ROWS, SLOW_FALLBACK, STRATEGIES, Clock, Plan, check_norms
 
@@ -235,10 +238,13 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
 
 
 def _train_epoch(stack: Stack, X, y, *, orders: list, fold_of: np.ndarray, m: int, live: np.ndarray,
-                 plan: Plan) -> None:
-    """One epoch: at step t every live member whose fold still has rows steps on its fold's t-th batch."""
+                 plan: Plan, start: int = 0, after_step: Callable | None = None) -> None:
+    """One epoch: at step t every live member whose fold still has rows steps on its fold's t-th batch.
+    ``start``: the steps already taken (a resumed epoch); ``after_step(t + 1)`` after each step but the last."""
     steps = max(-(-len(o) // m) for o in orders)
-    for t in range(steps):
+    for t in range(start, steps):
+        if after_step is not None and t > start:
+            after_step(t)
         batches = [o[t * m:(t + 1) * m] for o in orders]
         sizes = np.array([len(batches[f]) for f in fold_of])
         active = live & (sizes > 0)
@@ -321,7 +327,8 @@ def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
 def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=None, epochs: int = 10,
                    batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY,
                    seed=0, device="cpu", on_epoch: Callable | None = None,
-                   eval_batch_size: int = 1024, strategy: str = "auto") -> EnsembleResult:
+                   eval_batch_size: int = 1024, strategy: str = "auto",
+                   checkpoint: Checkpointing | None = None) -> EnsembleResult:
     """Train every member of ``members`` at once (module docstring) and record each epoch.
 
     ``model_fn``: a no-argument factory of an ``nn.Module`` mapping a batch
@@ -337,7 +344,12 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
     :data:`METRICS` arrays ``(K,)``. ``strategy``: how the members are
     stepped, ``auto`` (measured on the first steps), ``vmap``, ``chunked`` or
     ``loop`` (module docstring). ``device``: ``cpu`` or ``cuda[:N]``.
-    ``eval_batch_size``: rows per evaluation call. Bad input raises one line
+    ``eval_batch_size``: rows per evaluation call. ``checkpoint``
+    (:class:`~l2reg.base.checkpoint.Checkpointing`): the ensemble's whole
+    state is saved there after epochs and between steps as it says
+    (:mod:`l2reg.torch.resume`), Ctrl-C then stops at the next step and raises
+    :class:`~l2reg.errors.Interrupted`, and with ``resume`` the run continues
+    from it to the result of an uninterrupted one. Bad input raises one line
     (:mod:`l2reg.errors`).
     """
     if not callable(model_fn):
@@ -364,19 +376,25 @@ def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=No
                   loss=classification_loss if classification else regression_loss)
 
     K = len(member_list)
-    steps = epochs * max(-(-n // m) for n in n_train)
-    plan = Plan.make(strategy, K, models[0], steps=steps, cuda=dev.type == "cuda")
+    per_epoch = max(-(-n // m) for n in n_train)
+    plan = Plan.make(strategy, K, models[0], steps=epochs * per_epoch, cuda=dev.type == "cuda")
     fold_of = np.array([mb.fold for mb in member_list])
     log = EpochLog(len(member_list), on_epoch)
-    t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+    at = Position(checkpoint, epochs=epochs, steps=per_epoch, unit="step",
+                  save=lambda meta: resume.save(checkpoint, stack, log, plan, dev, meta),
+                  load=lambda: resume.load(checkpoint, stack, log, plan, dev))
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []), \
+            interrupts.graceful() if checkpoint is not None else nullcontext():
         torch.manual_seed(seeds[0])  # dropout's draws, per member under vmap(randomness="different")
-        for e in range(epochs):
+        at.begin()  # a resume: the state, the generator's included, as saved
+        for e in range(at.epoch, epochs):
             orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
-            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=log.live, plan=plan)
+            _train_epoch(stack, X_t, y_t, orders=orders, fold_of=fold_of, m=m, live=log.live, plan=plan,
+                         start=at.first_step(e), after_step=lambda t, e=e: at.after_step(e, t))
             log.record(e, _evaluate(stack, X_t, y_t, folds=fold_list, members=member_list, decayed=decayed,
                                     classification=classification, chunk=chunk, plan=plan))
-    seconds = time.perf_counter() - t0
+            at.after_epoch(e)
+    seconds = at.seconds()
     plan.log()
     config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
                          folds=fold_list, classification=classification, device=str(dev))

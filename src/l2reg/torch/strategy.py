@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
@@ -259,6 +259,19 @@ class Plan:
         elif fallback not in _WARNED:
             _WARNED.add(fallback)
             log.warning("%s", self.line())
+
+    def state(self) -> dict:
+        """Everything the probe knows, as JSON (a checkpoint's: a resumed run goes on with the same choice)."""
+        d = asdict(self)
+        d["slow_ops"] = sorted(self.slow_ops)
+        return d
+
+    def restore(self, state: dict) -> None:
+        for f in fields(self):
+            value = state[f.name]
+            if f.name in ("candidates", "queue", "eval_queue") and value is not None:
+                value = [tuple(c) for c in value]  # (label, chunk) pairs
+            setattr(self, f.name, set(value) if f.name == "slow_ops" else value)
 
     def to_json(self) -> dict:
         label, chunk = self.chosen
