@@ -202,12 +202,18 @@ def _monitor(text: str | None, default) -> tuple:
 
 
 def _default_out(command: str) -> Path:
-    return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"{command.replace(' ', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+#: Parameters of a command named otherwise in the options object (the model sweeps' factory and data).
+_OPTION_OF = {"factory": "model", "data": "dataset"}
 
 
 def _explicit(ctx: typer.Context) -> set:
-    """The options the user typed (a resume keeps the run's own for the others)."""
-    return {name for name in ctx.params if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
+    """The options the user typed, by their names in the options object (a resume keeps the run's own for the
+    others)."""
+    return {_OPTION_OF.get(name, name) for name in ctx.params
+            if ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")}
 
 
 # ---------------------------------------------------------------- progress and results
@@ -369,8 +375,9 @@ def _train_models(opts) -> int:
 
 
 def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1, models=None):
-    """The flow of train and sweep: the options checked (on ``--resume``, the run's own), the folder
-    checked, ``run(opts, ...)`` under a progress bar, the result saved. Returns ``(result, folder)``.
+    """The flow of train and the sweeps (``sweep``, ``torch sweep``, ``jax sweep``): the options checked (on
+    ``--resume``, the run's own), the folder checked, ``run(opts, checkpoint_dir=, resume=, on_epoch= or
+    on_block=)`` under a progress bar, the result saved. Returns ``(result, folder)``.
     ``models(opts)``: how many models the run trains (a small run is pinned to one core)."""
     _check_figures(flat["figures"])
     opts = cls.from_flat(flat).checked()
@@ -467,8 +474,12 @@ def sweep(
     """Choose λ by k-fold cross-validation: every λ × fold trains at once, then the λ path is refit."""
     flat = dict(locals(), monitor=_monitor(monitor, O.CV_MONITOR))
     result, folder = _run(ctx, "sweep", O.SweepOptions, flat, _sweep_with, marker="sweep.json", stages=2)
-    if quiet:
-        return
+    if not quiet:
+        _print_sweep(result, folder)
+
+
+def _print_sweep(result, folder: Path) -> None:
+    """A finished sweep's table, gap, answer and files (``l2reg sweep``, ``torch sweep``, ``jax sweep``)."""
     from .present import report
 
     console.print(report.sweep_table(result))
@@ -649,6 +660,11 @@ torch_app = typer.Typer(help="Your own PyTorch model: which parameters decay, an
 app.add_typer(torch_app, name="torch")
 Factory = Annotated[str, typer.Argument(help="The model factory, module:function or file.py:function (no arguments).",
                                         metavar="MODULE:FACTORY")]
+SweepFactory = Annotated[Optional[str], typer.Argument(
+    help="The model factory, module:function or file.py:function (no arguments); not with --resume.",
+    metavar="MODULE:FACTORY", show_default=False)]
+SweepData = Annotated[Optional[str], _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and "
+                                          "y_test; or digits, mnist, fashion-mnist.")]
 Policy = Annotated[str, _choice_of(O.POLICIES, PENALTY, "Which parameters decay: l2reg (weights, never biases or "
                                    "norms) or the rule of timm, hf, mingpt or nanogpt.")]
 
@@ -678,9 +694,7 @@ def _print_audit(result) -> None:
 
 @torch_app.command("sweep", cls=_Command)
 def torch_sweep(
-    factory: Factory,
-    data: Annotated[str, _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and y_test; "
-                                    "or digits, mnist, fashion-mnist.")],
+    ctx: typer.Context, factory: SweepFactory = None, data: SweepData = None,
     lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: Policy = "l2reg",
@@ -688,15 +702,11 @@ def torch_sweep(
     strategy: Annotated[str, _choice_of(O.STRATEGIES, OPTIM, "How the ensemble steps its members: auto measures "
                                         "the first steps of each way and keeps the fastest.")] = "auto",
     backend: Backend = "local", address: Address = None, block_size: BlockSize = None,
-    out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
+    out: Out = None, overwrite: Overwrite = False, resume: Resume = None, keep_checkpoints: KeepCheckpoints = False,
+    figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Choose λ for your own PyTorch model: every λ × fold in one torch.func ensemble, then the λ path refit."""
-    _check_figures(figures)
-    opts = O.TorchSweepOptions.from_flat(dict(locals(), dataset=str(data), model=factory)).checked()
-    folder = _run_folder("torch-sweep", out, None, overwrite, "sweep.json")
-    from .torch.sweeping import sweep_with
-
-    _model_sweep(sweep_with, factory, data, opts, folder, figures=figures, quiet=quiet)
+    _model_sweep(ctx, "torch sweep", O.TorchSweepOptions, dict(locals(), dataset=data, model=factory))
 
 
 # ---------------------------------------------------------------- your own JAX model
@@ -706,6 +716,9 @@ jax_app = typer.Typer(help="Your own Flax NNX, Linen or Equinox model: which lea
 app.add_typer(jax_app, name="jax")
 JaxFactory = Annotated[str, typer.Argument(help="The model factory model_fn(key), module:function or "
                                            "file.py:function.", metavar="MODULE:FACTORY")]
+JaxSweepFactory = Annotated[Optional[str], typer.Argument(help="The model factory model_fn(key), module:function or "
+                                                          "file.py:function; not with --resume.",
+                                                          metavar="MODULE:FACTORY", show_default=False)]
 JaxPolicy = Annotated[str, _choice_of(O.JAX_POLICIES, PENALTY, "Which leaves decay: l2reg (kernels, conv kernels, "
                                       "embeddings; never biases or norms) or ndim (x.ndim > 1, optax's habit).")]
 
@@ -724,54 +737,37 @@ def jax_audit(
 
 @jax_app.command("sweep", cls=_Command)
 def jax_sweep(
-    factory: JaxFactory,
-    data: Annotated[str, _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and y_test; "
-                                    "or digits, mnist, fashion-mnist.")],
+    ctx: typer.Context, factory: JaxSweepFactory = None, data: SweepData = None,
     lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: JaxPolicy = "l2reg",
     strategy: Annotated[str, _choice_of(O.JAX_STRATEGIES, OPTIM, "How the members are stepped in the compiled "
                                         "program: auto times a few steps of each way and keeps the fastest.")] = "auto",
     backend: Backend = "local", address: Address = None, block_size: BlockSize = None,
-    out: Out = None, overwrite: Overwrite = False, figures: Figures = None, quiet: Quiet = False,
+    out: Out = None, overwrite: Overwrite = False, resume: Resume = None, keep_checkpoints: KeepCheckpoints = False,
+    figures: Figures = None, quiet: Quiet = False,
 ) -> None:
     """Choose λ for your own JAX model: every λ × fold in one compiled program, then the λ path refit."""
-    _check_figures(figures)
-    opts = O.JaxSweepOptions.from_flat(dict(locals(), dataset=str(data), model=factory)).checked()
-    folder = _run_folder("jax-sweep", out, None, overwrite, "sweep.json")
-    from .jax.sweep import sweep_with
-
-    _model_sweep(sweep_with, factory, data, opts, folder, figures=figures, quiet=quiet)
+    _model_sweep(ctx, "jax sweep", O.JaxSweepOptions, dict(locals(), dataset=data, model=factory))
 
 
-def _model_sweep(sweep_with, factory, data, opts, folder, *, figures, quiet) -> None:
-    """The flow of ``l2reg torch sweep`` and ``l2reg jax sweep``: train (a progress bar over epochs, or over
-    blocks on Ray), write the folder, say what was chosen."""
-    if opts.backend == "ray":
-        with _block_progress(quiet) as on_block:
-            result = sweep_with(factory, data, opts, on_block=on_block)
-    else:
-        with _progress(2 * opts.epochs, quiet, what="sweep") as on_epoch:
-            result = sweep_with(factory, data, opts, on_epoch=on_epoch)
-    from .present.save import save
+def _model_sweep(ctx, command: str, cls, flat: dict) -> None:
+    """``l2reg torch sweep`` and ``l2reg jax sweep``: :func:`_run`'s flow with the front's ``sweep_with`` (the
+    factory and the data are options like the others: a resume takes the run's own)."""
+    if flat["resume"] is None and (flat["model"] is None or flat["dataset"] is None):
+        raise L2RegError(f"give the model factory MODULE:FACTORY and --data (or --resume DIR); see "
+                         f"'l2reg {command} --help'.")
 
-    save(result, folder)
-    if figures is not None:
-        from .present.report import write_figures
+    def run(opts, **kw):
+        if command == "torch sweep":
+            from .torch.sweeping import sweep_with
+        else:
+            from .jax.sweep import sweep_with
+        return sweep_with(opts.model, opts.dataset, opts, **kw)
 
-        write_figures(result, folder / "figures", fmt=figures)
-    if quiet:
-        console.print(f"Wrote {folder}/", soft_wrap=True)
-        return
-    from .present import report
-
-    _notes(result.notes)
-    console.print(report.sweep_table(result))
-    console.print(report.sweep_gap_sentence(result), soft_wrap=True)
-    console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
-    console.print(report.TEST_SET_NOTE)
-    _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
-             folder)
+    result, folder = _run(ctx, command, cls, flat, run, marker="sweep.json", stages=2)
+    if not flat["quiet"]:
+        _print_sweep(result, folder)
 
 
 # ---------------------------------------------------------------- main

@@ -71,14 +71,17 @@ class LocalExecutor:
         return fn(task, block, on_epoch=on_epoch, checkpoint=self._checkpoint(CHECKPOINT_REFIT, config))
 
 
-def make_executor(opts, run_dir=None, *, resume: bool = False, on_block=None):
-    """The executor of ``opts.backend``: in process, or on a Ray cluster (``address``, ``block_size``)."""
+def make_executor(opts, run_dir=None, *, resume: bool = False, on_block=None, engine: str | None = None):
+    """The executor of ``opts.backend``: in process, or on a Ray cluster (``address``, ``block_size``).
+    ``engine``: a model's front (``torch``, ``jax``), marked in the checkpoints' config
+    (:data:`l2reg.base.checkpoint.ENGINES`: which command resumes them)."""
+    config = opts.to_config() if engine is None else dict(opts.to_config(), engine=engine)
     if opts.backend == "ray":
         from .distributed import RayExecutor
 
-        return RayExecutor(run_dir, resume=resume, config=opts.to_config(), address=opts.address,
+        return RayExecutor(run_dir, resume=resume, config=config, address=opts.address,
                            block_size=opts.block_size, on_block=on_block)
-    return LocalExecutor(run_dir, resume=resume, config=opts.to_config())
+    return LocalExecutor(run_dir, resume=resume, config=config)
 
 
 def run_sweep(task, blocks: Blocks, executor, *, select: str, regression: bool, n: int, config: dict,

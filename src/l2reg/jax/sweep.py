@@ -61,11 +61,11 @@ class JaxTask:
         return load_factory(self.model) if isinstance(self.model, str) else self.model
 
 
-def _train(task: JaxTask, X, y, *, members, folds, seed, on_epoch):
+def _train(task: JaxTask, X, y, *, members, folds, seed, on_epoch, checkpoint):
     o = task.opts
     return train_ensemble(task.model_fn(), X, y, members=members, folds=folds, epochs=o.epochs,
                           batch_size=o.batch_size, optimizer=o.optimizer, momentum=(o.momentum or (0.9,))[0],
-                          policy=o.policy, seed=seed, strategy=o.strategy, on_epoch=on_epoch)
+                          policy=o.policy, seed=seed, strategy=o.strategy, on_epoch=on_epoch, checkpoint=checkpoint)
 
 
 def cv_block(task: JaxTask, block, *, on_epoch=None, checkpoint=None) -> BlockResult:
@@ -75,7 +75,7 @@ def cv_block(task: JaxTask, block, *, on_epoch=None, checkpoint=None) -> BlockRe
     k = len(block.folds)
     r = _train(task, d.X, d.y, members=sweep_members(pairs, range(k), task.opts.optimizer == "adamw"),
                folds=[task.folds[g] for g in block.folds], seed=[task.seeds[g] for g in block.folds],
-               on_epoch=on_epoch)
+               on_epoch=on_epoch, checkpoint=checkpoint)
     return cv_outputs(r, len(pairs), k, r.evaluate(d.X_test, d.y_test),
                       meta={"strategy": {"chosen": r.config["strategy"], "probe_ms": r.config["probe_ms"]}})
 
@@ -86,7 +86,8 @@ def refit_block(task: JaxTask, block, *, on_epoch=None, checkpoint=None) -> Bloc
     n = len(d.X)
     X, y = np.concatenate([d.X, d.X_test]), np.concatenate([d.y, d.y_test])
     r = _train(task, X, y, members=sweep_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
-               folds=[(np.arange(n), np.arange(n, len(X)))], seed=opts.seed[0], on_epoch=on_epoch)
+               folds=[(np.arange(n), np.arange(n, len(X)))], seed=opts.seed[0], on_epoch=on_epoch,
+               checkpoint=checkpoint)
     return refit_outputs(r, len(grid), terms=_terms(r, d, opts, eta), params=[_layers(r, sd) for sd in r.state_dicts])
 
 
@@ -142,10 +143,13 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     return sweep_with(model_fn, data, opts, on_epoch=on_epoch)
 
 
-def sweep_with(model_fn, data, opts: JaxSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
-    """:func:`sweep` for an options object (checked)."""
+def sweep_with(model_fn, data, opts: JaxSweepOptions, *, on_epoch=None, on_block=None, checkpoint_dir=None,
+               resume: bool = False) -> SweepResult:
+    """:func:`sweep` for an options object (checked); ``checkpoint_dir`` and ``resume`` as
+    :func:`l2reg.torch.sweeping.sweep_with`'s (``l2reg jax sweep``)."""
     result = sweep_front(model_fn, data, opts, load_factory=load_factory, task_cls=JaxTask, blocks=JAX_BLOCKS,
-                         config_fn=_config, on_epoch=on_epoch, on_block=on_block)
+                         config_fn=_config, on_epoch=on_epoch, on_block=on_block, engine="jax",
+                         checkpoint_dir=checkpoint_dir, resume=resume)
     cv = result.stages.get("cv", {})
     # the probe's choice for the CV stack (a stage of several blocks, on Ray: the first block's)
     chosen = (cv.get("blocks") or [cv])[0].get("strategy") if cv else None

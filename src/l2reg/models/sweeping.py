@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import interrupts
 from ..data import _is_whole
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..fronts.cv import DEFAULT_GRID_SIZE, BlockResult, SweepResult, _round_sig, cv_folds_for, default_grid, fold_seeds
 from ..fronts.orchestration import Blocks, make_executor, run_sweep
 from .ensembles import Member
@@ -166,15 +167,22 @@ def absolute_spec(spec: str) -> str:
 
 
 def sweep_front(model_fn, data, opts, *, load_factory: Callable, task_cls, blocks: Blocks, config_fn: Callable,
-                on_epoch=None, on_block=None) -> SweepResult:
+                on_epoch=None, on_block=None, engine: str | None = None, checkpoint_dir=None,
+                resume: bool = False) -> SweepResult:
     """A model's ``sweep_with`` on the one orchestration: the factory (or its ``"module:function"``, loaded here
     by ``load_factory`` and by name on Ray workers), the data, the grid, the task (``task_cls(model, data, opts,
     folds, seeds, pair_eta, pair_lmbda)``), then :func:`~l2reg.fronts.orchestration.run_sweep` with the front's
-    ``blocks``; ``config_fn(opts, name, d, task, grid, model_fn)`` is sweep.json's config."""
+    ``blocks``; ``config_fn(opts, name, d, task, grid, model_fn)`` is sweep.json's config. ``checkpoint_dir``:
+    the executor's checkpoints (``resume``: continue from them), marked with the front's ``engine``
+    (:data:`l2reg.base.checkpoint.ENGINES`)."""
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume needs checkpoint_dir (the folder of the interrupted sweep).")
+    executor = make_executor(opts, checkpoint_dir, resume=resume, on_block=on_block, engine=engine)
     name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
     spec = absolute_spec(model_fn) if isinstance(model_fn, str) else None
     model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
     d = load_data(data)
+    interrupts.phase("data")
     # a worker elsewhere loads the factory by name; in this process it is loaded once, above
     model = spec if spec is not None and opts.backend == "ray" else model_fn
     cv_folds = cv_folds_for(opts, d.y, d.classification)
@@ -182,6 +190,6 @@ def sweep_front(model_fn, data, opts, *, load_factory: Callable, task_cls, block
     pairs = [(e, v) for e in opts.eta for v in grid]
     task = task_cls(model, d, opts, cv_folds, fold_seeds(opts.seed[0], len(cv_folds)),
                     np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
-    return run_sweep(task, blocks, make_executor(opts, on_block=on_block), select=opts.select,
+    return run_sweep(task, blocks, executor, select=opts.select,
                      regression=not d.classification, n=len(d.X), config=config_fn(opts, name, d, task, grid, model_fn),
                      on_epoch=on_epoch, notes=d.notes, options=opts.to_config())

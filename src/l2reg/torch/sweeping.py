@@ -69,7 +69,7 @@ def cv_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Block
                        folds=folds, epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy,
                        seed=[task.seeds[g] for g in block.folds], device=opts.device, on_epoch=on_epoch,
-                       strategy=opts.strategy)
+                       strategy=opts.strategy, checkpoint=checkpoint)
     return cv_outputs(r, P, k, _evaluate(model_fn, r, d.X_test, d.y_test, opts.device),
                       meta={"strategy": r.config["strategy"]})
 
@@ -102,7 +102,7 @@ def refit_block(task: TorchTask, block, *, on_epoch=None, checkpoint=None) -> Bl
     r = train_ensemble(model_fn, X, y, members=sweep_members([(eta, v) for v in grid], [0], opts.optimizer == "adamw"),
                        folds=[fold], epochs=opts.epochs, batch_size=opts.batch_size, optimizer=opts.optimizer,
                        momentum=(opts.momentum or (0.9,))[0], policy=opts.policy, seed=opts.seed[0],
-                       device=opts.device, on_epoch=on_epoch, strategy=opts.strategy)
+                       device=opts.device, on_epoch=on_epoch, strategy=opts.strategy, checkpoint=checkpoint)
     return refit_outputs(r, len(grid), terms=_terms(model_fn, r, data, opts, eta),
                          params=[_as_layers(sd, r.decayed) for sd in r.state_dicts],
                          meta={"strategy": r.config["strategy"]})
@@ -174,10 +174,14 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
     return sweep_with(model_fn, data, opts, on_epoch=on_epoch)
 
 
-def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None) -> SweepResult:
-    """:func:`sweep` for an options object (checked); ``opts.backend="ray"`` trains it in blocks on Ray."""
+def sweep_with(model_fn, data, opts: TorchSweepOptions, *, on_epoch=None, on_block=None, checkpoint_dir=None,
+               resume: bool = False) -> SweepResult:
+    """:func:`sweep` for an options object (checked); ``opts.backend="ray"`` trains it in blocks on Ray.
+    ``checkpoint_dir``: each stage's ensemble is checkpointed there (``l2reg torch sweep``), and ``resume``
+    continues from it (:func:`l2reg.models.sweeping.sweep_front`)."""
     result = sweep_front(model_fn, data, opts, load_factory=load_factory, task_cls=TorchTask, blocks=TORCH_BLOCKS,
-                         config_fn=_config, on_epoch=on_epoch, on_block=on_block)
+                         config_fn=_config, on_epoch=on_epoch, on_block=on_block, engine="torch",
+                         checkpoint_dir=checkpoint_dir, resume=resume)
     return _with_strategies(result)
 
 
