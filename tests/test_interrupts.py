@@ -109,16 +109,17 @@ def _interrupt(argv: list, phase: str, cwd: Path) -> str:
     return lines[0]
 
 
-def _resume(line: str, cwd: Path, command_name: str, saved: tuple) -> Path:
+def _resume(line: str, cwd: Path, command_name: str, saved: tuple, command_words: int = 1) -> Path:
     """Check that ``line`` names the ``saved`` files, which are all there is, and run its resume command as
-    given; returns the run's folder."""
+    given (``l2reg`` and ``command_words`` words, ``l2reg torch sweep``: 2); returns the run's folder."""
     m = SAVED.search(line)
     assert m and m["files"].split(", ") == list(saved), line
     folder = cwd / m["folder"]
     written = {"params.npz", "report.html"}  # a run stopped while its folder was written: never its JSON
     assert set(saved) <= {p.name for p in folder.iterdir()} <= set(saved) | written
     command = shlex.split(m["command"])
-    assert command[:3] == ["l2reg", command_name, "--resume"] and len(command) == 4, line
+    assert command[:1] == ["l2reg"] and command[1] == command_name and command[-2] == "--resume", line
+    assert len(command) == 3 + command_words, line
     done = subprocess.run(L2REG + command[1:], cwd=cwd, env=_env(), check=False, capture_output=True, text=True,
                           timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
