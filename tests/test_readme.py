@@ -204,6 +204,7 @@ ELSEWHERE = {
     "timm==1.0.31 && python3 -m pytest -n 2": ".ci/run (the test suite itself)",
     "l2reg explain --run runs/train-TIME": "test_explain_run_of_a_train_folder below",
     "l2reg sweep --resume runs/sweep-TIME": "tests/test_interrupts.py and tests/test_sweep.py (resume)",
+    "l2reg torch sweep --resume runs/torch-sweep-TIME": "tests/test_model_resume.py (Ctrl-C at each moment, resumed)",
     "python3 -m pip install -e \".[ray]\"": ".ci/run (the ray extra)",
     "ray start --head --port 6379": "tests/test_distributed.py (a real `ray start --head` cluster)",
     "ray start --address=HEAD_IP:6379": "Ray's own command (a second machine; none in CI)",
