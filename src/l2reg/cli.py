@@ -661,10 +661,10 @@ app.add_typer(torch_app, name="torch")
 Factory = Annotated[str, typer.Argument(help="The model factory, module:function or file.py:function (no arguments).",
                                         metavar="MODULE:FACTORY")]
 SweepFactory = Annotated[Optional[str], typer.Argument(
-    help="The model factory, module:function or file.py:function (no arguments); not with --resume.",
+    help="The model factory, module:function or file.py:function (no arguments); --resume: the run's own.",
     metavar="MODULE:FACTORY", show_default=False)]
 SweepData = Annotated[Optional[str], _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and "
-                                          "y_test; or digits, mnist, fashion-mnist.")]
+                                          "y_test; or digits, mnist, fashion-mnist (--resume: the run's own).")]
 Policy = Annotated[str, _choice_of(O.POLICIES, PENALTY, "Which parameters decay: l2reg (weights, never biases or "
                                    "norms) or the rule of timm, hf, mingpt or nanogpt.")]
 
@@ -717,7 +717,7 @@ app.add_typer(jax_app, name="jax")
 JaxFactory = Annotated[str, typer.Argument(help="The model factory model_fn(key), module:function or "
                                            "file.py:function.", metavar="MODULE:FACTORY")]
 JaxSweepFactory = Annotated[Optional[str], typer.Argument(help="The model factory model_fn(key), module:function or "
-                                                          "file.py:function; not with --resume.",
+                                                          "file.py:function; --resume: the run's own.",
                                                           metavar="MODULE:FACTORY", show_default=False)]
 JaxPolicy = Annotated[str, _choice_of(O.JAX_POLICIES, PENALTY, "Which leaves decay: l2reg (kernels, conv kernels, "
                                       "embeddings; never biases or norms) or ndim (x.ndim > 1, optax's habit).")]
