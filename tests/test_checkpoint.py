@@ -65,3 +65,13 @@ def test_config_mismatch_names_the_option():
     checkpoint.check_same_config({"lmbda": [1.0], "epochs": 5}, {"lmbda": [1.0], "epochs": 9})
     with pytest.raises(ConfigError, match="option eta differs"):
         checkpoint.check_same_config({"eta": 0.5}, {"eta": 0.1})
+
+
+@pytest.mark.parametrize("seconds, elapsed, due", [("0", 100.0, False), ("5", 1.0, False), ("5", 6.0, True)])
+def test_a_save_within_an_epoch_is_due_every_few_seconds_since_the_start(monkeypatch, tmp_path, seconds, elapsed,
+                                                                          due):
+    monkeypatch.setenv(checkpoint.CHECKPOINT_ENV, seconds)  # 0: at epoch ends only
+    c = checkpoint.Checkpointing(tmp_path / "c.npz", {})
+    c.start()
+    c.started -= elapsed
+    assert c.due_within_epoch() is due

@@ -288,21 +288,22 @@ class Checkpointing:
     resume: bool = False
     last: float | None = None  # monotonic time of the last save
     started: float | None = None  # monotonic time training started (:meth:`start`)
+    every: float = CHECKPOINT_SECONDS  # checkpoint_seconds(), read once by :meth:`start`
 
     def due(self, final: bool) -> bool:
         return (final or self.last is None or interrupts.requested()
                 or time.monotonic() - self.last >= checkpoint_seconds())
 
     def start(self) -> None:
-        self.started = time.monotonic()
+        self.started, self.every = time.monotonic(), checkpoint_seconds()
 
     def due_within_epoch(self) -> bool:
         """Between two steps of an epoch (a long one: MNIST's): when Ctrl-C asks, or when the last save (else
         the start) is :func:`checkpoint_seconds` ago (0 saves at epoch ends only)."""
         if interrupts.requested():
             return True
-        seconds, since = checkpoint_seconds(), self.last if self.last is not None else self.started
-        return seconds > 0 and since is not None and time.monotonic() - since >= seconds
+        since = self.last if self.last is not None else self.started
+        return self.every > 0 and since is not None and time.monotonic() - since >= self.every
 
     def saved(self) -> None:
         self.last = time.monotonic()
