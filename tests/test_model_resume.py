@@ -140,7 +140,11 @@ def test_a_changed_option_is_refused_by_name(stopped, argv, says, capsys):
     assert main(["torch", "sweep", "--resume", str(stopped), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {says}"), err
-    assert main(["jax", "sweep", "--resume", str(stopped)]) == 2
+
+
+@pytest.mark.parametrize("command", [["jax", "sweep"], ["sweep"], ["train"]], ids=" ".join)
+def test_other_commands_refuse_the_folder_naming_its_resume_command(stopped, command, capsys):
+    assert main([*command, "--resume", str(stopped), "-q"]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {stopped} holds an interrupted l2reg torch sweep; resume it "
                                                f"with: l2reg torch sweep --resume {stopped}")
 

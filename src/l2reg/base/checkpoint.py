@@ -174,8 +174,21 @@ def _writer(command: str, config: dict) -> str:
     return next((c for c, e in ENGINES.items() if e == config.get("engine")), "sweep")
 
 
+def _config_in(path: Path, command: str) -> dict:
+    """The saved config of ``command``'s file ``path`` (a finished run's JSON or a checkpoint), with its
+    ``command`` (a sweep's engine says which); ``{"command": command}`` where it cannot be read."""
+    try:
+        doc = json.loads(path.read_text()) if path.suffix == ".json" else read_meta(path)
+        config = dict(doc.get("config") or {})
+    except (ValueError, TypeError, AttributeError, OSError, DataError):
+        config = {}
+    return dict(config, command=_writer(command, config))
+
+
 def _check_writer(run_dir: Path, command: str, config: dict, finished: bool) -> None:
-    other = _writer(command, config if isinstance(config, dict) else {})
+    """Refuse a folder that another command wrote, naming it (and its resume command, if interrupted)."""
+    config = config if isinstance(config, dict) else {}
+    other = config.get("command") or _writer(command, config)
     if other == command:
         return
     if finished:
@@ -202,11 +215,12 @@ def _saved_options(run_dir: Path, command: str) -> tuple[dict, bool]:
         return options, True
     if not (run_dir / name).is_file():
         for other, (other_name, other_finished) in FILES.items():
-            if other != command and (run_dir / other_finished).is_file():
-                raise ConfigError(f"{run_dir} holds a finished l2reg {other}, not an l2reg {command}.")
-            if other != command and (run_dir / other_name).is_file():
-                raise ConfigError(f"{run_dir} holds an interrupted l2reg {other}; resume it with: "
-                                  f"l2reg {other} --resume {run_dir}")
+            if (other_name, other_finished) == (name, finished):
+                continue
+            if (run_dir / other_finished).is_file():
+                _check_writer(run_dir, command, _config_in(run_dir / other_finished, other), finished=True)
+            if (run_dir / other_name).is_file():
+                _check_writer(run_dir, command, _config_in(run_dir / other_name, other), finished=False)
         raise DataError(f"{run_dir}: no checkpoint there ({name}); nothing to resume.")
     config = read_meta(run_dir / name).get("config", {})
     _check_writer(run_dir, command, config, finished=False)
