@@ -550,19 +550,22 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
             log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
                                     classification, sq))
             at.after_epoch(e)
-    seconds = at.seconds()
-    chosen = name_of(prog)
     config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
                          folds=fold_list, classification=classification, device=str(jax.devices()[0]))
-    config.update({
-        "library": models[0].kind, "jax": jax.__version__, "strategy": chosen, "strategy_requested": strategy,
-        "chunk_size": settings["chunk"] if chosen == "chunked" else None, "probe_ms": probe_ms,
-        "compile_seconds": sum(p.compile_seconds for p in progs.values()) - compiled_before,
-        "param_names": list(params), "state_names": list(state), "key_names": impls,
-    })
+    config.update(library=models[0].kind, strategy_requested=strategy, probe_ms=probe_ms,
+                  compile_seconds=sum(p.compile_seconds for p in progs.values()) - compiled_before)
+    return _result(config, name_of(prog), prog, carry, impls, log, member_list, decayed, at.seconds(),
+                   settings["chunk"], models[0].rebuild)
+
+
+def _result(config: dict, chosen: str, prog: Program, carry, impls: dict, log, member_list, decayed, seconds: float,
+            chunk: int, rebuild) -> EnsembleResult:
+    """:func:`train_ensemble`'s result: ``config`` completed with the strategy taken and the leaves' names."""
+    params, state = carry[0], carry[1]
+    config.update({"jax": jax.__version__, "strategy": chosen, "chunk_size": chunk if chosen == "chunked" else None,
+                   "param_names": list(params), "state_names": list(state), "key_names": impls})
     return EnsembleResult(
-        members=member_list, history=log.stacked(),
-        state_dicts=_state_dicts(carry[0], carry[1], impls, K), decayed=decayed, config=config,
-        train_seconds=seconds, diverged_epoch=log.diverged, notes=log.notes(), rebuild=models[0].rebuild, program=prog,
-        stacked=(carry[0], carry[1]),
+        members=member_list, history=log.stacked(), state_dicts=_state_dicts(params, state, impls, len(member_list)),
+        decayed=decayed, config=config, train_seconds=seconds, diverged_epoch=log.diverged, notes=log.notes(),
+        rebuild=rebuild, program=prog, stacked=(params, state),
     )
