@@ -103,7 +103,7 @@ def _device(device) -> torch.device:
 
 
 def _data(X, y, device) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """``(X, y, classification)`` on the device; X float32 ``(n, ...)``, y int64 ``(n,)`` or float ``(n, ...)``."""
+    """``(X, y, classification)`` on the device; X ``(n, ...)`` int64 (token ids) or float32, y int64 ``(n,)`` or float ``(n, ...)``."""
     X = X.detach().cpu() if isinstance(X, torch.Tensor) else X
     y = y.detach().cpu() if isinstance(y, torch.Tensor) else y
     X, y, classification = check_arrays(X, y)
