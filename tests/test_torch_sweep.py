@@ -268,3 +268,46 @@ def test_digits_cross_validates_on_the_rows_of_l2reg_sweep():
     d, ref = load_data("digits"), load_dataset("digits", eval="test")
     assert len(d.X) == ref.n_train == 1077 and len(d.X_test) == len(ref.X_test)
     np.testing.assert_array_equal(d.X, ref.X_train)
+
+
+# ---------------------------------------------------------------- what the run prints
+
+
+class Encoder(torch.nn.Module):
+    """A TransformerEncoderLayer: in eval mode its fused kernel has no batching rule (PyTorch's slow fallback)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(20, 8)
+        self.enc = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, tokens):
+        return self.head(self.enc(self.embed(tokens)).mean(1))
+
+
+def test_slow_fallback_warnings_are_one_line_naming_the_ops(recwarn):
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 20, size=(24, 4))
+    folds = [(np.arange(12), np.arange(12, 24)), (np.arange(12, 24), np.arange(12))]
+    r = lt.train_ensemble(Encoder, tokens, (tokens[:, 0] < 10).astype(np.int64), epochs=1, batch_size=6, folds=folds,
+                          members=[lt.Member(lmbda=lm, eta=0.1, fold=f) for f in (0, 1) for lm in (0.0, 1.0)],
+                          strategy="vmap")
+    assert not [w for w in recwarn if "performance drop" in str(w.message)]
+    s = r.config["strategy"]
+    ops = s["slow_fallback_ops"] + s["eval_slow_fallback_ops"]
+    assert ops and all(op in s["line"] for op in ops)  # the fused attention / encoder kernels have no batching rule
+    assert s["line"].count("slow fallback") <= 2 and "aten::_transformer_encoder_layer_fwd" in s["eval_slow_fallback_ops"]
+
+
+def test_the_heading_names_the_factory_and_no_compile_time(result, capsys):
+    from rich.console import Console
+
+    from l2reg.present import report
+
+    assert report.sweep_heading(result) == "l2reg torch sweep: mlp on arrays"
+    console = Console(width=200, record=True)
+    console.print(report.sweep_table(result))
+    assert "l2reg torch sweep: mlp on arrays, n = 120" in console.export_text()
+    assert "compiling" not in report.sweep_report_html(result).split("seed 4")[1].split("</p>")[0]

@@ -218,8 +218,9 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
         kept = stack.snapshot_buffers() if chunk > 1 and stack.buffers and not plan.vmap_ran else None
         t0 = clock.now()
         try:
-            with warnings.catch_warnings(record=plan.probing) as caught:
-                warnings.filterwarnings("ignore" if not plan.probing else "always", message=SLOW_FALLBACK)
+            watch = plan.probing or not plan.vmap_ran  # the first vmap steps name the ops that fall back
+            with warnings.catch_warnings(record=watch) as caught:
+                warnings.filterwarnings("always" if watch else "ignore", message=SLOW_FALLBACK)
                 step(chunk)
         except Exception as e:  # noqa: BLE001  (whatever vmap raises, the loop below is the fallback)
             if kept is not None:
@@ -290,13 +291,17 @@ def _scores(stack: Stack, plan: Plan, who, X, y, rows, *, classification: bool, 
         idx = torch.as_tensor(rows[start:start + piece], device=X.device)
         t0 = clock.now()
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=SLOW_FALLBACK)
+            watch = plan.eval_probing or not plan.eval_watched  # the first pieces name the ops that fall back
+            with warnings.catch_warnings(record=watch) as caught:
+                warnings.filterwarnings("always" if watch else "ignore", message=SLOW_FALLBACK)
                 lo, co = stack.evaluate(who, X.index_select(0, idx), y.index_select(0, idx),
                                         classification=classification, members_chunk=members_chunk)
+            plan.eval_watched = True
         except Exception as e:  # noqa: BLE001  (whatever vmap raises, one member at a time is the fallback)
             plan.eval_failed(members_chunk, e)
             continue
+        if caught:
+            plan.saw_warnings(caught, evaluation=True)
         if plan.eval_probing:
             plan.eval_timed(members_chunk, clock.now() - t0, len(idx))
         loss_sum += lo
