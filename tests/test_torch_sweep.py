@@ -1,6 +1,7 @@
 """l2reg.torch.sweeping: the PyTorch λ path shares selection, results and reports with the JAX sweep."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,7 +190,16 @@ def test_an_adamw_sweep_reports_a_wd_grid(adamw_result, tmp_path):
     assert "wd" in headers and "λ" not in headers and "λ/n" not in headers
     page = (tmp_path / "report.html").read_text()
     assert "Explore wd" in page and "one row per wd" in page and "Chosen wd =" in page
+    text = re.sub(r"<script.*?</script>|<img[^>]*>", "", page, flags=re.S)  # the words, figures' text included:
+    assert "λ" not in text and "d = −η·wd·w" in text                        # their captions say wd
     assert "Not under AdamW" in report.sweep_answer(adamw_result)
+    from matplotlib.text import Text
+
+    from l2reg.present.pages import sweep_figures
+
+    path = next(f for f in sweep_figures(adamw_result) if f[0] == "sweep-path")
+    words = [t.get_text() for t in path[3]().findobj(Text)]
+    assert any("wd" in w for w in words) and not any("λ" in w for w in words)
 
 
 @pytest.mark.parametrize("kwargs,message", [

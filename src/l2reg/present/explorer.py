@@ -130,21 +130,21 @@ _CHART_LABELS = {
 
 def explorer_html(data: dict) -> str:
     """The explorer's HTML: slider, readout, one SVG per chart, the data block and the script."""
-    n = len(data["models"])
+    n, sym = len(data["models"]), html.escape(data["path"].get("xlabel", "λ"))  # what the slider moves along
     cells = "".join(
         f'<div class="cell"><span class="k">{html.escape(f["label"])}</span>'
         f'<span class="v" data-field="{f["key"]}" data-format="{f["format"]}"></span></div>'
         for f in data["fields"])
     svgs = "".join(f'<svg data-chart="{c}" viewBox="0 0 620 320" role="img" '
-                   f'aria-label="{html.escape(_CHART_LABELS[c])}"></svg>' for c in data["charts"])
+                   f'aria-label="{html.escape(_CHART_LABELS[c]).replace("λ", sym)}"></svg>' for c in data["charts"])
     ticks = "".join(f'<span>{html.escape(m["short"])}</span>' for m in data["models"])
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     payload = payload.replace("</", "<\\/")  # a "</script>" inside a string would end the block
     return (
         f'<section id="l2reg-explorer" class="explorer">'
-        f'<div class="controls"><label for="l2reg-lmbda">λ</label>'
+        f'<div class="controls"><label for="l2reg-lmbda">{sym}</label>'
         f'<div class="track"><input type="range" id="l2reg-lmbda" min="0" max="{n - 1}" step="1" '
-        f'value="{data["start"]}" aria-label="λ"><div class="ticks">{ticks}</div></div>'
+        f'value="{data["start"]}" aria-label="{sym}"><div class="ticks">{ticks}</div></div>'
         f'<output data-field="label" for="l2reg-lmbda"></output></div>'
         f'<p class="note" data-field="note"></p><div class="readout">{cells}</div>'
         f'<div class="charts">{svgs}</div>'

@@ -25,6 +25,18 @@ def grid_symbol(config: dict) -> str:
     return "wd" if config.get("decay") == "weight_decay" else "λ"
 
 
+#: The λ sweep's phrases that change meaning under AdamW's decoupled grid (before λ itself becomes wd).
+_WD_PHRASES = (("d = −(ηλ/n)·w", "d = −η·wd·w"), ("−(ηλ/n)·w", "−η·wd·w"), ("What L2 did", "What weight decay did"),
+               ("L2 narrows", "weight decay narrows"), ("λ/n", "wd"), ("λ", "wd"))
+
+
+def in_grid_words(text: str) -> str:
+    """A λ sweep's text in the words of a weight-decay grid (AdamW's decoupled wd: no λ, no λ/n)."""
+    for old, new in _WD_PHRASES:
+        text = text.replace(old, new)
+    return text
+
+
 def sweep_gap_sentence(result) -> str:
     """How much the chosen λ closed the train − test gap of the baseline (the smallest λ, normally 0); a change
     smaller than the test set's resolution (one example, 1/n_test) is "no change within noise"."""
