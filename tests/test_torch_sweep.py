@@ -151,7 +151,8 @@ WDS = [0.0, 0.1, 1.0]
 
 @pytest.fixture(scope="module")
 def adamw_result(data):
-    return lt.sweep(mlp, data, optimizer="adamw", weight_decay=WDS, eta=0.02, folds=2, epochs=2, batch_size=16, seed=3)
+    return lt.sweep(mlp, data, optimizer="adamw", weight_decay=WDS, eta=[0.02, 0.05], folds=2, epochs=2, batch_size=16,
+                    seed=3)
 
 
 def test_an_adamw_sweep_chooses_wd_by_cv_and_each_member_is_an_ordinary_adamw_loop(data, adamw_result):
@@ -161,12 +162,13 @@ def test_an_adamw_sweep_chooses_wd_by_cv_and_each_member_is_an_ordinary_adamw_lo
     X, y = data[:2]
     r = adamw_result
     assert r.config["decay"] == "weight_decay" and r.config["weight_decay"] == WDS and r.config["penalty"] == "none"
-    assert [row["lmbda"] for row in r.rows] == WDS and r.refit_lmbdas == WDS
-    c = choose(r.cv.final["validation_accuracy"], r.cv.diverged, E=1, rule="min")
+    pairs = [(e, wd) for e in (0.02, 0.05) for wd in WDS]  # the grid η × wd, wd fastest
+    assert [(row["eta"], row["lmbda"]) for row in r.rows] == pairs and r.refit_lmbdas == WDS
+    c = choose(r.cv.final["validation_accuracy"], r.cv.diverged, E=2, rule="min")
     assert r.chosen_index == c.index
     for g, fold in enumerate(make_folds(y, 2, 3, True)):
-        for p, wd in enumerate(WDS):
-            member = lt.Member(lmbda=0.0, weight_decay=wd, eta=0.02, fold=0)
+        for p, (eta, wd) in enumerate(pairs):
+            member = lt.Member(lmbda=0.0, weight_decay=wd, eta=eta, fold=0)
             *_, (model, Xt, yt) = ordinary_epochs(
                 mlp, X, y, member=member, fold=fold, seed=lt.fold_seeds(3, 2)[g], optimizer="adamw",
                 make_optimizer=lambda groups, eta: torch.optim.AdamW(groups, lr=eta), loss=F.cross_entropy,
@@ -189,7 +191,7 @@ def test_an_adamw_sweep_reports_a_wd_grid(adamw_result, tmp_path):
     headers, _, _ = report._sweep_rows_text(adamw_result)
     assert "wd" in headers and "λ" not in headers and "λ/n" not in headers
     page = (tmp_path / "report.html").read_text()
-    assert "Explore wd" in page and "one row per wd" in page and "Chosen wd =" in page
+    assert "Explore wd at the chosen η" in page and "one row per (η, wd)" in page and "Chosen wd =" in page
     text = re.sub(r"<script.*?</script>|<img[^>]*>", "", page, flags=re.S)  # the words, figures' text included:
     assert "λ" not in text and "d = −η·wd·w" in text                        # their captions say wd
     assert "Not under AdamW" in report.sweep_answer(adamw_result)
@@ -258,6 +260,13 @@ def test_integer_token_ids_reach_an_embedding_as_long(tmp_path):
     np.savez(tmp_path / "tokens.npz", X=tokens, y=(tokens[:, 0] < 10).astype(np.int64))
     r = lt.sweep(Bag, str(tmp_path / "tokens.npz"), lmbda=[0.0, 1.0], folds=2, epochs=1, batch_size=16)
     assert r.config["n"] == 64 and len(r.rows) == 2 and np.isfinite(r.cv.final["validation_cost"]).all()
+
+
+def test_integer_x_for_a_model_of_features_is_one_line_with_the_fix():
+    X = np.random.default_rng(0).integers(0, 16, (40, 8))
+    with pytest.raises(DataError) as e:
+        lt.sweep(mlp, (X, X[:, 0] % 3), lmbda=[0.0], folds=2, epochs=1, batch_size=8)
+    assert "integer X reaches the model as torch.long" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_csv_sweeps_as_l2reg_sweep_reads_it(tmp_path, data):

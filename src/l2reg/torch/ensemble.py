@@ -147,6 +147,9 @@ def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
                 v.copy_(kept[k])
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not X.is_floating_point():  # integer X is kept as token ids; a model of features wants floats
+            msg += ("; integer X reaches the model as torch.long (token ids): give float X, e.g. "
+                    "X.astype('float32'), to a model that takes features")
         raise DataError(f"the model rejects X's examples of shape {tuple(X.shape[1:])}{_expected_input(model)}: "
                         f"{msg}") from None
     if not isinstance(out, torch.Tensor):
