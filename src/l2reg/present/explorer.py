@@ -270,14 +270,14 @@ def explain_data(result) -> dict:
                              note="The same initial weights and mini-batches for every model.",
                              hist_label="after the last epoch"))
         weights.append(np.concatenate([np.ravel(layer["w"][:, k, :]) for layer in result.final_params]))
-    unit = "C0" if reg else "%"
-    fields = [field("lmbda", "wd" if result.weight_decays is not None else "λ", "lmbda"),
+    unit, sym = "C0" if reg else "%", "wd" if result.weight_decays is not None else "λ"
+    fields = [field("lmbda", sym, "lmbda"),
               field("train", f"train {unit}", "g4" if reg else "pct"),
               field("test", f"{ev} {unit}", "g4" if reg else "pct"),
               field("gap", "gap" if reg else "gap (points)", "g4" if reg else "pct"), field("sq", "Σw²"),
               field("ratio", "Σw² / Σw²(0)"), field("decay", "mean |d|"), field("data", "mean |g|"),
               field("away", "g away from 0", "pct1"), field("grew", "|w| grew", "pct1")]
-    path = {"title": f"Final {ev} {'C0' if reg else 'accuracy'} against λ (click a point)",
+    path = {"title": f"Final {ev} {'C0' if reg else 'accuracy'} against {sym} (click a point)", "xlabel": sym,
             "ylabel": f"{ev} C0" if reg else f"{ev} accuracy (%)", "err": None, "marks": [],
             "min_span": None if reg else 2.0,
             "y": [None if e["values"]["test"] is None else _num(e["values"]["test"] * (1 if reg else 100))
