@@ -23,6 +23,18 @@ def test_jax_sweep_chooses_lmbda_and_writes_the_folder(tmp_path, capsys):
     assert doc["config"]["strategy_chosen"]["chosen"] == "vmap"
 
 
+def test_jax_sweep_under_adamw_chooses_the_weight_decay(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["jax", "sweep", f"{EXAMPLES}:linen_mlp", "--data", "digits", "--optimizer", "adamw", "--weight-decay",
+            "0,0.1", "--eta", "0.01", "--epochs", "1", "--folds", "2", "--strategy", "vmap", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["config"]["decay"] == "weight_decay" and doc["config"]["weight_decay"] == [0.0, 0.1]
+    assert doc["chosen_weight_decay"] in (0.0, 0.1) and doc["config"]["n"] == 1077  # l2reg sweep's digits rows
+    text = " ".join(capsys.readouterr().out.split())
+    assert "l2reg jax sweep:" in text and "linen_mlp on digits" in text and "never to choose wd" in text
+
+
 def test_jax_audit_lists_every_leaf(capsys):
     assert main(["jax", "audit", f"{EXAMPLES}:nnx_cnn", "--compare", "ndim"]) == 0
     text = capsys.readouterr().out
@@ -33,6 +45,9 @@ def test_jax_audit_lists_every_leaf(capsys):
     (["--strategy", "loop"], "strategy must be one of auto, vmap, map, chunked; got 'loop'."),
     (["--policy", "timm"], "timm"),
     (["--lmbda", "-1"], "lmbda"),
+    (["--optimizer", "adamw", "--lmbda", "0,1"], "--weight-decay"),
+    (["--weight-decay", "0,0.1"], "--optimizer adamw"),
+    (["--penalty", "l1"], "(see 'l2reg jax sweep --help')"),
 ])
 def test_bad_options_are_one_line_and_exit_2(argv, says, tmp_path, capsys):
     code = main(["jax", "sweep", f"{EXAMPLES}:linen_mlp", "--data", "digits", "--out", str(tmp_path / "x"), *argv])

@@ -137,6 +137,13 @@ def torch_gru_sweeps(tmp, out):
     assert "Trained" in out and "Trained" in (_folder(tmp) / "report.html").read_text()
 
 
+def torch_adamw_sweeps(tmp, out):
+    doc = _json(tmp, "sweep.json")
+    assert doc["config"]["decay"] == "weight_decay" and doc["config"]["weight_decay"] == [0.0, 0.01, 0.1, 1.0]
+    assert doc["chosen_weight_decay"] in (0.0, 0.01, 0.1, 1.0) and doc["config"]["n"] == 1077
+    assert "never to choose wd" in out and "Not under AdamW" in out
+
+
 def prox_zeros(tmp, out):
     runs = _json(tmp, "metrics.json")["runs"]
     assert runs[0]["zero_weight_fraction"][-1] == 0 and runs[2]["zero_weight_fraction"][-1] > 0.1
@@ -187,6 +194,8 @@ CASES = {
     "--eta 0.05 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_bn_sweeps, False),
     "l2reg torch sweep examples/models.py:digits_gru --data digits --lmbda 0,1,10,100 --optimizer adam "
     "--eta 0.01 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_gru_sweeps, False),
+    "l2reg torch sweep examples/models.py:digits_cnn --data digits --optimizer adamw --weight-decay 0,0.01,0.1,1 "
+    "--eta 0.003 --epochs 10": (["--epochs", "1", "--folds", "2"], torch_adamw_sweeps, False),
     "l2reg train --penalty l1 --l1-update prox --lmbda 0,1,3": (["--epochs", "3"], prox_zeros, False),
     "l2reg train --penalty elastic-net --l1-ratio 0.3": (SMALL, trains, False),
     "l2reg train --lmbda-per-layer 5,0.5": (SMALL, trains, False),

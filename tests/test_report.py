@@ -17,9 +17,9 @@ def test_html_page_escapes_and_keeps_sections():
     assert "<h2>Part &lt;2&gt;</h2>" in page and "<p>x</p>" in page and "<p>y</p>" in page
 
 
-def _fake(gaps, tests, chosen, lmbda=(0.0, 1.0), select="min"):
+def _fake(gaps, tests, chosen, lmbda=(0.0, 1.0), select="min", **config):
     rows = [dict(lmbda=x, gap=g, test_accuracy=t, training_accuracy=t + g) for x, g, t in zip(lmbda, gaps, tests)]
-    return SimpleNamespace(rows=rows, chosen_index=chosen, regression=False, config={"select": select})
+    return SimpleNamespace(rows=rows, chosen_index=chosen, regression=False, config={"select": select, **config})
 
 
 GAP_CASES = [
@@ -29,6 +29,14 @@ GAP_CASES = [
     (_fake([0.05, 0.05], [0.90, 0.91], 1), "left the final train − test gap of λ = 0 unchanged at 5.0 points"),
     (_fake([0.05, 0.02], [0.90, 0.93], 0), "chose λ = 0 itself: regularization did not help here"),
     (_fake([0.05, 0.02], [0.90, 0.93], 1, lmbda=(0.5, 2.0)), "compared with the smallest λ in the grid (0.5)"),
+    # the test set's resolution: 1/n_test = 0.04 with 25 examples; a move of 0.03 is less than one example
+    (_fake([0.05, 0.02], [0.90, 0.92], 1, n_test=25), "λ = 1 (min): no change within noise in the final train − "
+                                                      "test gap of λ = 0 (5.0 → 2.0 points, less than one test "
+                                                      "example of 25)"),
+    (_fake([0.05, 0.01], [0.90, 0.92], 1, n_test=25), "closed the final train − test gap from 5.0 to 1.0 points"),
+    (_fake([0.05, 0.02], [0.90, 0.93], 1, decay="weight_decay"), "wd = 1 (min) closed the final train − test gap "
+                                                                 "from 5.0 to 2.0 points (60% of it) compared with "
+                                                                 "wd = 0"),
 ]
 
 

@@ -465,3 +465,24 @@ def test_train_report_draws_its_charts_in_the_page_by_default(runs):
     """l2reg train's report.html: the runs and the explorer's charts, without the slower static figures."""
     page = report.train_report_html(runs["train"])
     assert "<figure" not in page and 'id="l2reg-explorer-data"' in page and "--figures png" in page
+
+
+def test_the_decay_monitor_page_fits_a_1400_px_window(opened, tmp_path):
+    """l2reg.torch.DecayMonitor's page (its tables in words, a note on decayed biases and norm scales): no
+    horizontal scrolling in a 1400 px wide window."""
+    torch = pytest.importorskip("torch")
+    from l2reg.torch import DecayMonitor
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.LayerNorm(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    with DecayMonitor(opt, model=model, steps_per_epoch=2, epochs=1) as mon:
+        for _ in range(2):
+            opt.zero_grad()
+            model(torch.randn(16, 6)).pow(2).mean().backward()
+            opt.step()
+    o = opened(mon.write_html(tmp_path))
+    assert o.page.evaluate("document.documentElement.scrollWidth") <= 1400
+    widths = o.page.eval_on_selector_all("table", "els => els.map(e => e.getBoundingClientRect().right)")
+    assert len(widths) == 2 and max(widths) <= 1400, widths
+    assert not o.errors, o.errors

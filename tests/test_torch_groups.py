@@ -331,6 +331,19 @@ def test_audit_shows_unclassified_rows_and_renders(capsys):
     assert "pos_embed" in text and "l2reg vs mingpt" in text and "≠" in text
 
 
+def test_an_audit_that_agrees_says_so_in_one_line():
+    from rich.console import Console
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    console = Console(width=200, record=True)
+    for t in audit_tables(audit(model, "l2reg", compare=["timm", "hf"])):
+        console.print(t)
+    text = console.export_text()
+    for other in ("timm", "hf"):
+        assert f"l2reg vs {other}: no differences (every parameter decided alike)." in text
+    assert "decided differently" not in text
+
+
 # ---------------------------------------------------------------- load_factory
 
 

@@ -5,6 +5,7 @@ batch gradient is ∂C0/∂W = (1/m)·Σ_x (W·x + b − t)·xᵀ, ∂C0/∂b = 
 W is decayed (coefficient wd), b is not (l2reg's default policy). Float64 throughout.
 """
 
+import html
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from l2reg.errors import ConfigError, ConfigTypeError  # noqa: E402
+from l2reg.models.monitor_summary import html_report  # noqa: E402
 from l2reg.torch import DecayMonitor, decay_groups  # noqa: E402
 
 W0 = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]
@@ -172,6 +174,46 @@ def test_record_every_unused_parameters_and_remove(tmp_path):
     page = mon.write_html(tmp_path / "m.html").read_text()
     assert page.lower().startswith("<!doctype html>") and "data:image/png;base64," in page
     assert "What weight decay did" in page and 'id="monitor-away"' in page  # the explain report's page
+
+
+def _adamw_on_everything(model):
+    """``AdamW(model.parameters(), weight_decay=0.01)``, the habit that decays biases and norm scales too."""
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    mon = DecayMonitor(opt, model=model)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(8, 3)).pow(2).mean().backward()
+        opt.step()
+    return mon
+
+
+def test_decayed_biases_and_norm_scales_are_one_note_naming_decay_groups(caplog):
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    with caplog.at_level("WARNING", logger="l2reg.torch"):
+        mon = _adamw_on_everything(model)
+    notes = [r.getMessage() for r in caplog.records if "l2reg.torch.decay_groups" in r.getMessage()]
+    assert len(notes) == 1 and "\n" not in notes[0] and "0.bias (bias)" in notes[0] and "LayerNorm" in notes[0]
+    s = mon.summary()
+    assert s["decay_note"] == notes[0] == s["answer"][0]
+    assert html.escape(notes[0]) in html_report(s)
+
+
+def test_weights_only_groups_have_no_note(caplog):
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    with caplog.at_level("WARNING", logger="l2reg.torch"):
+        opt = torch.optim.AdamW(decay_groups(model, 0.01), lr=0.01)
+        mon = DecayMonitor(opt, model=model)
+    assert mon.decay_note is None and mon.summary()["decay_note"] is None and not caplog.records
+
+
+def test_the_report_tables_speak_words_not_json_keys():
+    page = html_report(_adamw_on_everything(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2)))
+                       .summary())
+    for key in ("frac_away", "timescale_text", "weight_norm_first", "mean_abs_decay", "n_weights", "decay_to_data"):
+        assert key not in page, key
+    for words in ("g away from 0", "|w| grew", "mean |d|", "mean |g|", "‖w‖ first", "decay timescale"):
+        assert html.escape(words) in page, words
 
 
 @pytest.mark.parametrize("args,error,message", [

@@ -195,6 +195,12 @@ Address = Annotated[Optional[str], _opt(CV, "ray: the cluster, 'auto' or HOST:PO
 BlockSize = Annotated[Optional[int], _opt(CV, "ray: (η, λ) pairs per task (default: all of a fold's pairs).")]
 SweepLmbda = Annotated[Optional[Numbers], _list_opt(
     CV, "The λ grid, e.g. 0,0.01,0.1,1 (default: 0 plus 12 values, λ/n from 1e-5 to 3e-2).", "--lmbda", "--lmbdas")]
+ModelLmbda = Annotated[Optional[Numbers], _list_opt(
+    CV, "The λ grid (coupled L2), e.g. 0,0.01,0.1,1 (default: 0 plus 12 values, λ/n from 1e-5 to 3e-2); with "
+        "--optimizer adamw give --weight-decay instead.", "--lmbda", "--lmbdas")]
+SweepWeightDecay = Annotated[Optional[Numbers], _list_opt(
+    CV, "--optimizer adamw only: the grid of its decoupled weight decay, e.g. 0,0.01,0.1 (default: "
+        "0 plus 12 log-spaced values from 0.0001 to 1).", "--weight-decay")]
 
 
 def _monitor(text: str | None, default) -> tuple:
@@ -285,8 +291,9 @@ def _check_figures(fmt) -> None:
 
 def _trained(what: str, result, folder: Path) -> None:
     files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
-    console.print(f"Trained {what} in {result.train_seconds:.2f} s (+{result.compile_seconds:.1f} s compiling). "
-                  f"Wrote {folder}/: {files}.", soft_wrap=True)
+    compiling = f" (+{result.compile_seconds:.1f} s compiling)" if result.compile_seconds >= 0.05 else ""
+    console.print(f"Trained {what} in {result.train_seconds:.2f} s{compiling}. Wrote {folder}/: {files}.",
+                  soft_wrap=True)
 
 
 @contextmanager
@@ -485,7 +492,7 @@ def _print_sweep(result, folder: Path) -> None:
     console.print(report.sweep_table(result))
     console.print(report.sweep_gap_sentence(result), soft_wrap=True)
     console.print(report.sweep_answer(result), soft_wrap=True, markup=False)
-    console.print(report.TEST_SET_NOTE)
+    console.print(report.test_set_note(result))
     _trained(f"{result.config['models_cv']} CV models and {result.config['models_refit']} refit models", result,
              folder)
 
@@ -664,7 +671,8 @@ SweepFactory = Annotated[Optional[str], typer.Argument(
     help="The model factory, module:function or file.py:function (no arguments); --resume: the run's own.",
     metavar="MODULE:FACTORY", show_default=False)]
 SweepData = Annotated[Optional[str], _opt(DATA, "A .npz with X (any shape the model takes) and y, optional X_test and "
-                                          "y_test; or digits, mnist, fashion-mnist (--resume: the run's own).")]
+                                          "y_test; a .csv (its --label-column); or digits, mnist, fashion-mnist "
+                                          "(the rows l2reg sweep cross-validates on). --resume: the run's own.")]
 Policy = Annotated[str, _choice_of(O.POLICIES, PENALTY, "Which parameters decay: l2reg (weights, never biases or "
                                    "norms) or the rule of timm, hf, mingpt or nanogpt.")]
 
@@ -694,8 +702,9 @@ def _print_audit(result) -> None:
 
 @torch_app.command("sweep", cls=_Command)
 def torch_sweep(
-    ctx: typer.Context, factory: SweepFactory = None, data: SweepData = None,
-    lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
+    ctx: typer.Context, factory: SweepFactory = None, data: SweepData = None, label_column: LabelColumn = "label",
+    lmbda: ModelLmbda = None, weight_decay: SweepWeightDecay = None, eta: Eta = Numbers([0.1]),
+    folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: Policy = "l2reg",
     device: Annotated[str, _opt(OPTIM, "cpu, or cuda where available.")] = "cpu",
@@ -705,7 +714,10 @@ def torch_sweep(
     out: Out = None, overwrite: Overwrite = False, resume: Resume = None, keep_checkpoints: KeepCheckpoints = False,
     figures: Figures = None, quiet: Quiet = False,
 ) -> None:
-    """Choose λ for your own PyTorch model: every λ × fold in one torch.func ensemble, then the λ path refit."""
+    """Choose λ for your own PyTorch model: every λ × fold in one torch.func ensemble, then the λ path refit.
+
+    Under --optimizer adamw the grid is its decoupled --weight-decay (default 0 plus 12 log-spaced values from 0.0001
+    to 1), chosen and refit the same way."""
     _model_sweep(ctx, "torch sweep", O.TorchSweepOptions, dict(locals(), dataset=data, model=factory))
 
 
@@ -737,8 +749,9 @@ def jax_audit(
 
 @jax_app.command("sweep", cls=_Command)
 def jax_sweep(
-    ctx: typer.Context, factory: JaxSweepFactory = None, data: SweepData = None,
-    lmbda: SweepLmbda = None, eta: Eta = Numbers([0.1]), folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
+    ctx: typer.Context, factory: JaxSweepFactory = None, data: SweepData = None, label_column: LabelColumn = "label",
+    lmbda: ModelLmbda = None, weight_decay: SweepWeightDecay = None, eta: Eta = Numbers([0.1]),
+    folds: Folds = O.DEFAULT_FOLDS, select: Select = "min",
     optimizer: Optimizer = "sgd", epochs: Epochs = 10, batch_size: BatchSize = 64, momentum: Momentum = None,
     seed: Seed = Integers([0]), policy: JaxPolicy = "l2reg",
     strategy: Annotated[str, _choice_of(O.JAX_STRATEGIES, OPTIM, "How the members are stepped in the compiled "
@@ -747,7 +760,10 @@ def jax_sweep(
     out: Out = None, overwrite: Overwrite = False, resume: Resume = None, keep_checkpoints: KeepCheckpoints = False,
     figures: Figures = None, quiet: Quiet = False,
 ) -> None:
-    """Choose λ for your own JAX model: every λ × fold in one compiled program, then the λ path refit."""
+    """Choose λ for your own JAX model: every λ × fold in one compiled program, then the λ path refit.
+
+    Under --optimizer adamw the grid is its decoupled --weight-decay (default 0 plus 12 log-spaced values from 0.0001
+    to 1), chosen and refit the same way."""
     _model_sweep(ctx, "jax sweep", O.JaxSweepOptions, dict(locals(), dataset=data, model=factory))
 
 
@@ -781,6 +797,15 @@ def _error(text: str) -> None:
     err_console.print(text, markup=False, soft_wrap=True)
 
 
+def _command_path(ctx) -> str:
+    """``l2reg torch sweep`` for a nested command's context (the root's own name may be a test runner's)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["l2reg", *reversed(names)])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2; Ctrl-C exits 130 saying what was saved."""
     interrupts.install()  # again (a no-op after l2reg._entry), for callers of main() itself
@@ -802,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":
             _error(e.format_message())
             return 0
-        hint = f" (see 'l2reg {e.ctx.info_name} --help')" if getattr(e, "ctx", None) and e.ctx.parent else ""
+        hint = f" (see '{_command_path(e.ctx)} --help')" if getattr(e, "ctx", None) and e.ctx.parent else ""
         _error(f"error: {_one_line(e.format_message())}{hint}")
         return 2
     except (typer.Abort, KeyboardInterrupt):

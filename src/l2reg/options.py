@@ -451,8 +451,29 @@ class TorchSweepOptions(SweepOptions):
         if not isinstance(self.device, str):
             raise ConfigTypeError(f"device must be a string such as 'cpu' or 'cuda'; got {self.device!r}.")
         V.choice("strategy", self.strategy, self.strategies())
-        # The data is checked when it is loaded (any array shape the model takes), not as an MLP dataset.
-        return replace(SweepOptions.checked(replace(self, dataset="digits")), dataset=self.dataset)
+        wd = self._wd_grid()
+        # The data is checked when it is loaded (any array shape the model takes), not as an MLP dataset; under
+        # adamw the grid is weight_decay (checked above) and nothing enters the cost (penalty none).
+        adamw = self.optimizer == "adamw"
+        _check_label_column(self.dataset, self.label_column)
+        probe = replace(self, dataset="digits", label_column="label", weight_decay=None,
+                        penalty="none" if adamw else self.penalty)
+        opts = SweepOptions.checked(probe)
+        return replace(opts, dataset=self.dataset, label_column=self.label_column,
+                       weight_decay=wd if adamw else None)
+
+    def _wd_grid(self) -> tuple | None:
+        """Under ``adamw`` the grid is ``weight_decay`` (decoupled; None: :data:`DEFAULT_WD_GRID`'s); ``lmbda``
+        is the coupled λ of the other optimizers. Each refused naming the option to give instead."""
+        if self.optimizer == "adamw" and (self.lmbda is not None or self.lmbda_grid is not None):
+            raise ConfigError("optimizer 'adamw' decays by weight_decay (decoupled), not λ: give its grid as "
+                              "weight_decay (--weight-decay), e.g. 0,0.01,0.1, and no lmbda.")
+        if self.weight_decay is None:
+            return None
+        if self.optimizer != "adamw":
+            raise ConfigError(f"weight_decay is the decoupled grid of optimizer 'adamw' (--optimizer adamw); got "
+                              f"optimizer {self.optimizer!r}, whose grid is lmbda (coupled L2).")
+        return tuple(sorted(set(V.numbers_list("weight_decay", self.weight_decay, low=0))))
 
 
 #: How a JAX ensemble steps its members (:mod:`l2reg.jax.ensemble`): measured, or one way asked.

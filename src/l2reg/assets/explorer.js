@@ -193,7 +193,7 @@
     var every = Math.ceil(n / 20), ys = extent([lo, hi]), mid = (ys[0] + ys[1]) / 2;
     if (p.min_span && ys[1] - ys[0] < p.min_span) { ys = [mid - p.min_span / 2, mid + p.min_span / 2]; }
     var fr = frame(chart("path"), {
-      x: [-0.5, n - 0.5], y: padded(ys), title: p.title, ylabel: p.ylabel, xlabel: "λ",
+      x: [-0.5, n - 0.5], y: padded(ys), title: p.title, ylabel: p.ylabel, xlabel: p.xlabel || "λ",
       xticks: models.map(function (m, j) { return { v: j, text: j % every ? "" : m.short }; })
     });
     (p.marks || []).forEach(function (mk) {
@@ -331,7 +331,7 @@
                      "data-value": v }, fr.svg);
       }
       el("text", { x: M.left + 6, y: y - 6, "class": "legend" }, fr.svg,
-         r[1] + " = " + format(v) + (r[0] === "decay" && !(v > 0) ? " (λ = 0: no decay)" : ""));
+         r[1] + " = " + format(v) + (r[0] === "decay" && !(v > 0) ? " (no decay)" : ""));
     });
     el("text", { x: M.left + 6, y: fr.y(0.25), "class": "legend" }, fr.svg,
        "data term pointing away from 0 (g·w > 0): " + format(t.away, "pct1") +

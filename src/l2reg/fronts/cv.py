@@ -365,11 +365,15 @@ class SweepResult:
             if self.refit_terms is not None:
                 run["terms"] = {name: float(v[r]) for name, v in self.refit_terms.items()}
             refit.append(run)
+        wd = self.config.get("decay") == "weight_decay"  # AdamW's grid: "lmbda" holds each wd (λ = 0)
+        extra = {"chosen_weight_decay": self.chosen_lmbda, "min_weight_decay": self.rows[self.min_index]["lmbda"],
+                 "grid": "weight_decay: the rows' lmbda values are AdamW's decoupled wd; no λ is added to the cost"
+                 } if wd else {}
         return {
             "config": self.config, "options": self.options, "rows": self.rows, "chosen_lmbda": self.chosen_lmbda,
             "chosen_eta": self.chosen_eta, "etas": self.etas, "min_lmbda": self.rows[self.min_index]["lmbda"],
-            "min_eta": self.rows[self.min_index]["eta"], "select": self.config["select"],
-            "test_set_use": "The test set was used only for this final report, never to choose λ.",
+            "min_eta": self.rows[self.min_index]["eta"], "select": self.config["select"], **extra,
+            "test_set_use": f"The test set was used only for this final report, never to choose {'wd' if wd else 'λ'}.",
             "histories": histories, "refit": refit, "folds": [[int(i) for i in va] for _, va in self.cv.folds],
             "train_seconds": self.train_seconds, "compile_seconds": self.compile_seconds,
             "cv_train_seconds": self.cv.train_seconds, "cv_compile_seconds": self.cv.compile_seconds,

@@ -120,18 +120,20 @@ def _terms(r, d: FrontData, opts: JaxSweepOptions, eta: float) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
-def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
+def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None,
+          weight_decay: float | Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
           strategy: str = "auto", backend: str = "local", address: str | None = None,
-          block_size: int | None = None, on_epoch: Callable | None = None) -> SweepResult:
+          block_size: int | None = None, label_column: str = "label", on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own Flax NNX, Linen or Equinox model by k-fold CV, every λ × fold at once.
 
     ``model_fn``: a factory ``model_fn(key)`` (:func:`l2reg.jax.train_ensemble`) or ``"module:function"``;
-    ``data``: a ``.npz`` (``X``, ``y``, optional ``X_test``, ``y_test``), ``(X, y[, X_test, y_test])`` or a
-    built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``); ``y`` class labels (cross-entropy) or
+    ``data``: as :func:`l2reg.torch.sweep`'s (a ``.npz``, a ``.csv`` with its ``label_column``, arrays, or a
+    built-in dataset's name, its rows as ``l2reg sweep``'s); ``y`` class labels (cross-entropy) or
     floats (mean squared error). ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to
-    3e-2; under ``adamw`` the decoupled ``weight_decay`` grid, 0 plus 1e-4 … 1); ``eta`` one η or a list
+    3e-2); ``weight_decay``: under ``adamw`` the grid instead, decoupled (default wd = 0 plus 12 log-spaced
+    values from 0.0001 to 1); ``eta`` one η or a list
     (the grid η × λ); ``policy``: which leaves decay (:data:`l2reg.jax.POLICIES`); ``strategy``: how the
     members are stepped (``auto`` measures). Then as :func:`l2reg.torch.sweep`: ``select`` ``min`` or
     ``1se``, the λ path refit at the chosen η on all the training rows and reported on the test set,

@@ -162,8 +162,11 @@ def _totals_table(result: AuditResult) -> Table:
     return table
 
 
-def _differences_table(result: AuditResult, other: str) -> Table:
+def _differences_table(result: AuditResult, other: str) -> Table | str:
+    """The parameters ``other`` decides differently; one line where it agrees on every one."""
     diff = result.differences(other)
+    if not diff:
+        return f"{result.policy} vs {other}: no differences (every parameter decided alike)."
     table = Table(title=f"{result.policy} vs {other}: {len(diff)} parameter(s) decided differently",
                   title_justify="left")
     for name in ("parameter", "count", result.policy, other):

@@ -182,8 +182,18 @@ def base_config(*, optimizer, mu, epochs, m, policy, seed, seeds, folds, classif
 # ---------------------------------------------------------------- checks
 
 
+def feature_array(X) -> np.ndarray:
+    """X as the model receives it: integer X (token ids: int8…int64, uint16…) as int64 — an ``nn.Embedding``
+    takes ``torch.long`` —, float X and uint8 X (pixels) as float32."""
+    X = np.asarray(X)
+    if X.dtype.kind == "i" or (X.dtype.kind == "u" and X.dtype.itemsize > 1):
+        return X.astype(np.int64)
+    return X.astype(np.float32)
+
+
 def check_arrays(X, y) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``(X float32 (n, ...), y, classification)``: y int64 labels ``(n,)`` or float32 targets ``(n, ...)``."""
+    """``(X, y, classification)``: X as :func:`feature_array` makes it ``(n, ...)``; y int64 labels ``(n,)`` or
+    float32 targets ``(n, ...)``."""
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim < 2 or not np.issubdtype(X.dtype, np.number):
         raise DataError(f"X must be a numeric array of shape (n, ...) with n examples; got shape {X.shape}, "
@@ -197,12 +207,12 @@ def check_arrays(X, y) -> tuple[np.ndarray, np.ndarray, bool]:
         if y.ndim != 1 or y.min() < 0:
             raise DataError(f"integer y must be class labels 0..C−1 of shape (n,); got shape {y.shape}, "
                             f"min {y.min()}.")
-        return X.astype(np.float32), y.astype(np.int64), True
+        return feature_array(X), y.astype(np.int64), True
     if not np.issubdtype(y.dtype, np.floating):
         raise DataError(f"y must be integer class labels or float targets; got dtype {y.dtype}.")
     if not np.all(np.isfinite(y)):
         raise DataError("y contains NaN or infinite values.")
-    return X.astype(np.float32), y.astype(np.float32), False
+    return feature_array(X), y.astype(np.float32), False
 
 
 def output_error(shape: tuple, r: int, y_shape: tuple, classification: bool, classes: int) -> str | None:

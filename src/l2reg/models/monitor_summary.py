@@ -80,10 +80,13 @@ def summarize(mon, *, last: int | None = None) -> dict:
     records = mon.records[-last:] if last else mon.records
     steps = mon.recorded_steps[-last:] if last else mon.recorded_steps
     hyper = mon.group_hyper[-last:] if last else mon.group_hyper
+    note = getattr(mon, "decay_note", None)  # decayed biases or norm scales (l2reg.torch's monitor, given the model)
     head = {"optimizer": mon.optimizer_name, "steps": mon.steps, "recorded_steps": len(records),
-            "record_every": mon.record_every, "steps_per_epoch": mon.steps_per_epoch, "epochs": mon.epochs}
+            "record_every": mon.record_every, "steps_per_epoch": mon.steps_per_epoch, "epochs": mon.epochs,
+            "decay_note": note}
     if not records:
-        return {**head, "groups": [], "layers": [], "history": {}, "answer": ["No step recorded yet."]}
+        return {**head, "groups": [], "layers": [], "history": {},
+                "answer": ([note] if note else []) + ["No step recorded yet."]}
     P = len(mon.names)  # groups added later (add_param_group) come last: earlier records lack them
     A = np.stack([np.vstack([r, np.full((P - len(r), len(STATS)), np.nan)]) for r in records])  # (S, P, len(STATS))
     total = np.nansum(A, axis=0)  # (P, len(STATS))
@@ -140,7 +143,7 @@ def _pct(x) -> str:
 
 
 def _answer(s: dict) -> list[str]:
-    lines = []
+    lines = [s["decay_note"]] if s.get("decay_note") else []
     for g in s["groups"]:
         if g["weight_decay"] == 0:
             lines.append(f"Group {g['index']} has weight_decay = 0 ({g['n_weights']:,} parameters): only the data "
@@ -178,30 +181,60 @@ def _plot(history: dict, key: str, ylabel: str, fig_id: str) -> str:
     return figure_html(fig, fig_id, f"{ylabel} per recorded step, one line per parameter tensor.")
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "–" if v is None else str(v)
+#: The report's columns: (key, heading in the words of the explain report, format). Formats: ``pct`` a fraction
+#: in %, ``g`` 3 significant digits, ``int``, ``yes``, ``split`` (its short name), ``text`` as is.
+GROUP_COLUMNS = (("index", "group", "text"), ("lr", "lr", "g"), ("weight_decay", "weight decay", "g"),
+                 ("split", "how d and g are split", "split"), ("n_weights", "weights", "int"),
+                 ("frac_away", "g away from 0", "pct"), ("frac_grow", "|w| grew", "pct"),
+                 ("mean_abs_decay", "mean |d|", "g"), ("mean_abs_data", "mean |g|", "g"),
+                 ("decay_to_data", "|d| / |g|", "g"), ("timescale_text", "decay timescale", "text"))
+LAYER_COLUMNS = (("name", "parameter", "text"), ("group", "group", "text"), ("decayed", "decayed", "yes"),
+                 ("n_weights", "weights", "int"), ("frac_away", "g away from 0", "pct"),
+                 ("frac_grow", "|w| grew", "pct"), ("mean_abs_decay", "mean |d|", "g"),
+                 ("mean_abs_data", "mean |g|", "g"), ("decay_to_data", "|d| / |g|", "g"),
+                 ("frac_zero_data", "g = 0", "pct"), ("weight_norm_first", "‖w‖ first", "g"),
+                 ("weight_norm", "‖w‖ last", "g"))
+_SHORT_SPLIT = {"none": "no decay", "closed": "closed form", "decoupled": "decoupled", "shadow": "shadow step",
+                "zero_params": "params = 0"}
 
 
-def _table(rows: list, cols: list) -> str:
+def _cell(v, fmt: str) -> str:
+    if v is None:
+        return "–"
+    if fmt == "pct":
+        return f"{100 * v:.1f}%"
+    if fmt == "int":
+        return f"{v:,}"
+    if fmt == "yes":
+        return "yes" if v else "no"
+    if fmt == "split":
+        return _SHORT_SPLIT.get(v, str(v))
+    if fmt == "g" and isinstance(v, (int, float)):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _table(rows: list, columns: tuple) -> str:
     from ..present.pages import table_html
 
-    return table_html(cols, [[_cell(r.get(c)) for c in cols] for r in rows])
+    return table_html([h for _, h, _ in columns], [[_cell(r.get(k), f) for k, _, f in columns] for r in rows])
 
 
 def html_report(s: dict) -> str:
-    """The monitor's report, in the page of l2reg's explain report: the answer, the tables, two figures."""
+    """The monitor's report, in the page of l2reg's explain report: the answer, the tables (in its words), two
+    figures."""
     from ..present.pages import html_page
 
     sections = [(None, "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in s["answer"]) + "</ul>")]
     if s["groups"]:
-        sections.append(("Parameter groups", _table(s["groups"], [
-            "index", "lr", "weight_decay", "split", "n_weights", "frac_away", "frac_grow", "mean_abs_decay",
-            "mean_abs_data", "decay_to_data", "timescale_text"])))
-        sections.append(("Per tensor", _table(s["layers"], [
-            "name", "group", "decayed", "n_weights", "frac_away", "frac_grow", "mean_abs_decay", "mean_abs_data",
-            "decay_to_data", "frac_zero_data", "weight_norm_first", "weight_norm"])))
+        splits = sorted({g["split"] for g in s["groups"]})
+        legend = "; ".join(_SPLIT[k] for k in splits)
+        sections.append(("Parameter groups", _table(s["groups"], GROUP_COLUMNS) + (
+            f'<p class="note">Summed over the recorded steps. d is the decay term of a step, g its data term; '
+            f'"away from 0" is sign(g) = sign(w). {html.escape(legend)}.</p>')))
+        sections.append(("Per parameter tensor", _table(s["layers"], LAYER_COLUMNS) + (
+            '<p class="note">‖w‖ first, last: at the first and the last recorded step; g = 0: weights whose data '
+            'term was zero (unused, or frozen by the optimizer).</p>')))
         sections.append(("Away from zero", _plot(s["history"], "frac_away", "fraction pushed away from zero",
                                                  "monitor-away")))
         sections.append(("‖w‖ per tensor", _plot(s["history"], "weight_norm", "‖w‖", "monitor-norms")))

@@ -22,7 +22,7 @@ from ..data import _is_whole
 from ..errors import ConfigError, DataError
 from ..fronts.cv import DEFAULT_GRID_SIZE, BlockResult, SweepResult, _round_sig, cv_folds_for, default_grid, fold_seeds
 from ..fronts.orchestration import Blocks, make_executor, run_sweep
-from .ensembles import Member
+from .ensembles import Member, feature_array
 
 #: The default grid under AdamW: wd = 0 plus 12 log-spaced values from 1e-4 to 1.
 DEFAULT_WD_GRID = (1e-4, 1.0)
@@ -33,8 +33,9 @@ DEFAULT_WD_GRID = (1e-4, 1.0)
 
 @dataclass(frozen=True)
 class FrontData:
-    """The arrays of a front's sweep (PyTorch, JAX): ``X`` ``(n, ...)`` float32 (any shape the model takes), ``y``
-    ``(n,)`` integer labels or float targets, and the test split."""
+    """The arrays of a front's sweep (PyTorch, JAX): ``X`` ``(n, ...)`` (any shape the model takes; integer X,
+    token ids, int64, else float32: :func:`~l2reg.models.ensembles.feature_array`), ``y`` ``(n,)`` integer
+    labels or float targets, and the test split."""
 
     X: np.ndarray
     y: np.ndarray
@@ -47,21 +48,24 @@ class FrontData:
         return np.issubdtype(self.y.dtype, np.integer)
 
 
-def load_data(data) -> FrontData:
+def load_data(data, label_column: str = "label") -> FrontData:
     """``data``: a ``.npz`` path (``X``, ``y``, optional ``X_test``, ``y_test``), a tuple
-    ``(X, y[, X_test, y_test])``, or a built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``:
-    features as l2reg loads them, validation rows added to training)."""
-    if isinstance(data, str) and data.strip().lower() in ("digits", "mnist", "fashion-mnist"):
+    ``(X, y[, X_test, y_test])``, a ``.csv`` (read as ``l2reg sweep`` reads it: ``label_column``, string labels
+    → classes 0..C−1), or a built-in dataset's name (``digits``, ``mnist``, ``fashion-mnist``): the rows
+    ``l2reg sweep`` cross-validates on (the training split; the validation split is not used) and its test
+    split."""
+    named = isinstance(data, str) and data.strip().lower() in ("digits", "mnist", "fashion-mnist")
+    if named or (isinstance(data, (str, Path)) and Path(data).suffix.lower() == ".csv"):
         from ..data import load_dataset
 
-        d = load_dataset(data)
-        X = np.concatenate([d.X_train, d.X_val])
-        return FrontData(X, np.concatenate([d.y_train, d.y_val]).astype(np.int64), d.X_test,
-                         d.y_test.astype(np.int64), d.notes)
+        d = load_dataset(data, eval="test", label_column=label_column)
+        return FrontData(feature_array(d.X_train), _labels(_column(d.y_train), "y", len(d.X_train)),
+                         feature_array(d.X_test), _labels(_column(d.y_test), "y_test", len(d.X_test)), d.notes)
     if isinstance(data, (str, Path)):
         path = Path(data)
         if path.suffix.lower() != ".npz" or not path.is_file():
-            raise DataError(f"data must be a .npz file with X and y (optional X_test, y_test); got {data}.")
+            raise DataError(f"data must be a .npz file with X and y (optional X_test, y_test), a .csv, or digits, "
+                            f"mnist, fashion-mnist; got {data}.")
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         if "X" not in arrays or "y" not in arrays:
@@ -72,9 +76,13 @@ def load_data(data) -> FrontData:
     X, y, X_test, y_test = (None if a is None else np.asarray(a) for a in parts[:4])
     y = _labels(y, "y", len(X))
     if X_test is None:
-        return _hold_out_test(np.asarray(X, np.float32), y)
-    return FrontData(np.asarray(X, np.float32), y, np.asarray(X_test, np.float32), _labels(y_test, "y_test",
-                                                                                          len(X_test)))
+        return _hold_out_test(feature_array(X), y)
+    return FrontData(feature_array(X), y, feature_array(X_test), _labels(y_test, "y_test", len(X_test)))
+
+
+def _column(y: np.ndarray) -> np.ndarray:
+    """One target column as ``(n,)`` (l2reg's datasets hold regression targets as ``(n, t)``)."""
+    return y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
 
 
 def _labels(y, name: str, n: int) -> np.ndarray:
@@ -88,14 +96,13 @@ def _labels(y, name: str, n: int) -> np.ndarray:
 
 
 def _hold_out_test(X: np.ndarray, y: np.ndarray) -> FrontData:
-    from sklearn.model_selection import train_test_split
+    """The test set held out of X as l2reg's data files hold it out (:mod:`l2reg.data`: 20%, stratified)."""
+    from ..data import VALIDATION_FRACTION, _hold_out
 
-    strat = y if np.issubdtype(y.dtype, np.integer) and np.bincount(y).min(initial=2) >= 2 else None
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=strat, random_state=0)
-    note = (f"Held out 20% of X ({len(X_te)} examples) as the test set{', stratified by label' if strat is not None else ''}"
-            f" (random_state=0); {len(X_tr)} examples train.")
+    X_tr, X_te, y_tr, y_te, strat = _hold_out(X, y, np.issubdtype(y.dtype, np.integer), "X")
+    note = (f"Held out {100 * VALIDATION_FRACTION:g}% of X ({len(X_te)} examples) as the test set"
+            f"{', stratified by label' if strat else ''} (random_state=0); {len(X_tr)} examples train.")
     return FrontData(X_tr, y_tr, X_te, y_te, (note,))
-
 
 
 def sweep_members(pairs, folds: Sequence[int], adamw: bool) -> list[Member]:
@@ -104,7 +111,21 @@ def sweep_members(pairs, folds: Sequence[int], adamw: bool) -> list[Member]:
             for g in folds for e, v in pairs]
 
 
+def default_wd_text() -> str:
+    """The default wd grid under AdamW, in words (the help, the docstrings, the notes)."""
+    lo, hi = DEFAULT_WD_GRID
+    return f"wd = 0 plus {DEFAULT_GRID_SIZE} log-spaced values from {lo:g} to {hi:g}"
+
+
+#: The grids' lines in a front's docstring (:func:`l2reg.options.documented`): a sweep's, not train's defaults.
+GRID_HELP = {
+    "lmbda": "the λ grid, coupled L2 (default: λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2); not with ``adamw``.",
+    "weight_decay": f"``adamw`` only: the grid of its decoupled wd, instead of ``lmbda`` (default: {default_wd_text()}).",
+}
+
+
 def default_front_grid(n: int, optimizer: str) -> list[float]:
+    """The default grid: λ (:func:`l2reg.fronts.cv.default_grid`, by n), or under ``adamw`` the wd grid."""
     if optimizer != "adamw":
         return default_grid(n)
     return [0.0] + [_round_sig(v) for v in np.geomspace(*DEFAULT_WD_GRID, DEFAULT_GRID_SIZE)]
@@ -181,15 +202,21 @@ def sweep_front(model_fn, data, opts, *, load_factory: Callable, task_cls, block
     name = model_fn if isinstance(model_fn, str) else getattr(model_fn, "__qualname__", "model_fn")
     spec = absolute_spec(model_fn) if isinstance(model_fn, str) else None
     model_fn = load_factory(model_fn) if isinstance(model_fn, str) else model_fn
-    d = load_data(data)
+    d = load_data(data, opts.label_column)
     interrupts.phase("data")
     # a worker elsewhere loads the factory by name; in this process it is loaded once, above
     model = spec if spec is not None and opts.backend == "ray" else model_fn
     cv_folds = cv_folds_for(opts, d.y, d.classification)
-    grid = list(opts.lmbda) if opts.lmbda is not None else default_front_grid(len(d.X), opts.optimizer)
+    given = opts.weight_decay if opts.optimizer == "adamw" else opts.lmbda
+    grid = list(given) if given is not None else default_front_grid(len(d.X), opts.optimizer)
     pairs = [(e, v) for e in opts.eta for v in grid]
     task = task_cls(model, d, opts, cv_folds, fold_seeds(opts.seed[0], len(cv_folds)),
                     np.array([e for e, _ in pairs]), np.array([v for _, v in pairs]))
-    return run_sweep(task, blocks, executor, select=opts.select,
-                     regression=not d.classification, n=len(d.X), config=config_fn(opts, name, d, task, grid, model_fn),
-                     on_epoch=on_epoch, notes=d.notes, options=opts.to_config())
+    config = config_fn(opts, name, d, task, grid, model_fn)
+    notes = d.notes
+    if opts.optimizer == "adamw":  # the grid is the decoupled wd; nothing is added to the cost
+        config.update(weight_decay=list(grid), decay="weight_decay")
+        if given is None:
+            notes += (f"The weight_decay grid is the default under adamw: {default_wd_text()}.",)
+    return run_sweep(task, blocks, executor, select=opts.select, regression=not d.classification, n=len(d.X),
+                     config=config, on_epoch=on_epoch, notes=notes, options=opts.to_config())

@@ -25,6 +25,7 @@ from importlib import resources
 import numpy as np
 
 from .plots import clipped_counts, hist_edges, lmbda_text
+from .words import grid_symbol
 
 CHARTS = ("path", "curves", "cost", "norm", "hist", "terms")
 DIGITS = 5  # significant digits of the curves and Σw² in the page
@@ -129,21 +130,21 @@ _CHART_LABELS = {
 
 def explorer_html(data: dict) -> str:
     """The explorer's HTML: slider, readout, one SVG per chart, the data block and the script."""
-    n = len(data["models"])
+    n, sym = len(data["models"]), html.escape(data["path"].get("xlabel", "λ"))  # what the slider moves along
     cells = "".join(
         f'<div class="cell"><span class="k">{html.escape(f["label"])}</span>'
         f'<span class="v" data-field="{f["key"]}" data-format="{f["format"]}"></span></div>'
         for f in data["fields"])
     svgs = "".join(f'<svg data-chart="{c}" viewBox="0 0 620 320" role="img" '
-                   f'aria-label="{html.escape(_CHART_LABELS[c])}"></svg>' for c in data["charts"])
+                   f'aria-label="{html.escape(_CHART_LABELS[c]).replace("λ", sym)}"></svg>' for c in data["charts"])
     ticks = "".join(f'<span>{html.escape(m["short"])}</span>' for m in data["models"])
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     payload = payload.replace("</", "<\\/")  # a "</script>" inside a string would end the block
     return (
         f'<section id="l2reg-explorer" class="explorer">'
-        f'<div class="controls"><label for="l2reg-lmbda">λ</label>'
+        f'<div class="controls"><label for="l2reg-lmbda">{sym}</label>'
         f'<div class="track"><input type="range" id="l2reg-lmbda" min="0" max="{n - 1}" step="1" '
-        f'value="{data["start"]}" aria-label="λ"><div class="ticks">{ticks}</div></div>'
+        f'value="{data["start"]}" aria-label="{sym}"><div class="ticks">{ticks}</div></div>'
         f'<output data-field="label" for="l2reg-lmbda"></output></div>'
         f'<p class="note" data-field="note"></p><div class="readout">{cells}</div>'
         f'<div class="charts">{svgs}</div>'
@@ -165,13 +166,13 @@ def explorer_data(html_text: str) -> dict:
 
 
 def _sweep_fields(result) -> list:
-    k = result.config["folds"]
+    k, sym = result.config["folds"], grid_symbol(result.config)
     if result.regression:
-        return [field("lmbda", "λ", "lmbda"), field("cv", f"{k}-fold CV C0"), field("se", "± SE"),
+        return [field("lmbda", sym, "lmbda"), field("cv", f"{k}-fold CV C0"), field("se", "± SE"),
                 field("train", "train C0"), field("test", "test C0"), field("gap", "test − train"),
                 field("sq", "Σw²"), field("decay", "mean |d|"), field("data", "mean |g|"),
                 field("away", "g away from 0", "pct1")]
-    return [field("lmbda", "λ", "lmbda"), field("cv", f"{k}-fold CV %", "pct"), field("se", "± SE", "pct"),
+    return [field("lmbda", sym, "lmbda"), field("cv", f"{k}-fold CV %", "pct"), field("se", "± SE", "pct"),
             field("train", "train %", "pct"), field("test", "test %", "pct"), field("gap", "gap (points)", "pct"),
             field("sq", "Σw²"), field("decay", "mean |d|"), field("data", "mean |g|"),
             field("away", "g away from 0", "pct1")]
@@ -182,6 +183,7 @@ def _sweep_model(result, i: int, terms) -> tuple[dict, np.ndarray]:
     from .plots_sweep import refit_of
 
     r, n, k = result.rows[i], result.config["n"], result.config["folds"]
+    sym = grid_symbol(result.config)
     reg, hc, h = result.regression, result.cv.history, result.refit_history
     key = "cost" if reg else "accuracy"
     values = {"lmbda": r["lmbda"], "cv": r[f"cv_{key}_mean"], "se": r[f"cv_{key}_se"], "train": r[f"training_{key}"],
@@ -194,7 +196,7 @@ def _sweep_model(result, i: int, terms) -> tuple[dict, np.ndarray]:
                                         "away": terms["frac_away"][ri]}
         if t is not None:
             values.update(t)
-        entry = model(f"λ = {lmbda_text(r['lmbda'])}", lmbda_text(r["lmbda"]), **common,
+        entry = model(f"{sym} = {lmbda_text(r['lmbda'])}", lmbda_text(r["lmbda"]), **common,
                       note=f"Refit on all n = {n}: its curves, weights and numbers.",
                       train=None if reg else h["training_accuracy"][:, ri],
                       eval=None if reg else h["test_accuracy"][:, ri],
@@ -203,12 +205,12 @@ def _sweep_model(result, i: int, terms) -> tuple[dict, np.ndarray]:
         return entry, weights_of(result.refit_params[ri])
     note = (f"Not refit: curves and numbers are the mean of the {k} fold models (validation = each one's held-out "
             f"fold), the weights those of fold 1's model.")
-    entry = model(f"λ = {lmbda_text(r['lmbda'])}", lmbda_text(r["lmbda"]), **common, note=note,
+    entry = model(f"{sym} = {lmbda_text(r['lmbda'])}", lmbda_text(r["lmbda"]), **common, note=note,
                   train=None if reg else fold_mean("training_accuracy"),
                   eval=None if reg else fold_mean("validation_accuracy"),
                   train_cost=fold_mean("training_cost"), eval_cost=fold_mean("validation_cost"),
                   train_label="training (fold models)", eval_label="validation (fold models)",
-                  terms_note="not measured: this λ was not refit", hist_label="fold 1's model (not refit)")
+                  terms_note=f"not measured: this {sym} was not refit", hist_label="fold 1's model (not refit)")
     return entry, np.concatenate([np.ravel(layer["w"][:, i, :]) for layer in result.cv.params])
 
 
@@ -227,7 +229,7 @@ def sweep_data(result) -> dict:
             "ylabel": "validation C0" if reg else "accuracy (%)",
             "y": [_num(scale * result.rows[i][f"cv_{key}_mean"]) for i in at],
             "err": [_num(scale * result.rows[i][f"cv_{key}_se"]) for i in at], "marks": marks,
-            "min_span": None if reg else 2.0}
+            "min_span": None if reg else 2.0, "xlabel": grid_symbol(result.config)}
     return page_data("sweep", list(entries), list(weights), fields=_sweep_fields(result), path=path,
                      start=at.index(result.chosen_index), reference=at.index(result.baseline_index),
                      regression=reg, eval_name="test", cost_label="C0 (no penalty)", sq_note="mean of the fold models",
@@ -268,14 +270,14 @@ def explain_data(result) -> dict:
                              note="The same initial weights and mini-batches for every model.",
                              hist_label="after the last epoch"))
         weights.append(np.concatenate([np.ravel(layer["w"][:, k, :]) for layer in result.final_params]))
-    unit = "C0" if reg else "%"
-    fields = [field("lmbda", "wd" if result.weight_decays is not None else "λ", "lmbda"),
+    unit, sym = "C0" if reg else "%", "wd" if result.weight_decays is not None else "λ"
+    fields = [field("lmbda", sym, "lmbda"),
               field("train", f"train {unit}", "g4" if reg else "pct"),
               field("test", f"{ev} {unit}", "g4" if reg else "pct"),
               field("gap", "gap" if reg else "gap (points)", "g4" if reg else "pct"), field("sq", "Σw²"),
               field("ratio", "Σw² / Σw²(0)"), field("decay", "mean |d|"), field("data", "mean |g|"),
               field("away", "g away from 0", "pct1"), field("grew", "|w| grew", "pct1")]
-    path = {"title": f"Final {ev} {'C0' if reg else 'accuracy'} against λ (click a point)",
+    path = {"title": f"Final {ev} {'C0' if reg else 'accuracy'} against {sym} (click a point)", "xlabel": sym,
             "ylabel": f"{ev} C0" if reg else f"{ev} accuracy (%)", "err": None, "marks": [],
             "min_span": None if reg else 2.0,
             "y": [None if e["values"]["test"] is None else _num(e["values"]["test"] * (1 if reg else 100))

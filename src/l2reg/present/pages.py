@@ -18,6 +18,7 @@ from ..base import validation as V
 from ..options import FIGURE_FORMATS as FORMATS
 from . import explorer, plots_explain, plots_sweep, plots_train
 from .plots import STYLE, pyplot
+from .words import grid_symbol, in_grid_words
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1300px; margin: 1.5em auto;
@@ -148,7 +149,23 @@ def sweep_figures(result) -> list[Figure]:
          "weights of each refit model, and the share of weights g pushes away from 0.",
          lambda: plots_sweep.sweep_terms_figure(result)),
     ]
+    if grid_symbol(result.config) == "wd":  # AdamW's grid: its words, in the headings, captions and figures
+        return [(i, in_grid_words(h), in_grid_words(c), _relabelled(draw)) for i, h, c, draw in out]
     return out
+
+
+def _relabelled(draw: Callable) -> Callable:
+    """``draw`` whose figure's text (titles, labels, legends) says wd where it said λ."""
+    def relabelled():
+        from matplotlib.text import Text
+
+        fig = draw()
+        if fig is not None:
+            for t in fig.findobj(Text):
+                t.set_text(in_grid_words(t.get_text()))
+        return fig
+
+    return relabelled
 
 
 def explain_figures(result) -> list[Figure]:
@@ -246,8 +263,8 @@ EXPLORER_INTRO = (
 
 def explorer_section(data: dict) -> str:
     """The explorer with a line saying how to use it."""
-    ref = data["reference"]
-    return EXPLORER_INTRO.format(
+    ref, sym = data["reference"], data["path"].get("xlabel", "λ")
+    return EXPLORER_INTRO.replace("λ", sym).format(
         eval=data["eval"], terms=" and the decay/data split" if "terms" in data["charts"] else "",
         reference="" if ref is None else f" Grey: {html.escape(data['models'][ref]['label'])}, for comparison.",
     ) + explorer.explorer_html(data)

@@ -47,7 +47,7 @@ from .plots_sweep import (  # noqa: F401
     sweep_weight_norm_figure,
 )
 from .plots_train import train_learning_curves_figure, train_weight_histogram_figure, train_weight_norm_figure  # noqa: F401
-from .words import _lmbda_label, mean_sd_text, answer, cost_formula, derivation, sweep_answer, sweep_gap_sentence  # noqa: F401  (sweep_gap_sentence, sweep_answer: public here too)
+from .words import _lmbda_label, grid_symbol, mean_sd_text, answer, cost_formula, derivation, sweep_answer, sweep_gap_sentence  # noqa: F401  (sweep_gap_sentence, sweep_answer: public here too)
 
 
 def _final(runs, key: str):
@@ -166,13 +166,29 @@ def train_report_html(result, *, figures: bool = False) -> str:
 TEST_SET_NOTE = "The test set was used only for this final report, never to choose λ."
 
 
+def test_set_note(result) -> str:
+    """:data:`TEST_SET_NOTE` in the grid's symbol (λ, or wd under AdamW)."""
+    return TEST_SET_NOTE.replace("λ", grid_symbol(result.config))
+
+
+def sweep_heading(result) -> str:
+    """The command and what it swept: ``l2reg sweep: digits``, or for your own model ``l2reg torch sweep:
+    factory on digits``."""
+    c = result.config
+    if c.get("engine") in ("torch", "jax"):
+        return f"l2reg {c['engine']} sweep: {str(c.get('model', '')).partition(': ')[0]} on {c['dataset']}"
+    return f"l2reg sweep: {c['dataset']}"
+
+
 def _sweep_rows_text(result):
-    """Header, formatted cells and "from the fold models" flags, shared by the terminal and HTML tables."""
-    reg = result.regression
+    """Header, formatted cells and "from the fold models" flags, shared by the terminal and HTML tables
+    (the grid's column λ and λ/n, or wd alone under AdamW)."""
+    reg, sym = result.regression, grid_symbol(result.config)
+    over_n = [] if sym == "wd" else ["λ/n"]
     if reg:
-        headers = ["", "λ", "λ/n", "CV cost", "± SE", "train cost", "test cost", "test − train", "Σw²", "from"]
+        headers = ["", sym, *over_n, "CV cost", "± SE", "train cost", "test cost", "test − train", "Σw²", "from"]
     else:
-        headers = ["", "λ", "λ/n", "CV acc %", "± SE", "train %", "test %", "gap", "Σw²", "from"]
+        headers = ["", sym, *over_n, "CV acc %", "± SE", "train %", "test %", "gap", "Σw²", "from"]
     several = len(result.etas) > 1
     if several:
         headers.insert(1, "η")
@@ -194,8 +210,8 @@ def _sweep_rows_text(result):
             mark = f"▶{result.config['select']}"
         elif i == result.min_index:
             mark = "min"
-        cells.append([mark, _lmbda_label(r["lmbda"]), f"{r['lmbda_over_n']:.2g}", cv, se, tr, te, gap,
-                      f"{r['weight_sq_norm']:.4g}", "refit" if r["refit"] else "folds"])
+        cells.append([mark, _lmbda_label(r["lmbda"]), *[f"{r['lmbda_over_n']:.2g}"][:len(over_n)], cv, se, tr, te,
+                      gap, f"{r['weight_sq_norm']:.4g}", "refit" if r["refit"] else "folds"])
         if several:
             cells[-1].insert(1, f"{r['eta']:g}")
         dims.append(not r["refit"])
@@ -216,7 +232,7 @@ def sweep_table(result):
     table = Table(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        title=f"l2reg sweep: {c['dataset']}, n = {c['n']}, {c['folds']}-fold CV ({n_fold} per fold), "
+        title=f"{sweep_heading(result)}, n = {c['n']}, {c['folds']}-fold CV ({n_fold} per fold), "
               f"{c['epochs']} epochs",
         title_justify="left",
         caption=(f"train/test/{'' if result.regression else 'gap/'}Σw²: \"refit\" = the model refit on all "
@@ -254,27 +270,29 @@ def sweep_report_html(result) -> str:
         f"η = {c['eta']:g}{etas}, m = {c['batch_size']}, {c['epochs']} epochs, n = {c['n']} training examples, "
         f"{c['folds']}-fold stratified CV (n per fold = {', '.join(map(str, sorted(set(c['n_fold']))))}), "
         f"seed {c['seed']}, {c['models_cv']} CV models + {c['models_refit']} refit models, "
-        f"{result.train_seconds:.1f} s training + {result.compile_seconds:.1f} s compiling."
+        f"{result.train_seconds:.1f} s training" + (f" + {result.compile_seconds:.1f} s compiling." if
+                                                 result.compile_seconds >= 0.05 else ".")
     )
+    sym = grid_symbol(c)
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in result.notes)  # the data; a torch sweep's strategy
     summary = (
-        f"<p><b>Chosen λ = {_lmbda_label(result.chosen_lmbda)}</b> (rule <code>{html.escape(c['select'])}</code>"
-        f"{'' if c['select'] == 'min' else ': the largest λ within one standard error of the best mean'}).</p>"
+        f"<p><b>Chosen {sym} = {_lmbda_label(result.chosen_lmbda)}</b> (rule <code>{html.escape(c['select'])}</code>"
+        f"{'' if c['select'] == 'min' else f': the largest {sym} within one standard error of the best mean'}).</p>"
         f"<p>{html.escape(sweep_gap_sentence(result))}</p>"
         f"<p>{_with_command(html.escape(sweep_answer(result)))}</p>"
-        f"<p><b>{html.escape(TEST_SET_NOTE)}</b></p><p class=\"note\">{settings}</p>{notes}"
+        f"<p><b>{html.escape(test_set_note(result))}</b></p><p class=\"note\">{settings}</p>{notes}"
         f"<p class=\"note\">The cost is {html.escape(cost_formula(c))}, n = the training-set size of each model "
         f"(a fold's training part in cross-validation, all n for the refit).</p>"
     )
     table = table_html(headers, cells, row_classes, cell_classes) + (
         f'<p class="note">train/test columns: the model refit on all n = {c["n"]} ("refit") or the mean of the '
         f'{c["folds"]} fold models (grey).</p>')
-    sections = [(None, summary), ("The path, one row per λ" if len(result.etas) == 1 else
-                                  "The grid, one row per (η, λ)", table),
-                ("Explore λ" + (f" at the chosen η = {result.chosen_eta:g}" if len(result.etas) > 1 else ""),
+    sections = [(None, summary), (f"The path, one row per {sym}" if len(result.etas) == 1 else
+                                  f"The grid, one row per (η, {sym})", table),
+                (f"Explore {sym}" + (f" at the chosen η = {result.chosen_eta:g}" if len(result.etas) > 1 else ""),
                  explorer_section(explorer.sweep_data(result)))]
     sections += figure_sections(sweep_figures(result))
-    return html_page(f"l2reg sweep: {c['dataset']}", sections)
+    return html_page(sweep_heading(result), sections)
 
 
 # ---------------------------------------------------------------- explain and convert

@@ -19,12 +19,32 @@ def _lmbda_label(x: float) -> str:
     return f"{x:.3g}"
 
 
+def grid_symbol(config: dict) -> str:
+    """What a sweep's grid holds, as its tables and sentences write it: ``λ``, or ``wd`` when the grid is AdamW's
+    decoupled weight decay (``config["decay"] == "weight_decay"``)."""
+    return "wd" if config.get("decay") == "weight_decay" else "λ"
+
+
+#: The λ sweep's phrases that change meaning under AdamW's decoupled grid (before λ itself becomes wd).
+_WD_PHRASES = (("d = −(ηλ/n)·w", "d = −η·wd·w"), ("−(ηλ/n)·w", "−η·wd·w"), ("What L2 did", "What weight decay did"),
+               ("L2 narrows", "weight decay narrows"), ("λ/n", "wd"), ("λ", "wd"))
+
+
+def in_grid_words(text: str) -> str:
+    """A λ sweep's text in the words of a weight-decay grid (AdamW's decoupled wd: no λ, no λ/n)."""
+    for old, new in _WD_PHRASES:
+        text = text.replace(old, new)
+    return text
+
+
 def sweep_gap_sentence(result) -> str:
-    """How much the chosen λ closed the train − test gap of the baseline (the smallest λ, normally 0)."""
+    """How much the chosen λ closed the train − test gap of the baseline (the smallest λ, normally 0); a change
+    smaller than the test set's resolution (one example, 1/n_test) is "no change within noise"."""
     rows, c = result.rows, result.chosen_index
+    sym = grid_symbol(result.config)
     b = getattr(result, "baseline_index", 0)  # the smallest λ at the chosen η
     base, chosen = rows[b], rows[c]
-    base_name = "λ = 0" if base["lmbda"] == 0 else f"the smallest λ in the grid ({_lmbda_label(base['lmbda'])})"
+    base_name = f"{sym} = 0" if base["lmbda"] == 0 else f"the smallest {sym} in the grid ({_lmbda_label(base['lmbda'])})"
     rule = result.config["select"]
     if result.regression:
         unit, fmt = "", (lambda g: f"{g:.4g}")
@@ -40,12 +60,16 @@ def sweep_gap_sentence(result) -> str:
         change = f"test cost {base['test_cost']:.4g} → {chosen['test_cost']:.4g}"
     else:
         change = f"test accuracy {_percent(base['test_accuracy'])} → {_percent(chosen['test_accuracy'])}"
-    head = f"λ = {_lmbda_label(chosen['lmbda'])} ({rule})"
+    head = f"{sym} = {_lmbda_label(chosen['lmbda'])} ({rule})"
     if len(getattr(result, "etas", ())) > 1:
-        head = f"λ = {_lmbda_label(chosen['lmbda'])} at η = {chosen['eta']:g} ({rule})"
+        head = f"{sym} = {_lmbda_label(chosen['lmbda'])} at η = {chosen['eta']:g} ({rule})"
         base_name += f" at η = {chosen['eta']:g}"
     if fmt(g0) == fmt(g1):
         return f"{head} left the {what} of {base_name} unchanged at {fmt(g0)}{unit}; {change}."
+    n_test = result.config.get("n_test")
+    if not result.regression and n_test and abs(g1 - g0) < (1 - 1e-6) / n_test:  # less than one test example
+        return (f"{head}: no change within noise in the {what} of {base_name} ({fmt(g0)} → {fmt(g1)}{unit}, "
+                f"less than one test example of {n_test}); {change}.")
     if g1 < g0:
         share = f" ({100 * (g0 - g1) / g0:.0f}% of it)" if g0 > 0 else ""
         verb = "closed" if g0 > 0 else "narrowed"
@@ -98,6 +122,13 @@ def sweep_answer(result) -> str:
     if lmbda == 0:  # nothing to show at λ = 0: the grid's largest λ still answers the question
         lmbda = float(max(r["lmbda"] for r in result.rows))
         note = f" (CV chose λ = 0; with the grid's largest λ = {lmbda:g})"
+    if c.get("decay") == "weight_decay":  # AdamW's grid: nothing enters the cost
+        wd, note = float(result.chosen_lmbda), ""
+        if wd == 0:
+            wd, note = float(max(r["lmbda"] for r in result.rows)), " (CV chose wd = 0; with the grid's largest wd)"
+        return (f"Is weight decay an addition? Not under AdamW: C = C0, nothing is added to the cost; each step "
+                f"subtracts η·wd·w = {eta:g}·{wd:g}·w{note} from the weights beside Adam's step, outside its "
+                f"moments (decoupled).")
     if c.get("penalty", "l2") == "none":
         return (f"This sweep has no penalty (penalty none): C = C0, nothing is added to the cost. To see what an "
                 f"L2 penalty would do, weight by weight: {explain_command(result, max(lmbda, 1.0))}")

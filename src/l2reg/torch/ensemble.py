@@ -106,7 +106,7 @@ def _device(device) -> torch.device:
 
 
 def _data(X, y, device) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """``(X, y, classification)`` on the device; X float32 ``(n, ...)``, y int64 ``(n,)`` or float ``(n, ...)``."""
+    """``(X, y, classification)`` on the device; X ``(n, ...)`` int64 (token ids) or float32, y int64 ``(n,)`` or float ``(n, ...)``."""
     X = X.detach().cpu() if isinstance(X, torch.Tensor) else X
     y = y.detach().cpu() if isinstance(y, torch.Tensor) else y
     X, y, classification = check_arrays(X, y)
@@ -150,6 +150,9 @@ def _check_forward(model: nn.Module, X, y, classification: bool) -> None:
                 v.copy_(kept[k])
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not X.is_floating_point():  # integer X is kept as token ids; a model of features wants floats
+            msg += ("; integer X reaches the model as torch.long (token ids): give float X, e.g. "
+                    "X.astype('float32'), to a model that takes features")
         raise DataError(f"the model rejects X's examples of shape {tuple(X.shape[1:])}{_expected_input(model)}: "
                         f"{msg}") from None
     if not isinstance(out, torch.Tensor):
@@ -221,8 +224,9 @@ def _grads(stack: Stack, plan: Plan, step) -> None:
         kept = stack.snapshot_buffers() if chunk > 1 and stack.buffers and not plan.vmap_ran else None
         t0 = clock.now()
         try:
-            with warnings.catch_warnings(record=plan.probing) as caught:
-                warnings.filterwarnings("ignore" if not plan.probing else "always", message=SLOW_FALLBACK)
+            watch = plan.probing or not plan.vmap_ran  # the first vmap steps name the ops that fall back
+            with warnings.catch_warnings(record=watch) as caught:
+                warnings.filterwarnings("always" if watch else "ignore", message=SLOW_FALLBACK)
                 step(chunk)
         except Exception as e:  # noqa: BLE001  (whatever vmap raises, the loop below is the fallback)
             if kept is not None:
@@ -296,13 +300,17 @@ def _scores(stack: Stack, plan: Plan, who, X, y, rows, *, classification: bool, 
         idx = torch.as_tensor(rows[start:start + piece], device=X.device)
         t0 = clock.now()
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=SLOW_FALLBACK)
+            watch = plan.eval_probing or not plan.eval_watched  # the first pieces name the ops that fall back
+            with warnings.catch_warnings(record=watch) as caught:
+                warnings.filterwarnings("always" if watch else "ignore", message=SLOW_FALLBACK)
                 lo, co = stack.evaluate(who, X.index_select(0, idx), y.index_select(0, idx),
                                         classification=classification, members_chunk=members_chunk)
+            plan.eval_watched = True
         except Exception as e:  # noqa: BLE001  (whatever vmap raises, one member at a time is the fallback)
             plan.eval_failed(members_chunk, e)
             continue
+        if caught:
+            plan.saw_warnings(caught, evaluation=True)
         if plan.eval_probing:
             plan.eval_timed(members_chunk, clock.now() - t0, len(idx))
         loss_sum += lo

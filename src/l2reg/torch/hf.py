@@ -80,7 +80,7 @@ class DecayMonitorCallback(TrainerCallback):
             spe = max(-(-len(train_dataloader) // args.gradient_accumulation_steps), 1)  # the Trainer's count
         epochs = getattr(state, "num_train_epochs", None) or args.num_train_epochs
         self.monitor = DecayMonitor(opt, model=model, record_every=self.record_every, steps_per_epoch=spe,
-                                    epochs=max(math.ceil(epochs), 1) if epochs else None)
+                                    epochs=max(math.ceil(epochs), 1) if epochs else None, warn=False)
         self._logged = 0
         if not state.is_world_process_zero:
             return

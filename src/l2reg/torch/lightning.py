@@ -79,7 +79,7 @@ class DecayMonitorCallback(Callback):
         for i, optimizer in enumerate(trainer.optimizers):
             opt = torch_optimizer(optimizer)
             self.monitors.append(DecayMonitor(opt, model=pl_module, record_every=self.record_every,
-                                              steps_per_epoch=spe, epochs=epochs))
+                                              steps_per_epoch=spe, epochs=epochs, warn=False))
             who = f"The module's optimizer{f' {i}' if len(trainer.optimizers) > 1 else ''} ({type(opt).__name__})"
             line = decay_rule_line(pl_module, opt, who=who, instead=_INSTEAD) if trainer.is_global_zero else None
             if line:

@@ -56,6 +56,11 @@ import torch
 from ..base import validation as V
 from ..errors import ConfigError, ConfigTypeError
 from ..models.monitor_summary import MonitorFiles, STATS, html_report, summarize  # noqa: F401  (STATS: per tensor at each record)
+from ._trainers import decay_rule_line, log
+
+#: The fix the monitor's note names: groups that decay the weights only.
+DECAY_GROUPS_FIX = ("l2reg.torch.decay_groups(model, weight_decay) gives the optimizer groups that decay the weights "
+                    "only.")
 
 
 def _rule(optimizer, group: dict) -> str:
@@ -90,11 +95,17 @@ class DecayMonitor(MonitorFiles):
     ``steps_per_epoch`` and ``epochs`` give τ_epoch and its warnings.
     ``keep_terms``: also keep the last recorded step's per-weight tensors,
     ``terms[name] = {"w", "u", "d", "g"}`` (w before the step, on the CPU).
+    Given ``model``, the monitor checks the optimizer's groups: where a group
+    with weight_decay > 0 holds biases or normalization scales (as
+    ``AdamW(model.parameters(), weight_decay=0.01)`` does), ``decay_note`` is
+    one line naming them and the fix, :func:`l2reg.torch.decay_groups`, logged
+    as a warning (``warn``; the Trainer and Lightning callbacks log their own)
+    and shown in the summary and the report.
     Use as a context manager or call :meth:`remove` to detach the hooks.
     """
 
     def __init__(self, optimizer, *, model=None, record_every: int = 1, steps_per_epoch: int | None = None,
-                 epochs: int | None = None, keep_terms: bool = False):
+                 epochs: int | None = None, keep_terms: bool = False, warn: bool = True):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ConfigTypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}.")
         for i, group in enumerate(optimizer.param_groups):
@@ -107,6 +118,10 @@ class DecayMonitor(MonitorFiles):
         self.epochs = None if epochs is None else V.integer("epochs", epochs, low=1)
         self._model = model
         self.names = self._names(optimizer, model)
+        self.decay_note = None if model is None else decay_rule_line(
+            model, optimizer, who=f"This {type(optimizer).__name__}", instead=DECAY_GROUPS_FIX)
+        if self.decay_note and warn:
+            log.warning("%s", self.decay_note)
         self.steps = 0
         self.recorded_steps: list[int] = []
         self.records: list[np.ndarray] = []  # each (n_params, len(STATS)), NaN for a parameter without a gradient

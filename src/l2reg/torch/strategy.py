@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -117,6 +118,8 @@ class Plan:
     seconds: dict = field(default_factory=dict)  # label -> quickest timed seconds per step
     dropped: dict = field(default_factory=dict)  # label -> why it cannot run
     slow_ops: set = field(default_factory=set)  # ops vmap ran through PyTorch's slow fallback
+    eval_slow_ops: set = field(default_factory=set)  # the same in evaluation (eval mode: fused kernels)
+    eval_watched: bool = False  # the first evaluation piece ran, its fallback warnings read
     eval_note: str | None = None
     eval_queue: list | None = None  # None: evaluation not measured yet
     eval_seconds: dict = field(default_factory=dict)  # label -> quickest seconds per row in evaluation
@@ -222,11 +225,15 @@ class Plan:
         self.eval_note = f"evaluation one member at a time: vmap cannot run the model in eval mode: {first_line(error)}"
         self.eval_queue, self._eval_tries = [], 0
 
-    def saw_warnings(self, caught: list) -> None:
+    def saw_warnings(self, caught: list, *, evaluation: bool = False) -> None:
+        """The ops PyTorch's slow-fallback warnings name (one line lists them, :meth:`line`); any other warning
+        caught with them is issued again."""
         for w in caught:
             found = re.search(r"for (aten::\w+(?:\.\w+)?)", str(w.message))
-            if found:
-                self.slow_ops.add(found.group(1))
+            if found and SLOW_FALLBACK in str(w.message):
+                (self.eval_slow_ops if evaluation else self.slow_ops).add(found.group(1))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     # -- the result
 
@@ -243,6 +250,9 @@ class Plan:
             why.append(f"strategy {self.asked!r} asked")
         if self.slow_ops and chunk > 1:
             why.append(f"vmap ran {', '.join(sorted(self.slow_ops))} through PyTorch's slow fallback")
+        if self.eval_slow_ops and self.eval_chunk > 1:
+            why.append(f"evaluation's vmap ran {', '.join(sorted(self.eval_slow_ops))} through PyTorch's slow "
+                       f"fallback")
         if self.eval_note and chunk > 1:
             why.append(self.eval_note)
         elif self.eval_chunk != chunk or len(self.eval_seconds) > 1:
@@ -278,7 +288,8 @@ class Plan:
         name = "loop" if chunk <= 1 else ("vmap" if chunk >= self.K else "chunked")
         return {"asked": self.asked, "chosen": name, "members_per_call": chunk, "label": label,
                 "probe_seconds_per_step": dict(self.seconds), "not_applicable": dict(self.dropped),
-                "slow_fallback_ops": sorted(self.slow_ops), "eval_members_per_call": self.eval_chunk,
+                "slow_fallback_ops": sorted(self.slow_ops),
+                "eval_slow_fallback_ops": sorted(self.eval_slow_ops), "eval_members_per_call": self.eval_chunk,
                 "line": self.line()}
 
 

@@ -27,7 +27,7 @@ import torch
 
 from ..models.sweeping import DEFAULT_WD_GRID  # noqa: F401  (l2reg.torch.sweeping.DEFAULT_WD_GRID)
 from ..models.sweeping import FrontData as TorchData
-from ..models.sweeping import as_layers, cv_outputs, load_data, refit_outputs, sweep_front, sweep_members  # noqa: F401
+from ..models.sweeping import GRID_HELP, as_layers, cv_outputs, load_data, refit_outputs, sweep_front, sweep_members  # noqa: F401
 from ..fronts.cv import BlockResult, SweepResult
 from ..fronts.orchestration import Blocks
 from ..options import DEFAULT_FOLDS, TorchSweepOptions, documented
@@ -144,21 +144,26 @@ def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: floa
 # ---------------------------------------------------------------- the API
 
 
-@documented()
-def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
+@documented(GRID_HELP)
+def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None,
+          weight_decay: float | Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
           optimizer: str = "sgd", momentum: float | None = None, policy: str = "l2reg", seed: int = 0,
           device: str = "cpu", backend: str = "local", address: str | None = None, block_size: int | None = None,
-          strategy: str = "auto", on_epoch: Callable | None = None) -> SweepResult:
+          strategy: str = "auto", label_column: str = "label", on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own PyTorch model by k-fold CV, every λ × fold in one ``torch.func`` ensemble.
 
     ``model_fn``: a no-argument factory of the ``nn.Module`` (or ``"module:function"``);
-    ``data``: a ``.npz`` (``X``, ``y``, optional ``X_test``, ``y_test``) or ``(X, y[, X_test, y_test])``,
-    X of any shape the model takes; ``y`` class labels 0..C−1, whole numbers of any dtype (cross-entropy),
-    or other floats (mean squared error).
-    ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2; under ``adamw``
-    the decoupled ``weight_decay`` grid, default 0 plus 1e-4 … 1); ``eta`` one η or a list (the grid
-    η × λ); ``policy``: which parameters decay (:data:`l2reg.torch.POLICIES`). Then as
+    ``data``: a ``.npz`` (``X``, ``y``, optional ``X_test``, ``y_test``), ``(X, y[, X_test, y_test])``, a
+    ``.csv`` (its ``label_column``, default ``label``; string labels become classes 0..C−1, sorted), or
+    ``digits``, ``mnist``, ``fashion-mnist`` (the rows ``l2reg sweep`` cross-validates on: the training
+    split, its validation split unused). X of any shape the model takes: integer X (token ids) reaches the
+    model as ``torch.long``, uint8 and float X as float32; ``y`` class labels 0..C−1, whole numbers of any
+    dtype (cross-entropy), or other floats (mean squared error).
+    ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2); ``weight_decay``: under
+    ``optimizer="adamw"`` the grid instead, decoupled, the same folds, choice and refit (default wd = 0 plus
+    12 log-spaced values from 0.0001 to 1); ``eta`` one η or a list (the grid η × λ, or η × wd);
+    ``policy``: which parameters decay (:data:`l2reg.torch.POLICIES`). Then as
     :func:`l2reg.fronts.sweeping.sweep`: ``select`` ``min`` or ``1se``, the whole λ path refit at the chosen η on
     all the training rows and reported on the test set. ``on_epoch`` sees 2·epochs epochs.
     ``backend="ray"`` trains the grid in blocks on a Ray cluster (``address``, ``block_size``), as
