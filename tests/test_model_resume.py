@@ -38,10 +38,10 @@ CV, REFIT = ("checkpoint-cv.npz",), ("checkpoint-cv.npz", "checkpoint-refit.npz"
 # One torch sweep stopped at each moment in turn, each time by its own resume command: (phase where SIGINT
 # comes, what the line says first, the files it says are saved).
 CHAIN = [
-    ("step", "stopped in epoch 1 of 2, after 1 of its 12 steps.", CV),  # within the first CV epoch
+    ("step", "stopped in epoch 1 of 2, after 1 of its 9 steps.", CV),  # within the first CV epoch
     ("epoch", "stopped after epoch 1 of 2.", CV),  # the end of a CV epoch
     ("refit", "stopped at 'refit'.", CV),  # between the two stages
-    ("step", "stopped in epoch 1 of 2, after 1 of its 23 steps.", REFIT),  # within the refit's first epoch
+    ("step", "stopped in epoch 1 of 2, after 1 of its 17 steps.", REFIT),  # within the refit's first epoch
     ("report", "stopped at 'report'.", REFIT),  # writing the folder: the checkpoints stay
 ]
 
@@ -98,13 +98,13 @@ def test_jax_sweep_stopped_in_an_epoch_resumes_to_the_same_result(reference, tmp
     """In process (its programs compiled once): the same flow as the torch sweep's, through the same CLI code."""
     folder = tmp_path / "run"
     capsys.readouterr()
-    with _ctrl_c_at("step"):  # 12 steps an epoch, in two compiled calls of 6
+    with _ctrl_c_at("step"):  # 9 steps an epoch, in compiled calls of 3
         assert main(JAX + ["--out", str(folder)]) == 130
     assert capsys.readouterr().err.strip() == (
-        f"interrupted: stopped in epoch 1 of 2, after 6 of its 12 steps. Saved in {folder}: checkpoint-cv.npz. "
+        f"interrupted: stopped in epoch 1 of 2, after 3 of its 9 steps. Saved in {folder}: checkpoint-cv.npz. "
         f"Resume with: l2reg jax sweep --resume {folder}")
     assert main(["jax", "sweep", "--resume", str(folder), "-q"]) == 0
-    assert f"Resuming {folder} from cross-validation epoch 1 of 2, after 6 of its 12 steps." in capsys.readouterr().err
+    assert f"Resuming {folder} from cross-validation epoch 1 of 2, after 3 of its 9 steps." in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == ["params.npz", "report.html", "sweep.json"]
     _same_sweep(folder, reference / "jax")
 

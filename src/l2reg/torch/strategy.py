@@ -56,6 +56,8 @@ DROP_AFTER = 2.0
 CHUNKS = (2, 4, 8, 16, 32, 64)
 #: PyTorch's warning when an op has no batching rule and vmap runs it in a Python loop.
 SLOW_FALLBACK = "There is a performance drop because we have not yet implemented the batching rule"
+#: Plan's fields that are sets (a checkpoint stores them as sorted lists).
+_SETS = ("slow_ops", "eval_slow_ops")
 _WARNED: set = set()  # fallback reasons already logged in this process
 
 
@@ -273,7 +275,8 @@ class Plan:
     def state(self) -> dict:
         """Everything the probe knows, as JSON (a checkpoint's: a resumed run goes on with the same choice)."""
         d = asdict(self)
-        d["slow_ops"] = sorted(self.slow_ops)
+        for name in _SETS:
+            d[name] = sorted(d[name])
         return d
 
     def restore(self, state: dict) -> None:
@@ -281,7 +284,7 @@ class Plan:
             value = state[f.name]
             if f.name in ("candidates", "queue", "eval_queue") and value is not None:
                 value = [tuple(c) for c in value]  # (label, chunk) pairs
-            setattr(self, f.name, set(value) if f.name == "slow_ops" else value)
+            setattr(self, f.name, set(value) if f.name in _SETS else value)
 
     def to_json(self) -> dict:
         label, chunk = self.chosen
