@@ -20,9 +20,9 @@ optax loop a JAX user writes:
       optax.chain(optax.add_decayed_weights(λ/n, mask), optax.adam(η))         adam
       optax.adamw(η, weight_decay=wd, mask=mask)                               adamw (decoupled; members differ by wd)
 
-λ/n, η and wd are per-member arrays traced into one compiled program, never
-Python constants: the same program serves any grid, and a second run with
-other values compiles nothing. Each member builds exactly the optax chain
+λ/n, η, wd and μ are per-member arrays traced into one compiled program,
+never Python constants: the same program serves any grid, and a second run
+with other values (another momentum μ too) compiles nothing. Each member builds exactly the optax chain
 above with its own scalars inside the program (no ``inject_hyperparams``), so
 member k equals the plain loop to float rounding (``tests/test_jax_models.py``).
 
@@ -162,14 +162,16 @@ def _check_forward(model: M.Adapted, X: np.ndarray, y: np.ndarray, classificatio
 # ---------------------------------------------------------------- the optax chain of one member
 
 
-def make_tx(optimizer: str, mu: float | None, mask: dict, h: dict) -> optax.GradientTransformation:
-    """Member's optax chain (module docstring); ``h["eta"]``, ``h["lmbda_over_n"]``, ``h["weight_decay"]`` scalars."""
+def make_tx(optimizer: str, mask: dict, h: dict) -> optax.GradientTransformation:
+    """One member's optax chain (module docstring) for ``optimizer``, decaying the leaves where ``mask`` is
+    True; ``h``: the member's scalars ``eta``, ``lmbda_over_n``, ``weight_decay`` and ``momentum`` (traced
+    arrays inside the program, or Python numbers)."""
     if optimizer == "adamw":
         return optax.adamw(h["eta"], weight_decay=h["weight_decay"], mask=mask)
     if optimizer == "sgd":
         base = optax.sgd(h["eta"])
     elif optimizer in ("momentum", "nesterov"):
-        base = optax.sgd(h["eta"], momentum=mu, nesterov=optimizer == "nesterov")
+        base = optax.sgd(h["eta"], momentum=h["momentum"], nesterov=optimizer == "nesterov")
     else:
         base = optax.adam(h["eta"])
     return optax.chain(optax.add_decayed_weights(h["lmbda_over_n"], mask), base)
@@ -211,7 +213,7 @@ def _keep(active, new, old):
 class Program:
     """The jitted functions of one model structure, optimizer, mask and strategy (cached: :func:`program`)."""
 
-    def __init__(self, model: M.Adapted, *, optimizer, mu, mask, classification, strategy, chunk, decayed):
+    def __init__(self, model: M.Adapted, *, optimizer, mask, classification, strategy, chunk, decayed):
         loss = _loss(classification)
         apply = model.apply
 
@@ -223,7 +225,7 @@ class Program:
                 return loss(out, yb, wb), ns
 
             (_, ns), g = jax.value_and_grad(cost, has_aux=True)(p)
-            u, no = make_tx(optimizer, mu, mask, h).update(g, o, p)
+            u, no = make_tx(optimizer, mask, h).update(g, o, p)
             return _keep(active, (optax.apply_updates(p, u), ns, no), (p, s, o))
 
         step_all = over_members(member_step, strategy, chunk, shared=3)
@@ -262,7 +264,7 @@ class Program:
                        jnp.zeros(next(iter(p.values())).shape[0]))
 
         def init_opt(p, hyper):
-            return jax.vmap(lambda p, h: make_tx(optimizer, mu, mask, h).init(p))(p, hyper)
+            return jax.vmap(lambda p, h: make_tx(optimizer, mask, h).init(p))(p, hyper)
 
         self._jitted = {"steps": jax.jit(steps), "evaluate": jax.jit(evaluate), "sq_norms": jax.jit(sq_norms),
                         "init_opt": jax.jit(init_opt), "grads": jax.jit(grads)}
@@ -323,11 +325,13 @@ def _stack(models: list, member_list: list) -> tuple[dict, dict, dict]:
     return params, state, impls
 
 
-def _hyper(member_list: list, n_train: list) -> dict:
+def _hyper(member_list: list, n_train: list, mu: float | None) -> dict:
+    """Every member's scalars ``(K,)``, traced by the program (μ too: another momentum compiles nothing)."""
     f32 = lambda a: jnp.asarray(np.asarray(a, np.float64), jnp.float32)  # noqa: E731
     return {"eta": f32([mb.eta for mb in member_list]),
             "lmbda_over_n": f32([mb.lmbda / n_train[mb.fold] for mb in member_list]),
-            "weight_decay": f32([mb.weight_decay for mb in member_list])}
+            "weight_decay": f32([mb.weight_decay for mb in member_list]),
+            "momentum": f32([mu or 0.0] * len(member_list))}
 
 
 def _divisor(T: int, at_most: int) -> int:
@@ -477,10 +481,10 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     K = len(member_list)
     fold_of = np.array([mb.fold for mb in member_list])
     params, state, impls = _stack(models, member_list)
-    hyper = _hyper(member_list, n_train)
+    hyper = _hyper(member_list, n_train, mu)
     keys = jax.vmap(jax.random.fold_in)(jnp.stack([jax.random.key(seeds[f]) for f in fold_of]), jnp.arange(K))
     data = (jnp.asarray(X), jnp.asarray(y))
-    settings = dict(optimizer=optimizer, mu=mu, mask=mask, classification=classification, chunk=min(chunk, K),
+    settings = dict(optimizer=optimizer, mask=mask, classification=classification, chunk=min(chunk, K),
                     decayed=tuple(decayed))
     progs = {name: program(models[0], strategy=name, **settings) for name in _candidates(strategy, K, chunk)}
     exact_tails = any(not M.is_key(v) and not n.endswith("count") for n, v in models[0].state.items())
