@@ -54,6 +54,7 @@ from ..base import validation as V
 from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, base_config, check_arrays,  # noqa: F401
                          check_folds, check_members, check_momentum, check_seeds, epoch_order, output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
+from ..options import documented
 from . import models as M
 from .policy import DEFAULT_POLICY, decay_mask, resolve_policy
 
@@ -441,23 +442,27 @@ def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
     return [{n: v[k].copy() for n, v in host.items()} for k in range(K)]
 
 
+@documented({"X": "the inputs ``(n, ...)``, any shape the model takes.",
+             "folds": "``(train_idx, val_idx)`` pairs (None: one fold, all rows, no validation).",
+             "seed": "one integer (fold seeds by :func:`~l2reg.models.ensembles.fold_seeds`) or one per fold.",
+             "on_epoch": "``on_epoch(epoch, metrics)`` after each epoch, with the "
+                         ":data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``.",
+             "eval_batch_size": "rows per call when the members are evaluated after each epoch."})
 def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int = 10, batch_size: int = 64,
                    optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY, seed=0,
                    strategy: str = "auto", chunk_size: int = DEFAULT_CHUNK, on_epoch: Callable | None = None,
                    eval_batch_size: int = 512) -> EnsembleResult:
     """Train every member of ``members`` at once (module docstring) and record each epoch.
 
-    ``model_fn(key)``: returns an ``nnx.Module`` or a Linen ``(module, variables)`` pair mapping a batch
-    ``X[idx]`` to logits ``(m, C)`` (integer ``y``) or outputs shaped like ``y[idx]`` (float ``y``, mean
-    squared error), or an ``eqx.Module`` (or ``(eqx.Module, eqx.nn.State)``) called on one example.
-    ``members``: :class:`~l2reg.models.ensembles.Member` (or dicts): ``lmbda`` (coupled, λ/n with n the fold's
-    training rows; sgd, momentum, nesterov, adam), ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``.
-    ``folds``: ``(train_idx, val_idx)`` pairs (None: one fold, all rows, no validation). ``seed``: one
-    integer (fold seeds by :func:`~l2reg.models.ensembles.fold_seeds`) or one per fold. ``momentum`` μ is used by
-    ``momentum`` and ``nesterov``. ``policy``: which leaves decay (:mod:`l2reg.jax.policy`).
-    ``strategy``: ``auto`` (measured), ``vmap``, ``map`` or ``chunked`` (``lax.map`` over chunks of
-    ``chunk_size`` vmapped members). ``on_epoch(epoch, metrics)`` is called after each epoch with the
-    :data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``. Bad input raises one line (:mod:`l2reg.errors`).
+    ``model_fn``: a factory ``model_fn(key)`` that returns an ``nnx.Module`` or a Linen ``(module,
+    variables)`` pair mapping a batch ``X[idx]`` to logits ``(m, C)`` (integer ``y``) or outputs shaped
+    like ``y[idx]`` (float ``y``, mean squared error), or an ``eqx.Module`` (or ``(eqx.Module,
+    eqx.nn.State)``) called on one example. ``members``: :class:`~l2reg.models.ensembles.Member` (or
+    dicts): ``lmbda`` (coupled, λ/n with n the fold's training rows; sgd, momentum, nesterov, adam),
+    ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``. ``policy``: which leaves decay
+    (:mod:`l2reg.jax.policy`). ``strategy``: ``auto`` (measured), ``vmap``, ``map`` or ``chunked``
+    (``lax.map`` over chunks of ``chunk_size`` vmapped members). Bad input raises one line
+    (:mod:`l2reg.errors`).
     """
     check_factory(model_fn)
     mu = check_momentum(optimizer, momentum)
