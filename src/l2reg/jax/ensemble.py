@@ -67,7 +67,9 @@ class EnsembleResult(EnsembleRecord):
     """What :func:`train_ensemble` returns: the fields of :class:`l2reg.torch.EnsembleResult`
     (``history[name]`` ``(epochs, K)`` for :data:`METRICS`, ``state_dicts[k]`` member k's leaves by
     name as NumPy arrays, parameters and state), plus :meth:`model`. ``config["strategy"]`` is how the
-    members were stepped, ``config["probe_ms"]`` the measured milliseconds per step of each candidate."""
+    members were stepped, ``config["probe_ms"]`` the measured milliseconds per step of each candidate,
+    ``config["compile_seconds"]`` the part of ``train_seconds`` spent compiling, ``config["evaluate_seconds"]``
+    the part spent evaluating every member after every epoch (the history; its compilation included)."""
 
     rebuild: Callable | None = None
     program: object = None  # the compiled Program and the stacked (params, state): evaluate, data_gradients
@@ -499,7 +501,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     compiled_before = sum(p.compile_seconds for p in progs.values())
     prog = next(iter(progs.values()))
     carry = (params, state, prog("init_opt", params, hyper), jnp.zeros((), jnp.int32))
-    probe_ms = {}
+    probe_ms, eval_seconds = {}, 0.0
     for e in range(epochs):
         orders = [tr[epoch_order(seeds[f], len(tr), e)] for f, (tr, _) in enumerate(fold_list)]
         calls = _schedule(orders, m, fold_of, log.live, exact_tails=exact_tails, calls_wanted=2 * len(progs))
@@ -508,9 +510,11 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
             calls = calls[used:]
             prog = progs[min(probe_ms, key=probe_ms.get)]
         carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
+        t_eval = time.perf_counter()
         sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
         log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
                                 classification, sq))
+        eval_seconds += time.perf_counter() - t_eval
     seconds = time.perf_counter() - t0
     chosen = next(name for name, p in progs.items() if p is prog)
     config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
@@ -519,6 +523,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
         "library": models[0].kind, "jax": jax.__version__, "strategy": chosen, "strategy_requested": strategy,
         "chunk_size": settings["chunk"] if chosen == "chunked" else None, "probe_ms": probe_ms,
         "compile_seconds": sum(p.compile_seconds for p in progs.values()) - compiled_before,
+        "evaluate_seconds": eval_seconds,
         "param_names": list(params), "state_names": list(state), "key_names": impls,
     })
     return EnsembleResult(
