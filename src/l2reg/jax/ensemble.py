@@ -444,7 +444,14 @@ def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
     return [{n: v[k].copy() for n, v in host.items()} for k in range(K)]
 
 
-@documented({"X": "the inputs ``(n, ...)``, any shape the model takes.",
+#: The options l2reg.jax spells its own way in docstrings (the rest: :data:`l2reg.options.HELP`).
+DOC = {"epochs": "training epochs.",
+       "optimizer": "``sgd``, ``momentum``, ``nesterov``, ``adam`` (coupled L2: λ) or ``adamw`` (decoupled "
+                    "``weight_decay``).",
+       "policy": "which leaves decay (:data:`l2reg.jax.POLICIES`, or a callable ``(path, leaf) -> bool``)."}
+
+
+@documented({**DOC, "X": "the inputs ``(n, ...)``, any shape the model takes.",
              "folds": "``(train_idx, val_idx)`` pairs (None: one fold, all rows, no validation).",
              "seed": "one integer (fold seeds by :func:`~l2reg.models.ensembles.fold_seeds`) or one per fold.",
              "on_epoch": "``on_epoch(epoch, metrics)`` after each epoch, with the "
@@ -461,10 +468,9 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     like ``y[idx]`` (float ``y``, mean squared error), or an ``eqx.Module`` (or ``(eqx.Module,
     eqx.nn.State)``) called on one example. ``members``: :class:`~l2reg.models.ensembles.Member` (or
     dicts): ``lmbda`` (coupled, λ/n with n the fold's training rows; sgd, momentum, nesterov, adam),
-    ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``. ``policy``: which leaves decay
-    (:mod:`l2reg.jax.policy`). ``strategy``: ``auto`` (measured), ``vmap``, ``map`` or ``chunked``
-    (``lax.map`` over chunks of ``chunk_size`` vmapped members). Bad input raises one line
-    (:mod:`l2reg.errors`).
+    ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``. ``strategy``: ``auto`` (measured), ``vmap``,
+    ``map`` or ``chunked`` (``lax.map`` over chunks of ``chunk_size`` vmapped members). Bad input raises
+    one line (:mod:`l2reg.errors`).
     """
     check_factory(model_fn)
     mu = check_momentum(optimizer, momentum)

@@ -28,7 +28,7 @@ from ..models.sweeping import FrontData, as_layers, cv_outputs, refit_outputs, s
 from ..options import DEFAULT_FOLDS, JaxSweepOptions, documented
 from ..fronts.cv import BlockResult, SweepResult
 from ..fronts.orchestration import Blocks
-from .ensemble import build, train_ensemble
+from .ensemble import DOC, build, train_ensemble
 from .policy import decay_mask
 
 
@@ -121,9 +121,9 @@ def _terms(r, d: FrontData, opts: JaxSweepOptions, eta: float) -> dict:
 
 
 @documented({
+    **DOC,
     "lmbda": "the λ grid (None: λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2; under ``adamw`` the "
              "decoupled ``weight_decay`` grid, 0 plus 1e-4 … 1).",
-    "policy": "which leaves decay (:data:`l2reg.jax.POLICIES`, or a callable ``(path, leaf) -> bool``).",
     "on_epoch": "``on_epoch(epoch, metrics)`` after every epoch of the CV stage and then of the refit "
                 "(2·epochs epochs)."})
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
