@@ -515,7 +515,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
             probe_ms, carry, used = _probe(progs, carry, data, calls, fold_j, hyper, keys)
             calls = calls[used:]
             prog = progs[min(probe_ms, key=probe_ms.get)]
-        carry = _run(prog, carry, data, calls, fold_j, hyper, keys)
+        carry = jax.block_until_ready(_run(prog, carry, data, calls, fold_j, hyper, keys))  # the epoch's steps done
         t_eval = time.perf_counter()
         sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
         log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
