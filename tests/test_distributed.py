@@ -181,6 +181,36 @@ def test_sklearn_cv_on_ray_scores_as_in_process(ray_address):
     np.testing.assert_array_equal(got.predict(X), want.predict(X))  # the same refit, in process
 
 
+JAX_MODELS_PY = """import jax
+import equinox as eqx
+
+
+def mlp(key):
+    return eqx.nn.MLP(64, 10, 8, 1, activation=jax.nn.tanh, key=key)
+"""
+
+
+def test_jax_model_sweep_on_ray_equals_the_in_process_sweep(ray_address, tmp_path):
+    """l2reg.jax.sweep with backend="ray": the Equinox factory goes to the workers by name ("file.py:function")
+    and each fold trains as its own block; the same choice and rows as in process."""
+    pytest.importorskip("equinox")
+    from sklearn.datasets import load_digits
+
+    from l2reg.jax import sweep as jax_sweep
+
+    (tmp_path / "jax_models.py").write_text(JAX_MODELS_PY)
+    d = load_digits()
+    data = ((d.data[:120] / 16).astype(np.float32), d.target[:120])
+    kw = dict(lmbda=[0.0, 1.0], eta=0.1, folds=2, epochs=2, batch_size=32, strategy="vmap", seed=2)
+    want = jax_sweep(f"{tmp_path}/jax_models.py:mlp", data, **kw)
+    got = jax_sweep(f"{tmp_path}/jax_models.py:mlp", data, backend="ray", block_size=1, **kw)
+    assert got.config["backend"] == "ray" and got.config["library"] == "equinox"
+    assert [r["lmbda"] for r in got.rows] == [r["lmbda"] for r in want.rows] == [0.0, 1.0]
+    _same_result(got, want)
+    cv = got.stages["cv"]
+    assert len(cv["blocks"]) == 4 and {b["strategy"]["chosen"] for b in cv["blocks"]} == {"vmap"}  # 2 folds × 2 λ
+
+
 # ---------------------------------------------------------------- faults
 
 

@@ -1,5 +1,7 @@
 """Every public function and estimator documents exactly the parameters its signature takes.
 
+The public face: ``l2reg.__all__``, the estimators, ``l2reg.torch.__all__`` and ``l2reg.jax.__all__``.
+
 Documented means named in double backquotes (````lmbda````) or given a
 numpydoc entry (``lmbda : float``) in its docstring (a class: its own
 docstring, for its constructor). Exactly: every
@@ -41,6 +43,9 @@ def _surface():
         lt = None
     if lt is not None:
         items += _public(lt, lt.__all__)
+    import l2reg.jax as lj  # JAX and optax only (Flax and Equinox are imported when a model of theirs is given)
+
+    items += _public(lj, lj.__all__)
     return items
 
 

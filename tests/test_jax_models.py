@@ -81,10 +81,10 @@ SETTINGS = {  # (λ or wd, η) per member, in both folds
 }
 
 
-def plain_tx(optimizer, value, eta, n, mask):
+def plain_tx(optimizer, value, eta, n, mask, mu=0.9):
     if optimizer == "adamw":
         return optax.adamw(eta, weight_decay=value, mask=mask)
-    base = optax.sgd(eta) if optimizer == "sgd" else optax.sgd(eta, momentum=0.9)
+    base = optax.sgd(eta) if optimizer == "sgd" else optax.sgd(eta, momentum=mu, nesterov=optimizer == "nesterov")
     return optax.chain(optax.add_decayed_weights(value / n, mask), base)
 
 
@@ -106,14 +106,14 @@ def plain_functional(lib, model_fn, key):
     return params, lambda p, xb: jax.vmap(eqx.combine(p, static))(xb)
 
 
-def plain_loop(lib, model_fn, X, y, fold, optimizer, value, eta, seed):
+def plain_loop(lib, model_fn, X, y, fold, optimizer, value, eta, seed, mu=0.9):
     """Final parameters of one member, trained by the ordinary loop (module docstring)."""
     tr = FOLDS[fold][0]
     n = len(tr)
     key = jax.random.key(seed)
     if lib == "nnx":
         model = model_fn(key)
-        opt = nnx.Optimizer(model, plain_tx(optimizer, value, eta, n, ndim_mask), wrt=nnx.Param)
+        opt = nnx.Optimizer(model, plain_tx(optimizer, value, eta, n, ndim_mask, mu), wrt=nnx.Param)
 
         @nnx.jit
         def step(model, opt, xb, yb):
@@ -121,7 +121,7 @@ def plain_loop(lib, model_fn, X, y, fold, optimizer, value, eta, seed):
             opt.update(model, grads)
     else:
         params, forward = plain_functional(lib, model_fn, key)
-        tx = plain_tx(optimizer, value, eta, n, ndim_mask)
+        tx = plain_tx(optimizer, value, eta, n, ndim_mask, mu)
         state = tx.init(params)
 
         @jax.jit
@@ -246,21 +246,29 @@ def test_strategies_agree_and_auto_records_its_probe(Xy):
                 np.testing.assert_allclose(a[name], b[name], rtol=2e-5, atol=2e-6)
 
 
-def test_other_lambdas_compile_nothing_new(Xy):
-    """λ/n and η are traced per-member arrays: a second run with other values hits every compiled program."""
+def test_other_lambdas_and_momentum_compile_nothing_new(Xy):
+    """λ/n, η and μ are traced arrays: a second run with other values hits every compiled program, and its
+    members still equal their plain loops (``optax.sgd(η, momentum=μ, nesterov=True)`` with the new μ)."""
     from jax import monitoring
 
     X, y = Xy
-    kw = dict(folds=FOLDS, epochs=1, batch_size=M, strategy="vmap")
-    train_ensemble(eqx_mlp, X, y, members=[Member(lmbda=v, eta=0.1, fold=f) for f in (0, 1) for v in (0.0, 1.0)], **kw)
+    kw = dict(folds=FOLDS, epochs=EPOCHS, batch_size=M, strategy="vmap", optimizer="nesterov", seed=5)
+    train_ensemble(eqx_mlp, X, y, members=[Member(lmbda=v, eta=0.1, fold=f) for f in (0, 1) for v in (0.0, 1.0)],
+                   momentum=0.9, **kw)
     compiled = []
     monitoring.register_event_duration_secs_listener(
         lambda event, secs, **_: compiled.append(event) if event == "/jax/core/compile/backend_compile_duration"
         else None)
-    r = train_ensemble(eqx_mlp, X, y, members=[Member(lmbda=v, eta=e, fold=f) for f in (0, 1)
-                                               for v, e in ((7.0, 0.05), (300.0, 0.2))], **kw)
-    assert np.all(np.isfinite(r.history["training_cost"]))
-    assert compiled == [], f"{len(compiled)} programs compiled for new λ and η values"
+    members = [Member(lmbda=v, eta=e, fold=f) for f in (0, 1) for v, e in ((7.0, 0.05), (300.0, 0.02))]
+    r = train_ensemble(eqx_mlp, X, y, members=members, momentum=0.5, **kw)
+    assert compiled == [], f"{len(compiled)} programs compiled for new λ, η and μ values"
+    assert r.config["momentum"] == 0.5
+    seeds = fold_seeds(5, len(FOLDS))
+    for k in (0, 3):
+        mb = members[k]
+        want = plain_loop("equinox", eqx_mlp, X, y, mb.fold, "nesterov", mb.lmbda, mb.eta, seeds[mb.fold], mu=0.5)
+        for a, b in zip(leaves(r.model(k)), leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
 def test_regression_and_dropout_per_member(Xy):

@@ -6,7 +6,7 @@ optax only; Flax and Equinox are imported when a model of theirs is given,
 and torch never.
 
 * :func:`train_ensemble`: many (λ, η, fold) members of one model trained in
-  one compiled program (λ/n, η and wd traced per member), each equal to the
+  one compiled program (λ/n, η, wd and μ traced per member), each equal to the
   plain optax loop; ``result.model(k)`` gives member k back as an
   ``nnx.Module``, an ``eqx.Module`` or a Linen ``(module, variables)`` pair;
 * :func:`audit` and :func:`decay_mask`: which leaves of the parameter tree

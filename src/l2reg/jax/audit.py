@@ -12,6 +12,8 @@ from .policy import DEFAULT_POLICY, classify, resolve_policy
 def audit(model_fn: Callable, policy=DEFAULT_POLICY, compare=None, *, seed: int = 0) -> AuditResult:
     """Classify every parameter leaf of ``model_fn(jax.random.key(seed))`` under ``policy`` (and ``compare``).
 
+    ``model_fn``: the factory (:func:`l2reg.jax.train_ensemble`); ``seed``: the key it is called with;
+    ``policy``: a name of :data:`l2reg.jax.POLICIES` or a callable ``(path, leaf) -> bool``;
     ``compare``: None, one policy, or a list of them. Returns the same
     :class:`~l2reg.models.audit.AuditResult` as :func:`l2reg.torch.audit`
     (rows, totals, differences, ``to_json``; :func:`~l2reg.models.audit.audit_tables` renders it).

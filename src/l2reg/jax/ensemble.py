@@ -20,9 +20,9 @@ optax loop a JAX user writes:
       optax.chain(optax.add_decayed_weights(λ/n, mask), optax.adam(η))         adam
       optax.adamw(η, weight_decay=wd, mask=mask)                               adamw (decoupled; members differ by wd)
 
-λ/n, η and wd are per-member arrays traced into one compiled program, never
-Python constants: the same program serves any grid, and a second run with
-other values compiles nothing. Each member builds exactly the optax chain
+λ/n, η, wd and μ are per-member arrays traced into one compiled program,
+never Python constants: the same program serves any grid, and a second run
+with other values (another momentum μ too) compiles nothing. Each member builds exactly the optax chain
 above with its own scalars inside the program (no ``inject_hyperparams``), so
 member k equals the plain loop to float rounding (``tests/test_jax_models.py``).
 
@@ -59,6 +59,7 @@ from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, Posit
                                 check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
                                 output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
+from ..options import documented
 from . import models as M
 from .policy import DEFAULT_POLICY, decay_mask, resolve_policy
 
@@ -71,7 +72,9 @@ class EnsembleResult(EnsembleRecord):
     """What :func:`train_ensemble` returns: the fields of :class:`l2reg.torch.EnsembleResult`
     (``history[name]`` ``(epochs, K)`` for :data:`METRICS`, ``state_dicts[k]`` member k's leaves by
     name as NumPy arrays, parameters and state), plus :meth:`model`. ``config["strategy"]`` is how the
-    members were stepped, ``config["probe_ms"]`` the measured milliseconds per step of each candidate."""
+    members were stepped, ``config["probe_ms"]`` the measured milliseconds per step of each candidate,
+    ``config["compile_seconds"]`` the part of ``train_seconds`` spent compiling, ``config["evaluate_seconds"]``
+    the part spent evaluating every member after every epoch (the history; its compilation included)."""
 
     rebuild: Callable | None = None
     program: object = None  # the compiled Program and the stacked (params, state): evaluate, data_gradients
@@ -167,14 +170,16 @@ def _check_forward(model: M.Adapted, X: np.ndarray, y: np.ndarray, classificatio
 # ---------------------------------------------------------------- the optax chain of one member
 
 
-def make_tx(optimizer: str, mu: float | None, mask: dict, h: dict) -> optax.GradientTransformation:
-    """Member's optax chain (module docstring); ``h["eta"]``, ``h["lmbda_over_n"]``, ``h["weight_decay"]`` scalars."""
+def make_tx(optimizer: str, mask: dict, h: dict) -> optax.GradientTransformation:
+    """One member's optax chain (module docstring) for ``optimizer``, decaying the leaves where ``mask`` is
+    True; ``h``: the member's scalars ``eta``, ``lmbda_over_n``, ``weight_decay`` and ``momentum`` (traced
+    arrays inside the program, or Python numbers)."""
     if optimizer == "adamw":
         return optax.adamw(h["eta"], weight_decay=h["weight_decay"], mask=mask)
     if optimizer == "sgd":
         base = optax.sgd(h["eta"])
     elif optimizer in ("momentum", "nesterov"):
-        base = optax.sgd(h["eta"], momentum=mu, nesterov=optimizer == "nesterov")
+        base = optax.sgd(h["eta"], momentum=h["momentum"], nesterov=optimizer == "nesterov")
     else:
         base = optax.adam(h["eta"])
     return optax.chain(optax.add_decayed_weights(h["lmbda_over_n"], mask), base)
@@ -216,7 +221,7 @@ def _keep(active, new, old):
 class Program:
     """The jitted functions of one model structure, optimizer, mask and strategy (cached: :func:`program`)."""
 
-    def __init__(self, model: M.Adapted, *, optimizer, mu, mask, classification, strategy, chunk, decayed):
+    def __init__(self, model: M.Adapted, *, optimizer, mask, classification, strategy, chunk, decayed):
         loss = _loss(classification)
         apply = model.apply
 
@@ -228,7 +233,7 @@ class Program:
                 return loss(out, yb, wb), ns
 
             (_, ns), g = jax.value_and_grad(cost, has_aux=True)(p)
-            u, no = make_tx(optimizer, mu, mask, h).update(g, o, p)
+            u, no = make_tx(optimizer, mask, h).update(g, o, p)
             return _keep(active, (optax.apply_updates(p, u), ns, no), (p, s, o))
 
         step_all = over_members(member_step, strategy, chunk, shared=3)
@@ -267,7 +272,7 @@ class Program:
                        jnp.zeros(next(iter(p.values())).shape[0]))
 
         def init_opt(p, hyper):
-            return jax.vmap(lambda p, h: make_tx(optimizer, mu, mask, h).init(p))(p, hyper)
+            return jax.vmap(lambda p, h: make_tx(optimizer, mask, h).init(p))(p, hyper)
 
         self._jitted = {"steps": jax.jit(steps), "evaluate": jax.jit(evaluate), "sq_norms": jax.jit(sq_norms),
                         "init_opt": jax.jit(init_opt), "grads": jax.jit(grads)}
@@ -328,11 +333,13 @@ def _stack(models: list, member_list: list) -> tuple[dict, dict, dict]:
     return params, state, impls
 
 
-def _hyper(member_list: list, n_train: list) -> dict:
+def _hyper(member_list: list, n_train: list, mu: float | None) -> dict:
+    """Every member's scalars ``(K,)``, traced by the program (μ too: another momentum compiles nothing)."""
     f32 = lambda a: jnp.asarray(np.asarray(a, np.float64), jnp.float32)  # noqa: E731
     return {"eta": f32([mb.eta for mb in member_list]),
             "lmbda_over_n": f32([mb.lmbda / n_train[mb.fold] for mb in member_list]),
-            "weight_decay": f32([mb.weight_decay for mb in member_list])}
+            "weight_decay": f32([mb.weight_decay for mb in member_list]),
+            "momentum": f32([mu or 0.0] * len(member_list))}
 
 
 def _divisor(T: int, at_most: int) -> int:
@@ -470,27 +477,36 @@ def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
     return [{n: v[k].copy() for n, v in host.items()} for k in range(K)]
 
 
+#: The options l2reg.jax spells its own way in docstrings (the rest: :data:`l2reg.options.HELP`).
+DOC = {"epochs": "training epochs.",
+       "optimizer": "``sgd``, ``momentum``, ``nesterov``, ``adam`` (coupled L2: λ) or ``adamw`` (decoupled "
+                    "``weight_decay``).",
+       "policy": "which leaves decay (:data:`l2reg.jax.POLICIES`, or a callable ``(path, leaf) -> bool``)."}
+
+
+@documented({**DOC, "X": "the inputs ``(n, ...)``, any shape the model takes.",
+             "folds": "``(train_idx, val_idx)`` pairs (None: one fold, all rows, no validation).",
+             "seed": "one integer (fold seeds by :func:`~l2reg.models.ensembles.fold_seeds`) or one per fold.",
+             "on_epoch": "``on_epoch(epoch, metrics)`` after each epoch, with the "
+                         ":data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``.",
+             "eval_batch_size": "rows per call when the members are evaluated after each epoch."})
 def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int = 10, batch_size: int = 64,
                    optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY, seed=0,
                    strategy: str = "auto", chunk_size: int = DEFAULT_CHUNK, on_epoch: Callable | None = None,
                    eval_batch_size: int = 512, checkpoint: Checkpointing | None = None) -> EnsembleResult:
     """Train every member of ``members`` at once (module docstring) and record each epoch.
 
-    ``model_fn(key)``: returns an ``nnx.Module`` or a Linen ``(module, variables)`` pair mapping a batch
-    ``X[idx]`` to logits ``(m, C)`` (integer ``y``) or outputs shaped like ``y[idx]`` (float ``y``, mean
-    squared error), or an ``eqx.Module`` (or ``(eqx.Module, eqx.nn.State)``) called on one example.
-    ``members``: :class:`~l2reg.models.ensembles.Member` (or dicts): ``lmbda`` (coupled, λ/n with n the fold's
-    training rows; sgd, momentum, nesterov, adam), ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``.
-    ``folds``: ``(train_idx, val_idx)`` pairs (None: one fold, all rows, no validation). ``seed``: one
-    integer (fold seeds by :func:`~l2reg.models.ensembles.fold_seeds`) or one per fold. ``momentum`` μ is used by
-    ``momentum`` and ``nesterov``. ``policy``: which leaves decay (:mod:`l2reg.jax.policy`).
-    ``strategy``: ``auto`` (measured), ``vmap``, ``map`` or ``chunked`` (``lax.map`` over chunks of
-    ``chunk_size`` vmapped members). ``on_epoch(epoch, metrics)`` is called after each epoch with the
-    :data:`~l2reg.models.ensembles.METRICS` arrays ``(K,)``. ``checkpoint``
-    (:class:`~l2reg.base.checkpoint.Checkpointing`): the whole state is saved there after epochs and between
-    compiled calls as it says, Ctrl-C then stops at the next call (:class:`~l2reg.errors.Interrupted`), and
-    with ``resume`` the run continues from it to the result of an uninterrupted one. Bad input raises one
-    line (:mod:`l2reg.errors`).
+    ``model_fn``: a factory ``model_fn(key)`` that returns an ``nnx.Module`` or a Linen ``(module,
+    variables)`` pair mapping a batch ``X[idx]`` to logits ``(m, C)`` (integer ``y``) or outputs shaped
+    like ``y[idx]`` (float ``y``, mean squared error), or an ``eqx.Module`` (or ``(eqx.Module,
+    eqx.nn.State)``) called on one example. ``members``: :class:`~l2reg.models.ensembles.Member` (or
+    dicts): ``lmbda`` (coupled, λ/n with n the fold's training rows; sgd, momentum, nesterov, adam),
+    ``weight_decay`` (adamw, decoupled), ``eta``, ``fold``. ``strategy``: ``auto`` (measured), ``vmap``,
+    ``map`` or ``chunked`` (``lax.map`` over chunks of ``chunk_size`` vmapped members). Bad input raises
+    one line (:mod:`l2reg.errors`). ``checkpoint`` (:class:`~l2reg.base.checkpoint.Checkpointing`): the
+    whole state is saved there after epochs and between compiled calls as it says, Ctrl-C then stops at the
+    next call (:class:`~l2reg.errors.Interrupted`), and with ``resume`` the run continues from it to the
+    result of an uninterrupted one.
     """
     check_factory(model_fn)
     mu = check_momentum(optimizer, momentum)
@@ -514,10 +530,10 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     K = len(member_list)
     fold_of = np.array([mb.fold for mb in member_list])
     params, state, impls = _stack(models, member_list)
-    hyper = _hyper(member_list, n_train)
+    hyper = _hyper(member_list, n_train, mu)
     keys = jax.vmap(jax.random.fold_in)(jnp.stack([jax.random.key(seeds[f]) for f in fold_of]), jnp.arange(K))
     data = (jnp.asarray(X), jnp.asarray(y))
-    settings = dict(optimizer=optimizer, mu=mu, mask=mask, classification=classification, chunk=min(chunk, K),
+    settings = dict(optimizer=optimizer, mask=mask, classification=classification, chunk=min(chunk, K),
                     decayed=tuple(decayed))
     progs = {name: program(models[0], strategy=name, **settings) for name in _candidates(strategy, K, chunk)}
     exact_tails = any(not M.is_key(v) and not n.endswith("count") for n, v in models[0].state.items())
@@ -526,7 +542,7 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
     compiled_before = sum(p.compile_seconds for p in progs.values())
     prog = next(iter(progs.values()))
     carry = (params, state, prog("init_opt", params, hyper), jnp.zeros((), jnp.int32))
-    probe_ms = {}
+    probe_ms, eval_seconds = {}, 0.0
     name_of = lambda prog: next(name for name, p in progs.items() if p is prog)  # noqa: E731
     at = Position(checkpoint, epochs=epochs, steps=0, unit="step",
                   save=lambda meta: _save(checkpoint, carry, impls, log, name_of(prog), probe_ms, meta),
@@ -546,14 +562,18 @@ def train_ensemble(model_fn: Callable, X, y, *, members, folds=None, epochs: int
             for carry, done in _run(prog, carry, data, calls, fold_j, hyper, keys, start=start):
                 if done < at.steps:
                     at.after_step(e, done)
+            carry = jax.block_until_ready(carry)  # the epoch's steps done: the evaluation's time starts here
+            t_eval = time.perf_counter()
             sq = np.asarray(prog("sq_norms", carry[0]), np.float64)
             log.record(e, _evaluate(prog, carry[0], carry[1], data, fold_list, fold_j, member_list, eval_chunk,
                                     classification, sq))
+            eval_seconds += time.perf_counter() - t_eval
             at.after_epoch(e)
     config = base_config(optimizer=optimizer, mu=mu, epochs=epochs, m=m, policy=policy_label, seed=seed, seeds=seeds,
                          folds=fold_list, classification=classification, device=str(jax.devices()[0]))
     config.update(library=models[0].kind, strategy_requested=strategy, probe_ms=probe_ms,
-                  compile_seconds=sum(p.compile_seconds for p in progs.values()) - compiled_before)
+                  compile_seconds=sum(p.compile_seconds for p in progs.values()) - compiled_before,
+                  evaluate_seconds=eval_seconds)
     return _result(config, name_of(prog), prog, carry, impls, log, member_list, decayed, at.seconds(),
                    settings["chunk"], models[0].rebuild)
 

@@ -49,7 +49,12 @@ def _stats(w0, u, g):
 
 
 class DecayMonitor(MonitorFiles):
-    """An optax transform that records d and g of the optimizer it wraps (module docstring); see :func:`monitor`."""
+    """An optax transform that records d and g of the optimizer it wraps (module docstring).
+
+    Built by :func:`monitor`, which takes the same arguments: ``optimizer`` (the optax transform wrapped),
+    ``mask``, ``lr``, ``weight_decay``, ``kind``, ``momentum``, ``record_every``, ``steps_per_epoch`` and
+    ``epochs``.
+    """
 
     def __init__(self, optimizer, *, mask=None, lr=None, weight_decay=None, kind=None, momentum=None,
                  record_every: int = 1, steps_per_epoch: int | None = None, epochs: int | None = None):

@@ -79,7 +79,9 @@ def resolve_policy(policy) -> tuple[str, Callable]:
 
 
 def classify(params: dict, owners: dict, policy=DEFAULT_POLICY) -> list[Decision]:
-    """One :class:`~l2reg.models.audit.Decision` per leaf of the flat ``params``, in its order."""
+    """One :class:`~l2reg.models.audit.Decision` per leaf of the flat ``params`` ``{name: array}``, in its
+    order, under ``policy`` (a name or a callable); ``owners``: ``{name: class name of the layer that holds
+    it}`` (:mod:`l2reg.jax.models`), which tells a norm layer's scale from a kernel."""
     _, rule = resolve_policy(policy)
     out = []
     for name, leaf in params.items():
@@ -90,6 +92,7 @@ def classify(params: dict, owners: dict, policy=DEFAULT_POLICY) -> list[Decision
 
 
 def decay_mask(params: dict, owners: dict, policy=DEFAULT_POLICY) -> dict:
-    """``{name: bool}``: the optax mask of the leaves ``policy`` decays."""
+    """``{name: bool}``: the optax mask of the leaves of the flat ``params`` that ``policy`` decays
+    (``owners`` as :func:`classify` takes them)."""
     return {d.name: bool(d.decay) for d in classify(params, owners, policy)}
 

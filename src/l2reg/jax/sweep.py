@@ -25,15 +25,16 @@ import numpy as np
 from ..errors import ConfigError, ConfigTypeError
 from ..models.factories import import_factory, one_line
 from ..models.sweeping import FrontData, as_layers, cv_outputs, refit_outputs, sweep_front, sweep_members
-from ..options import DEFAULT_FOLDS, JaxSweepOptions
+from ..options import DEFAULT_FOLDS, JaxSweepOptions, documented
 from ..fronts.cv import BlockResult, SweepResult
 from ..fronts.orchestration import Blocks
-from .ensemble import build, train_ensemble
+from .ensemble import DOC, build, train_ensemble
 from .policy import decay_mask
 
 
 def load_factory(spec: str) -> Callable:
-    """``"module:function"`` (or ``"file.py:function"``) as a factory ``model_fn(key)``, checked once."""
+    """The factory ``model_fn(key)`` that ``spec`` names, ``"module:function"`` or ``"file.py:function"``,
+    checked once (it must build a model from ``jax.random.key(0)``)."""
     fn = import_factory(spec)
     try:
         build(fn, 0)
@@ -120,6 +121,12 @@ def _terms(r, d: FrontData, opts: JaxSweepOptions, eta: float) -> dict:
     return {k: np.array(v) for k, v in out.items()}
 
 
+@documented({
+    **DOC,
+    "lmbda": "the λ grid (None: λ = 0 plus 12 values with λ/n from 1e-5 to 3e-2); under ``adamw`` the grid is "
+             "``weight_decay`` instead.",
+    "on_epoch": "``on_epoch(epoch, metrics)`` after every epoch of the CV stage and then of the refit "
+                "(2·epochs epochs)."})
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None,
           weight_decay: float | Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
@@ -128,17 +135,15 @@ def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = Non
           block_size: int | None = None, label_column: str = "label", on_epoch: Callable | None = None) -> SweepResult:
     """Choose λ (and η) for your own Flax NNX, Linen or Equinox model by k-fold CV, every λ × fold at once.
 
-    ``model_fn``: a factory ``model_fn(key)`` (:func:`l2reg.jax.train_ensemble`) or ``"module:function"``;
-    ``data``: as :func:`l2reg.torch.sweep`'s (a ``.npz``, a ``.csv`` with its ``label_column``, arrays, or a
-    built-in dataset's name, its rows as ``l2reg sweep``'s); ``y`` class labels (cross-entropy) or
-    floats (mean squared error). ``lmbda``: the grid (default λ = 0 plus 12 values with λ/n from 1e-5 to
-    3e-2); ``weight_decay``: under ``adamw`` the grid instead, decoupled (default wd = 0 plus 12 log-spaced
-    values from 0.0001 to 1); ``eta`` one η or a list
-    (the grid η × λ); ``policy``: which leaves decay (:data:`l2reg.jax.POLICIES`); ``strategy``: how the
-    members are stepped (``auto`` measures). Then as :func:`l2reg.torch.sweep`: ``select`` ``min`` or
-    ``1se``, the λ path refit at the chosen η on all the training rows and reported on the test set,
-    ``on_epoch`` sees 2·epochs epochs, ``backend="ray"`` trains in blocks on a Ray cluster (``address``,
-    ``block_size``; the factory then best given by name). Returns an :class:`l2reg.fronts.cv.SweepResult`.
+    ``model_fn``: a factory ``model_fn(key)`` (:func:`l2reg.jax.train_ensemble`) or ``"module:function"``
+    (``"file.py:function"``; by name is how a Ray worker best gets it); ``data``: as :func:`l2reg.torch.sweep`'s
+    (a ``.npz`` with ``X``, ``y``, optional ``X_test``, ``y_test``; a ``.csv`` with its ``label_column``;
+    ``(X, y[, X_test, y_test])``; or a built-in dataset's name, its rows as ``l2reg sweep``'s); ``y`` class
+    labels (cross-entropy) or floats (mean squared error). ``weight_decay``: under ``adamw`` the grid instead
+    of ``lmbda``, decoupled (default wd = 0 plus 12 log-spaced values from 0.0001 to 1).
+    ``strategy``: how the members are stepped (``auto`` measures; ``vmap``, ``map``, ``chunked``). Then as
+    :func:`l2reg.torch.sweep`: the λ path refit at the chosen η on all the training rows and reported on
+    the test set. Returns an :class:`l2reg.fronts.cv.SweepResult`.
     """
     dataset = str(data) if isinstance(data, (str, Path)) else "arrays"
     opts = JaxSweepOptions.from_flat(dict(locals(), model=model_fn if isinstance(model_fn, str) else None)).checked()
