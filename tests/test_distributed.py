@@ -211,6 +211,31 @@ def test_jax_model_sweep_on_ray_equals_the_in_process_sweep(ray_address, tmp_pat
     assert len(cv["blocks"]) == 4 and {b["strategy"]["chosen"] for b in cv["blocks"]} == {"vmap"}  # 2 folds × 2 λ
 
 
+TORCH_MODELS_PY = ("import torch\n\ndef mlp():\n    return torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Tanh(), "
+                   "torch.nn.Linear(6, 3))\n")
+
+
+def test_torch_model_sweep_on_ray_equals_the_in_process_sweep(ray_address, tmp_path):
+    """l2reg.torch.sweep in blocks on Ray (one fold × 3 pairs per task): the same choice and scores. The factory
+    goes by name (a file and a function), which every worker can load."""
+    torch = pytest.importorskip("torch")
+    import l2reg.torch as lt
+
+    torch.set_num_threads(1)
+    (tmp_path / "models.py").write_text(TORCH_MODELS_PY)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8)).astype(np.float32)
+    X_test = rng.normal(size=(40, 8)).astype(np.float32)
+    data = (X, X[:, :3].argmax(1).astype(np.int64), X_test, X_test[:, :3].argmax(1).astype(np.int64))
+    kw = dict(lmbda=[0.0, 5.0, 50.0], eta=[0.05, 0.2], folds=3, epochs=3, batch_size=16, select="1se", seed=4)
+    want = lt.sweep(f"{tmp_path}/models.py:mlp", data, **kw)
+    got = lt.sweep(f"{tmp_path}/models.py:mlp", data, backend="ray", block_size=3, **kw)
+    assert got.chosen_index == want.chosen_index and len(got.stages["cv"]["blocks"]) == 6  # 3 folds × 2 blocks
+    for name in ("validation_accuracy", "validation_cost", "weight_sq_norm"):
+        np.testing.assert_allclose(got.cv.final[name], want.cv.final[name], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.refit_history["test_accuracy"], want.refit_history["test_accuracy"], atol=1e-6)
+
+
 # ---------------------------------------------------------------- faults
 
 

@@ -123,25 +123,7 @@ def test_cli_sweep_and_its_bad_inputs(tmp_path, data, capsys, monkeypatch):
         assert not (tmp_path / "bad").exists()
 
 
-def test_the_torch_sweep_on_ray_equals_the_one_in_process(data, result, tmp_path):
-    """The PyTorch sweep in blocks on a Ray cluster (one fold × 3 pairs per task): the same choice and scores.
-    The factory goes by name (a file and a function), which every worker can load."""
-    pytest.importorskip("ray")
-    import ray
-
-    (tmp_path / "models.py").write_text("import torch\n\ndef mlp():\n    return torch.nn.Sequential("
-                                        "torch.nn.Linear(8, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))\n")
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
-    try:
-        on_ray = lt.sweep(f"{tmp_path}/models.py:mlp", data, lmbda=[0.0, 5.0, 50.0], eta=[0.05, 0.2], folds=3,
-                          epochs=3, batch_size=16, select="1se", seed=4, backend="ray", block_size=3)
-    finally:
-        ray.shutdown()
-    assert on_ray.chosen_index == result.chosen_index
-    for name in ("validation_accuracy", "validation_cost", "weight_sq_norm"):
-        np.testing.assert_allclose(on_ray.cv.final[name], result.cv.final[name], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(on_ray.refit_history["test_accuracy"], result.refit_history["test_accuracy"],
-                               atol=1e-6)
+# The same sweep on a Ray cluster: tests/test_distributed.py (the session's one local Ray).
 
 
 # ---------------------------------------------------------------- AdamW: the grid is the decoupled wd
