@@ -372,14 +372,17 @@ class _ReportWarmUp:
     """Import the report's modules and matplotlib in a thread while JAX trains (about half a second).
 
     The thread starts after the first epoch, when the main thread's imports are done and it mostly waits
-    on compiled code (which releases the GIL); :meth:`join` before the report is drawn. Wraps the
-    progress bar's ``on_epoch`` (None when quiet)."""
+    on compiled code (which releases the GIL); :meth:`join` before the report is drawn. Not on one core
+    (:func:`one_core_for`): nothing would overlap there. Wraps the progress bar's ``on_epoch`` (None when
+    quiet)."""
 
     def __init__(self, on_epoch):
         self.hook, self.thread = on_epoch, None
+        self.started = not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
 
     def on_epoch(self, epoch, metrics) -> None:
-        if epoch is not None and self.thread is None:
+        if epoch is not None and not self.started:
+            self.started = True
             import threading
 
             self.thread = threading.Thread(target=_warm_up_report, name="l2reg-report-warm-up", daemon=True)
