@@ -368,42 +368,6 @@ def _train_models(opts) -> int:
     return len(grid(opts))
 
 
-class _ReportWarmUp:
-    """Import the report's modules and matplotlib in a thread while JAX trains (about half a second).
-
-    The thread starts after the first epoch, when the main thread's imports are done and it mostly waits
-    on compiled code (which releases the GIL); :meth:`join` before the report is drawn. Not on one core
-    (:func:`one_core_for`): nothing would overlap there. Wraps the progress bar's ``on_epoch`` (None when
-    quiet)."""
-
-    def __init__(self, on_epoch):
-        self.hook, self.thread = on_epoch, None
-        self.started = not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
-
-    def on_epoch(self, epoch, metrics) -> None:
-        if epoch is not None and not self.started:
-            self.started = True
-            import threading
-
-            self.thread = threading.Thread(target=_warm_up_report, name="l2reg-report-warm-up", daemon=True)
-            self.thread.start()
-        if self.hook is not None:
-            self.hook(epoch, metrics)
-
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
-
-
-def _warm_up_report() -> None:
-    try:
-        from .present import plots, save  # noqa: F401
-
-        plots.warm_up()
-    except Exception:  # noqa: BLE001  the report's own drawing, in the main thread, says what went wrong
-        logging.getLogger(__name__).debug("report warm-up failed", exc_info=True)
-
-
 def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1, models=None):
     """The flow of train and sweep: the options checked (on ``--resume``, the run's own), the folder
     checked, ``run(opts, ...)`` under a progress bar, the result saved. Returns ``(result, folder)``.
@@ -424,12 +388,10 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
             stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command)) as hook:
         try:
             interrupts.phase("options")
-            drawing = _ReportWarmUp(hook)
-            kw = {"on_block": hook} if blocks else {"on_epoch": drawing.on_epoch}
+            kw = {"on_block": hook} if blocks else {"on_epoch": hook}
             result = run(opts, checkpoint_dir=folder, resume=resume is not None, **kw)
         except Interrupted as e:
             raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
-    drawing.join()
     from .present.save import save
 
     try:

@@ -41,21 +41,6 @@ def pyplot():
     return plt
 
 
-def warm_up() -> None:
-    """Import pyplot and draw one small figure with text (fonts and the Agg canvas loaded), so that a report's
-    first figure does not pay for them; the command line calls it in a thread while JAX trains."""
-    import io
-
-    plt = pyplot()
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(2, 1))
-        ax.set_title("λ")
-        ax.plot([1, 2], [1, 2], label="Σw²")
-        ax.legend()
-        fig.savefig(io.BytesIO(), format="png")
-    plt.close(fig)
-
-
 def styled(draw):
     """Run a figure function under :data:`STYLE` (text sizes are fixed when the text is made)."""
 
