@@ -70,16 +70,19 @@ def _normals(keys, *, spec, dtype):
 def init_stack(spec: NetworkSpec, seeds: Sequence[int], L: int, init: str, dtype=jnp.float32):
     """The initial stack: stream g's weights (from its seed) repeated for its L members.
 
-    The draws of all streams are one compiled call; the scale is applied
-    outside it, so the weights are bit for bit :func:`network.init_params`'s.
+    The draws are compiled for one stream, whatever the number of streams; the
+    scale is applied outside, so the weights are bit for bit :func:`network.init_params`'s.
     """
-    keys = jnp.stack([seed_keys(s)[0] for s in seeds])
-    raw = jax.tree.map(np.asarray, _normals(keys, spec=spec, dtype=jnp.dtype(dtype)))
+    # One stream per call: the CV's G streams and the refit's one share one compiled program.
+    draws = [_normals(seed_keys(s)[0][None], spec=spec, dtype=jnp.dtype(dtype)) for s in seeds]
+    raw = jax.tree.map(lambda *a: np.concatenate(a), *draws)
     scales = network.init_scale(spec, init)
-    # the scale in the weights' dtype, as JAX multiplies (NumPy would promote to float64)
-    models = [[{"w": layer["w"].dtype.type(scale) * layer["w"][g], "b": layer["b"][g]} for scale, layer in zip(scales, raw)]
-              for g in range(len(seeds))]
-    return network.stack(models, repeats=L)
+    # The scale in the weights' dtype, as JAX multiplies (NumPy would promote to float64); stacked in
+    # NumPy (copies, bit for bit network.stack's): an eager jnp.stack compiles a program per shape.
+    stacked = [{"w": np.repeat((layer["w"].dtype.type(scale) * layer["w"]).swapaxes(0, 1), L, axis=1),  # (n_in, K, n_out)
+                "b": np.repeat(layer["b"], L, axis=0)}  # (K, n_out)
+               for scale, layer in zip(scales, raw)]
+    return jax.tree.map(jnp.asarray, stacked)
 
 
 # ---------------------------------------------------------------- batches and losses
