@@ -54,7 +54,13 @@ DIVERGENCE_BOUND = 1e6
 
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     """The two keys of a stream's seed: ``(initial weights, data order)``."""
-    key = jax.random.PRNGKey(int(seed))
+    # PRNGKey keeps a seed's low 32 bits (without x64); as uint32 any seed goes through one compiled program.
+    return _seed_keys(np.uint32(int(seed) & 0xFFFFFFFF))
+
+
+@jax.jit
+def _seed_keys(seed):
+    key = jax.random.PRNGKey(seed)
     return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
@@ -74,7 +80,7 @@ def init_stack(spec: NetworkSpec, seeds: Sequence[int], L: int, init: str, dtype
     scale is applied outside, so the weights are bit for bit :func:`network.init_params`'s.
     """
     # One stream per call: the CV's G streams and the refit's one share one compiled program.
-    draws = [_normals(seed_keys(s)[0][None], spec=spec, dtype=jnp.dtype(dtype)) for s in seeds]
+    draws = [_normals(np.asarray(seed_keys(s)[0])[None], spec=spec, dtype=jnp.dtype(dtype)) for s in seeds]
     raw = jax.tree.map(lambda *a: np.concatenate(a), *draws)
     scales = network.init_scale(spec, init)
     # The scale in the weights' dtype, as JAX multiplies (NumPy would promote to float64); stacked in
@@ -481,7 +487,7 @@ def make_plan(spec, X, Y, opts: TrainOptions, *, groups, group_seeds, members: M
     streams = streams_of(groups)
     idx, valid, n_g = streams
     n_per_model = np.repeat(n_g, L).astype(np.float64)
-    keys = jnp.stack([seed_keys(s)[1] for s in group_seeds])
+    keys = jnp.asarray(np.stack([seed_keys(s)[1] for s in group_seeds]))  # stacked in NumPy: no compile
     hyper = make_hyper(members.eta, members.lmbda, n_per_model, dtype, penalty=opts.penalty,
                        optimizer=opts.optimizer, momentum=members.momentum, weight_decay=members.weight_decay,
                        l1_ratio=opts.l1_ratio if opts.l1_ratio is not None else 0.5)
