@@ -19,7 +19,7 @@ import numpy as np
 
 from ..options import TrainOptions
 from . import penalties
-from .engine import batch_loss
+from .engine import ONCE, batch_loss
 from .network import NetworkSpec
 
 # Per-layer sums recorded at each sampled step, each (n_layers, K).
@@ -106,7 +106,7 @@ def final_terms(spec: NetworkSpec, params, X, Y, *, members, n: int, opts: Train
 
 # Three small compiled programs, not the ~25 of eager jnp calls (a first run compiles each). They are
 # split where XLA would otherwise fuse the sums into the gradients' program and round differently.
-@partial(jax.jit, static_argnames=("spec", "adamw", "penalty", "l1_ratio"))
+@partial(jax.jit, static_argnames=("spec", "adamw", "penalty", "l1_ratio"), compiler_options=ONCE)
 def _grads(p, x, y, w, lmbda, wd, n_k, *, spec, adamw, penalty, l1_ratio):
     """The gradients of the penalty (or wd·w) and of the mean C0, per layer's weights ``(n_in, K, n_out)``."""
     K = p[0]["b"].shape[0]
@@ -118,7 +118,7 @@ def _grads(p, x, y, w, lmbda, wd, n_k, *, spec, adamw, penalty, l1_ratio):
     return [dl["w"] for dl in decay], [gl["w"] for gl in data]
 
 
-@jax.jit
+@partial(jax.jit, compiler_options=ONCE)
 def _abs_terms(p, decay, data, eta):
     """|d|, |g| and [g·w > 0] of every weight, per layer; each is summed by :func:`_sum_weights`."""
     out = []
@@ -128,7 +128,7 @@ def _abs_terms(p, decay, data, eta):
     return out
 
 
-@jax.jit
+@partial(jax.jit, compiler_options=ONCE)
 def _sum_weights(a):
     """Σ over a layer's weights ``(n_in, K, n_out)``: ``(K,)``."""
     return jnp.sum(a, axis=(0, 2))
