@@ -16,3 +16,13 @@ if "L2REG_COMPILE_CACHE" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="l2reg-test-jax-")
     os.environ["L2REG_COMPILE_CACHE"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The ``slow`` marker on the tests that tests/slow.py names (``pytest -m "not slow"``: the quick check)."""
+    import pytest
+    from slow import is_slow
+
+    for item in items:
+        if is_slow(item.path.name, item.name):
+            item.add_marker(pytest.mark.slow)

@@ -52,9 +52,20 @@ DIVERGENCE_BOUND = 1e6
 # ---------------------------------------------------------------- seeds and initial weights
 
 
+#: Compiler options of the programs that run once per stack (the keys, the initial draws, the final scores
+#: and terms): XLA's optimization level 1 compiles them in about half the time (see _normals), same results.
+ONCE = {"xla_backend_optimization_level": 1}
+
+
 def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     """The two keys of a stream's seed: ``(initial weights, data order)``."""
-    key = jax.random.PRNGKey(int(seed))
+    # PRNGKey keeps a seed's low 32 bits (without x64); as uint32 any seed goes through one compiled program.
+    return _seed_keys(np.uint32(int(seed) & 0xFFFFFFFF))
+
+
+@partial(jax.jit, compiler_options=ONCE)
+def _seed_keys(seed):
+    key = jax.random.PRNGKey(seed)
     return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
@@ -62,7 +73,7 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 # a third of a first run's start-up; level 1 compiles in ~0.5 s, runs in
 # milliseconds and draws the same bits (tests/test_engine_init.py). Level 0
 # does not: it rounds erf_inv differently.
-@partial(jax.jit, static_argnames=("spec", "dtype"), compiler_options={"xla_backend_optimization_level": 1})
+@partial(jax.jit, static_argnames=("spec", "dtype"), compiler_options=ONCE)
 def _normals(keys, *, spec, dtype):
     return jax.vmap(lambda k: network.init_normals(spec, k, dtype))(keys)  # leaves (G, ...)
 
@@ -70,16 +81,19 @@ def _normals(keys, *, spec, dtype):
 def init_stack(spec: NetworkSpec, seeds: Sequence[int], L: int, init: str, dtype=jnp.float32):
     """The initial stack: stream g's weights (from its seed) repeated for its L members.
 
-    The draws of all streams are one compiled call; the scale is applied
-    outside it, so the weights are bit for bit :func:`network.init_params`'s.
+    The draws are compiled for one stream, whatever the number of streams; the
+    scale is applied outside, so the weights are bit for bit :func:`network.init_params`'s.
     """
-    keys = jnp.stack([seed_keys(s)[0] for s in seeds])
-    raw = jax.tree.map(np.asarray, _normals(keys, spec=spec, dtype=jnp.dtype(dtype)))
+    # One stream per call: the CV's G streams and the refit's one share one compiled program.
+    draws = [_normals(np.asarray(seed_keys(s)[0])[None], spec=spec, dtype=jnp.dtype(dtype)) for s in seeds]
+    raw = jax.tree.map(lambda *a: np.concatenate(a), *draws)
     scales = network.init_scale(spec, init)
-    # the scale in the weights' dtype, as JAX multiplies (NumPy would promote to float64)
-    models = [[{"w": layer["w"].dtype.type(scale) * layer["w"][g], "b": layer["b"][g]} for scale, layer in zip(scales, raw)]
-              for g in range(len(seeds))]
-    return network.stack(models, repeats=L)
+    # The scale in the weights' dtype, as JAX multiplies (NumPy would promote to float64); stacked in
+    # NumPy (copies, bit for bit network.stack's): an eager jnp.stack compiles a program per shape.
+    stacked = [{"w": np.repeat((layer["w"].dtype.type(scale) * layer["w"]).swapaxes(0, 1), L, axis=1),  # (n_in, K, n_out)
+                "b": np.repeat(layer["b"], L, axis=0)}  # (K, n_out)
+               for scale, layer in zip(scales, raw)]
+    return jax.tree.map(jnp.asarray, stacked)
 
 
 # ---------------------------------------------------------------- batches and losses
@@ -478,7 +492,7 @@ def make_plan(spec, X, Y, opts: TrainOptions, *, groups, group_seeds, members: M
     streams = streams_of(groups)
     idx, valid, n_g = streams
     n_per_model = np.repeat(n_g, L).astype(np.float64)
-    keys = jnp.stack([seed_keys(s)[1] for s in group_seeds])
+    keys = jnp.asarray(np.stack([seed_keys(s)[1] for s in group_seeds]))  # stacked in NumPy: no compile
     hyper = make_hyper(members.eta, members.lmbda, n_per_model, dtype, penalty=opts.penalty,
                        optimizer=opts.optimizer, momentum=members.momentum, weight_decay=members.weight_decay,
                        l1_ratio=opts.l1_ratio if opts.l1_ratio is not None else 0.5)

@@ -11,6 +11,7 @@ once, over all n examples, for a trained stack (the sweep's refit).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..options import TrainOptions
 from . import penalties
-from .engine import batch_loss
+from .engine import ONCE, batch_loss
 from .network import NetworkSpec
 
 # Per-layer sums recorded at each sampled step, each (n_layers, K).
@@ -92,23 +93,56 @@ def final_terms(spec: NetworkSpec, params, X, Y, *, members, n: int, opts: Train
     and ``frac_away`` (g·w > 0: the data term pushes away from zero).
     """
     K = len(members)
-    p = jax.tree.map(jnp.asarray, params)
-    eta = jnp.asarray(members.eta, p[0]["w"].dtype)[:, None]  # (K, 1)
-    n_k = jnp.full(K, float(n), p[0]["w"].dtype)
-    data = jax.jit(jax.grad(batch_loss), static_argnums=(4, 5))(
-        p, jnp.asarray(X)[None], jnp.asarray(Y)[None], jnp.ones((1, len(X)), p[0]["w"].dtype), spec, K)
-    if opts.optimizer == "adamw":
-        wd = jnp.asarray(members.weight_decay, p[0]["w"].dtype)[:, None]
-        decay = [{"w": wd * layer["w"]} for layer in p]
-    else:
-        decay = jax.grad(lambda q: jnp.sum(penalties.penalty_cost(
-            opts.penalty, q, jnp.asarray(members.lmbda), n_k, l1_ratio=opts.l1_ratio or 0.5)))(p)
-    sums = {"abs_d": 0.0, "abs_g": 0.0, "away": 0.0}
-    for layer, dl, gl in zip(p, decay, data):
-        d, g = -eta * dl["w"], -eta * gl["w"]
-        sums["abs_d"] += jnp.sum(jnp.abs(d), axis=(0, 2))
-        sums["abs_g"] += jnp.sum(jnp.abs(g), axis=(0, 2))
-        sums["away"] += jnp.sum((g * layer["w"] > 0).astype(d.dtype), axis=(0, 2))
-    W = float(sum(layer["w"].shape[0] * layer["w"].shape[2] for layer in p))
+    dtype = np.dtype(jnp.asarray(params[0]["w"]).dtype)
+    wd = members.weight_decay if opts.optimizer == "adamw" else np.zeros(K)
+    sums = _term_sums(params, np.asarray(X)[None], np.asarray(Y)[None], np.ones((1, len(X)), dtype),
+                      np.asarray(members.eta, dtype)[:, None], np.asarray(members.lmbda),
+                      np.asarray(wd, dtype)[:, None], np.full(K, float(n), dtype), spec=spec,
+                      adamw=opts.optimizer == "adamw", penalty=opts.penalty, l1_ratio=opts.l1_ratio or 0.5)
+    W = float(sum(layer["w"].shape[0] * layer["w"].shape[2] for layer in params))
     return {"mean_abs_decay": np.asarray(sums["abs_d"]) / W, "mean_abs_data": np.asarray(sums["abs_g"]) / W,
             "frac_away": np.asarray(sums["away"]) / W}
+
+
+# Three small compiled programs, not the ~25 of eager jnp calls (a first run compiles each). They are
+# split where XLA would otherwise fuse the sums into the gradients' program and round differently.
+@partial(jax.jit, static_argnames=("spec", "adamw", "penalty", "l1_ratio"), compiler_options=ONCE)
+def _grads(p, x, y, w, lmbda, wd, n_k, *, spec, adamw, penalty, l1_ratio):
+    """The gradients of the penalty (or wd·w) and of the mean C0, per layer's weights ``(n_in, K, n_out)``."""
+    K = p[0]["b"].shape[0]
+    data = jax.grad(lambda q: batch_loss(q, x, y, w, spec, K))(p)
+    if adamw:
+        decay = [{"w": wd * layer["w"]} for layer in p]
+    else:
+        decay = jax.grad(lambda q: jnp.sum(penalties.penalty_cost(penalty, q, lmbda, n_k, l1_ratio=l1_ratio)))(p)
+    return [dl["w"] for dl in decay], [gl["w"] for gl in data]
+
+
+@partial(jax.jit, compiler_options=ONCE)
+def _abs_terms(p, decay, data, eta):
+    """|d|, |g| and [g·w > 0] of every weight, per layer; each is summed by :func:`_sum_weights`."""
+    out = []
+    for layer, dl, gl in zip(p, decay, data):
+        d, g = -eta * dl, -eta * gl
+        out.append((jnp.abs(d), jnp.abs(g), (g * layer["w"] > 0).astype(d.dtype)))
+    return out
+
+
+@partial(jax.jit, compiler_options=ONCE)
+def _sum_weights(a):
+    """Σ over a layer's weights ``(n_in, K, n_out)``: ``(K,)``."""
+    return jnp.sum(a, axis=(0, 2))
+
+
+def _term_sums(p, x, y, w, eta, lmbda, wd, n_k, *, spec, adamw, penalty, l1_ratio):
+    """:func:`final_terms`' sums over every weight, each ``(K,)``: ``abs_d``, ``abs_g`` and ``away``.
+
+    ``x`` ``(1, n, n_in)``, ``y`` ``(1, n, ...)``, ``w`` ``(1, n)`` ones; ``eta``, ``wd`` ``(K, 1)``;
+    ``lmbda``, ``n_k`` ``(K,)``.
+    """
+    decay, data = _grads(p, x, y, w, lmbda, wd, n_k, spec=spec, adamw=adamw, penalty=penalty, l1_ratio=l1_ratio)
+    sums = {"abs_d": 0.0, "abs_g": 0.0, "away": 0.0}
+    for terms in _abs_terms(p, decay, data, eta):
+        for name, a in zip(sums, terms):
+            sums[name] += _sum_weights(a)
+    return sums

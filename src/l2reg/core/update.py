@@ -153,7 +153,8 @@ def make_hyper(eta, lmbda, n, dtype=jnp.float32, *, penalty="l2", optimizer="sgd
     ``l1_ratio`` (elastic-net) are numbers or ``(K,)`` and only kept where used.
     """
     K = len(eta)
-    col = lambda a: jnp.asarray(np.broadcast_to(np.asarray(a, np.float64), (K,))[:, None], dtype)  # noqa: E731  (K, 1)
+    # (K, 1), rounded to dtype in NumPy (as XLA rounds; an eager conversion compiles a program per shape)
+    col = lambda a: jnp.asarray(np.broadcast_to(np.asarray(a, np.float64), (K,))[:, None].astype(dtype))  # noqa: E731
     n = np.asarray(n, np.float64)
     lam = np.asarray(lmbda, np.float64)
     hyper = {"eta": col(eta)}

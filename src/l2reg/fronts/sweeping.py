@@ -29,7 +29,7 @@ import numpy as np
 
 from ..base import interrupts
 from ..core import network
-from ..core.engine import Members, fit_stack, streams_of
+from ..core.engine import ONCE, Members, fit_stack, streams_of
 from ..core.network import NetworkSpec
 from ..core.terms import final_terms
 from ..data import Dataset
@@ -59,7 +59,7 @@ class CVTask:
     y_test: np.ndarray | None = None
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=ONCE)
 def _evaluate_sets(spec, params, sets):
     return {name: network.evaluate(spec, params, X, Y, member) for name, (X, Y, member) in sets.items()}
 
