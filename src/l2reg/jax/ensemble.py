@@ -55,7 +55,7 @@ from ..base import checkpoint as ckpt
 from ..base import interrupts
 from ..base import validation as V
 from ..base.checkpoint import Checkpointing
-from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, Position, base_config,  # noqa: F401
+from ..models.ensembles import (MODEL_HELP, METRICS, EnsembleRecord, EpochLog, Member, Position, base_config,  # noqa: F401
                                 check_arrays, check_folds, check_members, check_momentum, check_seeds, epoch_order,
                                 output_error)
 from ..errors import ConfigError, ConfigTypeError, DataError
@@ -478,9 +478,7 @@ def _state_dicts(params: dict, state: dict, impls: dict, K: int) -> list[dict]:
 
 
 #: The options l2reg.jax spells its own way in docstrings (the rest: :data:`l2reg.options.HELP`).
-DOC = {"epochs": "training epochs.",
-       "optimizer": "``sgd``, ``momentum``, ``nesterov``, ``adam`` (coupled L2: λ) or ``adamw`` (decoupled "
-                    "``weight_decay``).",
+DOC = {**MODEL_HELP,
        "policy": "which leaves decay (:data:`l2reg.jax.POLICIES`, or a callable ``(path, leaf) -> bool``)."}
 
 

@@ -168,6 +168,13 @@ class Position:
         return Interrupted(message, epoch=epoch, checkpoint=None if self.checkpoint is None else self.checkpoint.path)
 
 
+#: How the model fronts (l2reg.torch, l2reg.jax) word the options they take in their own way (no ``lbfgs``);
+#: the rest of their docstrings' parameters come from :data:`l2reg.options.HELP`.
+MODEL_HELP = {"epochs": "training epochs.",
+              "optimizer": "``sgd``, ``momentum``, ``nesterov``, ``adam`` (coupled L2: λ) or ``adamw`` (decoupled "
+                           "``weight_decay``)."}
+
+
 def base_config(*, optimizer, mu, epochs, m, policy, seed, seeds, folds, classification, device) -> dict:
     """The config entries every front's ensemble result has."""
     return {

@@ -59,7 +59,7 @@ from torch import nn
 from ..base import interrupts
 from ..base import validation as V
 from ..base.checkpoint import Checkpointing
-from ..models.ensembles import (METRICS, EnsembleRecord, EpochLog, Member, Position,  # noqa: F401
+from ..models.ensembles import (MODEL_HELP, METRICS, EnsembleRecord, EpochLog, Member, Position,  # noqa: F401
                                 base_config, check_arrays, check_folds, check_members, check_momentum, check_seeds,
                                 epoch_order, fold_seeds, output_error)
 from ..options import documented
@@ -331,6 +331,8 @@ def _state_dicts(stack: Stack, model: nn.Module) -> list[dict]:
 
 
 @documented({"X": "the inputs ``(n, ...)``, any shape the model takes.",
+             "folds": "``(train_idx, val_idx)`` pairs (None: one fold, all rows for training, no validation).",
+             **MODEL_HELP,
              "eval_batch_size": "rows per forward pass when the members are evaluated."})
 def train_ensemble(model_fn: Callable[[], nn.Module], X, y, *, members, folds=None, epochs: int = 10,
                    batch_size: int = 64, optimizer: str = "sgd", momentum: float = 0.9, policy=DEFAULT_POLICY,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.ensembles import MODEL_HELP
 from ..models.sweeping import DEFAULT_WD_GRID  # noqa: F401  (l2reg.torch.sweeping.DEFAULT_WD_GRID)
 from ..models.sweeping import FrontData as TorchData
 from ..models.sweeping import GRID_HELP, as_layers, cv_outputs, load_data, refit_outputs, sweep_front, sweep_members  # noqa: F401
@@ -144,7 +145,7 @@ def _terms(model_fn, result, data: TorchData, opts: TorchSweepOptions, eta: floa
 # ---------------------------------------------------------------- the API
 
 
-@documented(GRID_HELP)
+@documented({**GRID_HELP, **MODEL_HELP})
 def sweep(model_fn: Callable | str, data, *, lmbda: Sequence[float] | None = None,
           weight_decay: float | Sequence[float] | None = None, eta: float | Sequence[float] = 0.1,
           folds: int = DEFAULT_FOLDS, select: str = "min", epochs: int = 10, batch_size: int = 64,
