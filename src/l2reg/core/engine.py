@@ -40,6 +40,7 @@ from ..base.checkpoint import Checkpointing
 from ..errors import ConfigError, Interrupted
 from ..options import MONITORS, TrainOptions
 from . import network, penalties
+from .device import to_device
 from .network import NetworkSpec
 from .update import OptimizerSpec, decay_free_hyper, make_hyper, make_optimizer
 
@@ -93,7 +94,7 @@ def init_stack(spec: NetworkSpec, seeds: Sequence[int], L: int, init: str, dtype
     stacked = [{"w": np.repeat((layer["w"].dtype.type(scale) * layer["w"]).swapaxes(0, 1), L, axis=1),  # (n_in, K, n_out)
                 "b": np.repeat(layer["b"], L, axis=0)}  # (K, n_out)
                for scale, layer in zip(scales, raw)]
-    return jax.tree.map(jnp.asarray, stacked)
+    return jax.tree.map(to_device, stacked)
 
 
 # ---------------------------------------------------------------- batches and losses
@@ -473,12 +474,12 @@ def _eval_sets(X, Y, streams, L, eval_sets, monitor, dtype) -> dict:
         if np.all(n_g == X.shape[0]):  # one stream, or seeds: every group trains on every row
             member = None
         else:  # folds: each group is scored on its own rows only
-            member = network.Rows(jnp.asarray(idx), jnp.asarray(valid))
+            member = network.Rows(to_device(idx), to_device(valid))
         sets["training"] = (X, Y, member)
     for name, (Xe, Ye, me) in (eval_sets or {}).items():
         if me is not None and not isinstance(me, network.Rows):
-            me = jnp.asarray(me, dtype)
-        sets[name] = (jnp.asarray(Xe, dtype), jnp.asarray(Ye), me)
+            me = to_device(me, dtype)
+        sets[name] = (to_device(Xe, dtype), to_device(Ye), me)
     return sets
 
 
@@ -488,25 +489,25 @@ def make_plan(spec, X, Y, opts: TrainOptions, *, groups, group_seeds, members: M
     G, K = len(groups), len(members)
     L = K // G
     dtype = jnp.float32 if X.dtype != np.float64 else jnp.float64
-    X, Y = jnp.asarray(X, dtype), jnp.asarray(Y)
+    X, Y = to_device(X, dtype), to_device(Y)
     streams = streams_of(groups)
     idx, valid, n_g = streams
     n_per_model = np.repeat(n_g, L).astype(np.float64)
-    keys = jnp.asarray(np.stack([seed_keys(s)[1] for s in group_seeds]))  # stacked in NumPy: no compile
+    keys = to_device(np.stack([seed_keys(s)[1] for s in group_seeds]))  # stacked in NumPy: no compile
     hyper = make_hyper(members.eta, members.lmbda, n_per_model, dtype, penalty=opts.penalty,
                        optimizer=opts.optimizer, momentum=members.momentum, weight_decay=members.weight_decay,
                        l1_ratio=opts.l1_ratio if opts.l1_ratio is not None else 0.5)
     sets = _eval_sets(X, Y, streams, L, eval_sets, monitor, dtype)
-    metric_hyper = {"lmbda": jnp.asarray(members.lmbda, dtype)}
+    metric_hyper = {"lmbda": to_device(members.lmbda, dtype)}
     if opts.penalty == "elastic-net":
-        metric_hyper["l1_ratio"] = jnp.asarray(np.broadcast_to(np.asarray(opts.l1_ratio, np.float64), (K,)), dtype)
+        metric_hyper["l1_ratio"] = to_device(np.broadcast_to(np.asarray(opts.l1_ratio, np.float64), (K,)), dtype)
     stopper = None
     if opts.early_stopping:
         if "evaluation" not in sets:
             raise ConfigError("early stopping monitors the evaluation set; give eval_sets={'evaluation': ...}.")
         stopper = EarlyStopping(K, opts.patience, higher_is_better=opts.stop_on == "accuracy",
                                 key=f"evaluation_{opts.stop_on}")
-    plan = Plan(spec, opts, G, L, dtype, n_per_model, (hyper, X, Y, jnp.asarray(idx), jnp.asarray(valid), keys),
+    plan = Plan(spec, opts, G, L, dtype, n_per_model, (hyper, X, Y, to_device(idx), to_device(valid), keys),
                 sets, metric_hyper, stopper)
     return plan
 
@@ -542,9 +543,10 @@ def compile_plan(plan: Plan, params, opt_state, *, recorder=None, rec_state=None
     epoch_fn = jax.jit(partial(epoch, stepper=stepper, m=opts.batch_size, recorder=recorder), donate_argnums=(0, 1))
     metrics_fn = jax.jit(partial(metrics, spec=plan.spec, which=which, penalty=opts.penalty,
                                  penalize_biases=opts.penalize_biases))
-    n_dev = jnp.asarray(plan.n_per_model, plan.dtype)
+    n_dev = to_device(plan.n_per_model, plan.dtype)
     t0 = time.perf_counter()
-    epoch_c = epoch_fn.lower(params, opt_state, *plan.args, jnp.int32(0), jnp.ones(plan.K, bool), rec_state).compile()
+    epoch_c = epoch_fn.lower(params, opt_state, *plan.args, to_device(np.int32(0)), to_device(np.ones(plan.K, bool)),
+                              rec_state).compile()
     metrics_c = metrics_fn.lower(params, plan.metric_hyper, n_dev, plan.sets).compile()
     plan.compile_seconds = time.perf_counter() - t0
     plan.epoch_c = epoch_c
@@ -556,7 +558,7 @@ def initial_state(plan: Plan, group_seeds, params0=None):
     if params0 is None:
         params = init_stack(plan.spec, group_seeds, plan.L, plan.opts.init, plan.dtype)
     else:
-        params = jax.tree.map(lambda a: jnp.array(a, plan.dtype), params0)
+        params = jax.tree.map(lambda a: to_device(np.array(a), plan.dtype), params0)  # a copy: the epoch donates it
     steps = -(-int(plan.args[3].shape[1]) // plan.opts.batch_size)
     opt_state = make_optimizer(OptimizerSpec.from_options(plan.opts, steps), plan.args[0]).init(params)
     return params, opt_state
@@ -624,7 +626,7 @@ def _resume(plan: Plan, checkpoint: Checkpointing, state: LoopState, params, opt
     ckpt.check_same_config(meta.get("config", {}), checkpoint.config or {}, ignore=())
     state.restore(meta, plan.stopper)
     log.info("resuming from epoch %d of %d (%s)", state.start, plan.opts.epochs, checkpoint.path)
-    return jax.tree.map(jnp.asarray, saved["params"]), jax.tree.map(jnp.asarray, saved["opt_state"])
+    return jax.tree.map(to_device, saved["params"]), jax.tree.map(to_device, saved["opt_state"])
 
 
 def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[np.ndarray],
@@ -671,7 +673,7 @@ def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[n
                 break
             t0 = time.perf_counter()
             params, opt_state, rec_state, recs = plan.epoch_c(
-                params, opt_state, *plan.args, jnp.int32(epoch_no), jnp.asarray(state.active), rec_state)
+                params, opt_state, *plan.args, to_device(np.int32(epoch_no)), to_device(state.active), rec_state)
             metrics_ = {k: np.asarray(v) for k, v in plan.metrics_c(params).items()}
             metrics_["weight_sq_norm"] = metrics_["weight_sq_norm_per_layer"].sum(axis=1)
             if recs is not None:

@@ -29,6 +29,7 @@ import optax
 from ..errors import ConfigError
 from ..options import DEFAULT_MOMENTUM, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TrainOptions
 from . import penalties
+from .device import to_device
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def make_hyper(eta, lmbda, n, dtype=jnp.float32, *, penalty="l2", optimizer="sgd
     """
     K = len(eta)
     # (K, 1), rounded to dtype in NumPy (as XLA rounds; an eager conversion compiles a program per shape)
-    col = lambda a: jnp.asarray(np.broadcast_to(np.asarray(a, np.float64), (K,))[:, None].astype(dtype))  # noqa: E731
+    col = lambda a: to_device(np.broadcast_to(np.asarray(a, np.float64), (K,))[:, None].astype(dtype))  # noqa: E731
     n = np.asarray(n, np.float64)
     lam = np.asarray(lmbda, np.float64)
     hyper = {"eta": col(eta)}

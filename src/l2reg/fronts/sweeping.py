@@ -29,6 +29,7 @@ import numpy as np
 
 from ..base import interrupts
 from ..core import network
+from ..core.device import to_device
 from ..core.engine import ONCE, Members, fit_stack, streams_of
 from ..core.network import NetworkSpec
 from ..core.terms import final_terms
@@ -73,9 +74,9 @@ def evaluate_stack(spec: NetworkSpec, params, sets: dict) -> dict:
     if not sets:
         return {}
     dtype = jnp.float32
-    p = jax.tree.map(lambda a: jnp.asarray(a, dtype), params)
-    dev = {name: (jnp.asarray(X, dtype), jnp.asarray(Y),
-                  m if m is None or isinstance(m, network.Rows) else jnp.asarray(m, dtype))
+    p = jax.tree.map(lambda a: to_device(a, dtype), params)
+    dev = {name: (to_device(X, dtype), to_device(Y),
+                  m if m is None or isinstance(m, network.Rows) else to_device(m, dtype))
            for name, (X, Y, m) in sets.items()}
     return {name: (np.asarray(c0), np.asarray(acc)) for name, (c0, acc) in _evaluate_sets(spec, p, dev).items()}
 
@@ -97,8 +98,8 @@ def train_block(task: CVTask, block: Block, *, on_epoch=None, checkpoint=None, k
     pairs = list(block.pairs)
     Lb, kb = len(pairs), len(folds)
     # Each fold's models are scored on their own rows only: held out, and trained on.
-    held_out = network.Rows(*map(jnp.asarray, streams_of([va for _, va in folds])[:2]))
-    trained = network.Rows(*map(jnp.asarray, streams_of([tr for tr, _ in folds])[:2]))
+    held_out = network.Rows(*map(to_device, streams_of([va for _, va in folds])[:2]))
+    trained = network.Rows(*map(to_device, streams_of([tr for tr, _ in folds])[:2]))
     members = Members.of(task.opts, lmbda=np.tile(task.pair_lmbda[pairs], kb), eta=np.tile(task.pair_eta[pairs], kb))
     result = fit_stack(task.spec, task.X, task.y, task.opts, groups=[tr for tr, _ in folds],
                        group_seeds=[task.seeds[g] for g in block.folds], members=members,
