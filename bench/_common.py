@@ -3,7 +3,7 @@
 The scripts run as ``python bench/NAME.py``, so ``bench/`` is on ``sys.path``
 and they import this module as ``_common``. Nothing here imports JAX at
 import time: a script whose contenders run in fresh child processes (so
-that ``l2reg.cli.one_core_for`` can still pin them) must not start JAX
+that ``l2reg.base.cores.one_core_for`` can still pin them) must not start JAX
 in the parent before it means to.
 """
 
@@ -79,7 +79,7 @@ def l2reg_command() -> list[str]:
 def clean_env(**overrides) -> dict:
     """This environment without the l2reg switches a caller may have set, plus ``overrides`` (None drops one)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("L2REG_ENGINE", "L2REG_ONE_CORE", "L2REG_COMPILE_CACHE")}
+           if k not in ("L2REG_ENGINE", "L2REG_ONE_CORE", "L2REG_COMPILE_CACHE", "L2REG_HELPER")}
     for k, v in overrides.items():
         if v is None:
             env.pop(k, None)

@@ -8,7 +8,7 @@ excluded), it measures
 
 * l2reg's engine for K = 1, 16 and 64 models at once (``--ks``), each in a
   fresh child process so that the command line's one-core pinning
-  (:func:`l2reg.cli.one_core_for`, effective only before JAX's first
+  (:func:`l2reg.base.cores.one_core_for`, effective only before JAX's first
   computation) applies where it should and nowhere else:
 
   - ``per-step`` (``L2REG_ENGINE=per-step``: today's engine, W1 written every step),

@@ -9,7 +9,6 @@ the commands that take it; defaults come from the library's constants.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import typer
 from rich.console import Console
 
 from . import options as O
-from .base import interrupts
+from .base import cores, helper, interrupts
 from .base import validation as V
 from .errors import Interrupted, L2RegError
 
@@ -327,33 +326,6 @@ def _notes(notes) -> None:
         err_console.print(note, soft_wrap=True)
 
 
-# ---------------------------------------------------------------- process concerns
-
-#: ``L2REG_ONE_CORE=0`` keeps a small run on every core.
-ONE_CORE_ENV = "L2REG_ONE_CORE"
-#: Fewer models than this train faster on one core (the engine's blocked path pays from as many).
-ONE_CORE_BELOW = 4
-
-
-def one_core_for(K: int) -> bool:
-    """Pin this process to one core when it trains fewer than :data:`ONE_CORE_BELOW` models.
-
-    Measured (bench/bench_blocked.py, bench/bench_train.py): at m = 10 one
-    model's step is too small to share, and XLA's pool waking the second core
-    costs more than it gives (K = 1: 1.2–1.8× faster on one core). Effective
-    only before JAX's first computation, so the command line calls it (never
-    the library: it would change the affinity of the caller's process).
-    Returns whether it pinned.
-    """
-    if K >= ONE_CORE_BELOW or os.environ.get(ONE_CORE_ENV, "1") == "0" or not hasattr(os, "sched_setaffinity"):
-        return False
-    cpus = os.sched_getaffinity(0)
-    if len(cpus) < 2:
-        return False
-    os.sched_setaffinity(0, {min(cpus)})
-    return True
-
-
 def _run_folder(command: str, out: Path | None, resume: Path | None, overwrite: bool, marker: str) -> Path:
     """The output folder, checked (created only when the first file is written)."""
     from .base import store
@@ -381,6 +353,33 @@ def _train_models(opts) -> int:
     return len(grid(opts))
 
 
+#: What a sweep's helper process imports (:mod:`l2reg.base.helper`): scikit-learn for the folds, then the
+#: report's figures (train draws none by default).
+HELPER_FIGURES = ("matplotlib.pyplot", "l2reg.present.pages")
+HELPER_SWEEP = (("sklearn.model_selection",), HELPER_FIGURES)
+
+
+def _run_and_save(command: str, opts, flat: dict, run, folder: Path, *, resume, stages: int, models):
+    """``run`` under a progress bar, then its folder written; Ctrl-C in either says how to resume."""
+    blocks = getattr(opts, "backend", "local") == "ray"
+    with cores.one_core_for(models(opts) if models is not None else cores.BELOW), (
+            _block_progress(flat["quiet"]) if blocks else _progress(
+                stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command)) as hook:
+        try:
+            interrupts.phase("options")
+            kw = {"on_block": hook} if blocks else {"on_epoch": hook}
+            result = run(opts, checkpoint_dir=folder, resume=resume is not None, **kw)
+        except Interrupted as e:
+            raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
+    from .present.save import save
+
+    try:
+        save(result, folder, interruptible=True)  # Ctrl-C here: the checkpoints stay; --resume writes it again
+    except Interrupted as e:
+        raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
+    return result
+
+
 def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 1, models=None):
     """The flow of train and the sweeps (``sweep``, ``torch sweep``, ``jax sweep``): the options checked (on
     ``--resume``, the run's own), the folder checked, ``run(opts, checkpoint_dir=, resume=, on_epoch= or
@@ -395,23 +394,8 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
         opts = resume_options(resume, flat, _explicit(ctx), cls=cls, command=command)
         err_console.print(resume_note(resume), soft_wrap=True)
     folder = _run_folder(command, flat["out"], resume, flat["overwrite"], marker)
-    if models is not None:
-        one_core_for(models(opts))
-    blocks = getattr(opts, "backend", "local") == "ray"
-    with (_block_progress(flat["quiet"]) if blocks else _progress(
-            stages * opts.epochs, flat["quiet"], what="epoch" if stages == 1 else command)) as hook:
-        try:
-            interrupts.phase("options")
-            kw = {"on_block": hook} if blocks else {"on_epoch": hook}
-            result = run(opts, checkpoint_dir=folder, resume=resume is not None, **kw)
-        except Interrupted as e:
-            raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
-    from .present.save import save
-
-    try:
-        save(result, folder, interruptible=True)  # Ctrl-C here: the checkpoints stay; --resume writes it again
-    except Interrupted as e:
-        raise Interrupted(_stopped(e, command, folder), epoch=e.epoch) from None
+    with helper.started(*(HELPER_SWEEP if stages == 2 else ((), ()))):
+        result = _run_and_save(command, opts, flat, run, folder, resume=resume, stages=stages, models=models)
     if not flat["keep_checkpoints"]:
         from .base.checkpoint import remove_all
 
@@ -534,25 +518,26 @@ def explain(
     if run is None:
         opts = O.ExplainOptions.from_flat(locals()).checked()
     folder = _run_folder("explain", out, None, overwrite, "explain.json")
-    if run is None:
-        one_core_for(len(set(opts.decay_values) | {0.0}))  # the λs and their λ = 0 companion
-    from .fronts.explaining import explain_run, explain_with, load_run_config
-    from .present import report
-    from .present.save import explain_document, save
-    from .present.words import answer, derivation
+    with helper.started(then=HELPER_FIGURES):  # the report's figures, drawn while explain trains
+        from .fronts.explaining import explain_run, explain_with, load_run_config
+        from .present import report
+        from .present.save import explain_document, save
+        from .present.words import answer, derivation
 
-    total = epochs if run is None else load_run_config(run).get("epochs", epochs)
-    with _progress(total, quiet or json_out) as on_epoch:
-        try:
-            interrupts.phase("options")
-            if run is not None:
-                result = explain_run(run, record_every=record_every, track=track, snapshots=snapshots,
-                                     on_epoch=on_epoch)
-            else:
-                result = explain_with(opts, on_epoch=on_epoch)
-        except Interrupted as e:
-            raise Interrupted(_stopped(e, "explain", folder), epoch=e.epoch) from None
-    save(result, folder)
+        total = epochs if run is None else load_run_config(run).get("epochs", epochs)
+        # the λs and their λ = 0 companion
+        models = len(set(opts.decay_values) | {0.0}) if run is None else cores.BELOW
+        with cores.one_core_for(models), _progress(total, quiet or json_out) as on_epoch:
+            try:
+                interrupts.phase("options")
+                if run is not None:
+                    result = explain_run(run, record_every=record_every, track=track, snapshots=snapshots,
+                                         on_epoch=on_epoch)
+                else:
+                    result = explain_with(opts, on_epoch=on_epoch)
+            except Interrupted as e:
+                raise Interrupted(_stopped(e, "explain", folder), epoch=e.epoch) from None
+        save(result, folder)
     if figures is not None:
         report.write_figures(result, folder / "figures", fmt=figures)
     if json_out:

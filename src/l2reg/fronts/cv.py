@@ -37,6 +37,7 @@ from functools import partial
 
 import numpy as np
 
+from ..base import helper
 from ..base import validation as V
 from ..errors import ConfigError, DataError
 from ..options import SELECT
@@ -97,7 +98,12 @@ def check_folds(folds, y, classification: bool) -> int:
 
 
 def make_folds(y, k: int, seed: int, classification: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k ``(train_idx, val_idx)`` pairs: stratified by label for classification, shuffled by ``seed``."""
+    """k ``(train_idx, val_idx)`` pairs: stratified by label for classification, shuffled by ``seed``.
+    In the command line's helper process when one runs (it imports scikit-learn while this one imports JAX)."""
+    return helper.call(_split, np.asarray(y), k, seed, classification)
+
+
+def _split(y, k: int, seed: int, classification: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     cv = StratifiedKFold(k, shuffle=True, random_state=seed) if classification else KFold(

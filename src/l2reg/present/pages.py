@@ -10,10 +10,10 @@ column (:data:`l2reg.present.plots.WIDTH`), readable at 100 % zoom.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..base import store
+from ..base import helper, store
 from ..base import validation as V
 from ..options import FIGURE_FORMATS as FORMATS
 from . import explorer, plots_explain, plots_sweep, plots_train
@@ -92,9 +92,14 @@ def figure_png(fig, dpi: int = 100) -> bytes:
 
 def figure_html(fig, fig_id: str, caption: str = "") -> str:
     """A ``<figure>`` holding ``fig`` as an inline base64 PNG."""
+    return png_figure_html(figure_png(fig), fig_id, caption)
+
+
+def png_figure_html(png: bytes, fig_id: str, caption: str = "") -> str:
+    """A ``<figure>`` holding the PNG bytes ``png``, inline as base64."""
     import base64
 
-    data = base64.b64encode(figure_png(fig)).decode("ascii")
+    data = base64.b64encode(png).decode("ascii")
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return (f'<figure id="{html.escape(fig_id)}"><img alt="{html.escape(caption or fig_id)}" '
             f'src="data:image/png;base64,{data}">{cap}</figure>')
@@ -228,14 +233,43 @@ def figures_of(result) -> list[Figure]:
     raise ConfigTypeError(f"result must be a TrainResult, SweepResult or ExplainResult; got {type(result).__name__}.")
 
 
-def figure_sections(figures: list[Figure]) -> list[tuple[str, str]]:
-    """``(heading, <figure>)`` for each figure that has something to show."""
+def draw_pngs(result, ids: Sequence[str]) -> list[bytes | None]:
+    """The PNG of each figure ``ids`` of ``result``'s report, or None where it has nothing to show (what the
+    command line's helper process draws)."""
+    figures = {fig_id: draw for fig_id, _, _, draw in figures_of(result)}
     out = []
-    for fig_id, heading, caption, draw in figures:
-        fig = draw()
-        if fig is not None:
-            out.append((heading, figure_html(fig, fig_id, caption)))
+    for fig_id in ids:
+        fig = figures[fig_id]()
+        out.append(None if fig is None else figure_png(fig))
     return out
+
+
+#: The share of a report's figures drawn in this process while the helper process draws the rest (this
+#: process imports matplotlib first: a third balances the two on the main job, bench/bench_startup.py).
+HERE = 1 / 3
+
+
+class Drawing:
+    """A report's figures being drawn: the later ones in the helper process (:mod:`l2reg.base.helper`)
+    from the moment this is made, when it runs, the first ones here; :meth:`sections` gives them in page order.
+    Without a helper every figure is drawn here: the same functions, the same PNGs."""
+
+    def __init__(self, result, figures: list[Figure]):
+        self.figures = figures
+        self.here = round(len(figures) * HERE) if helper.running() else len(figures)
+        self.there = helper.submit(draw_pngs, result, [f[0] for f in figures[self.here:]])
+
+    def sections(self) -> list[tuple[str, str]]:
+        """``(heading, <figure>)`` for each figure that has something to show."""
+        pngs = [None if (fig := draw()) is None else figure_png(fig) for _, _, _, draw in self.figures[:self.here]]
+        pngs += self.there.result()
+        return [(heading, png_figure_html(png, fig_id, caption))
+                for (fig_id, heading, caption, _), png in zip(self.figures, pngs) if png is not None]
+
+
+def figure_sections(result) -> list[tuple[str, str]]:
+    """``(heading, <figure>)`` for each figure of ``result``'s report that has something to show."""
+    return Drawing(result, figures_of(result)).sections()
 
 
 def write_figures(result, folder, fmt: str = "png") -> list[Path]:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from . import explorer
 from .pages import (  # noqa: F401
+    Drawing,
     explain_figures,
     explorer_section,
     figure_bytes,
@@ -152,7 +153,7 @@ def train_report_html(result, *, figures: bool = False) -> str:
                 ("The runs, one row per λ", _train_rows_html(result)),
                 ("Explore λ", explorer_section(explorer.train_data(result)))]
     if figures:
-        sections += figure_sections(train_figures(result))
+        sections += figure_sections(result)
     else:
         sections.append(("Figures", '<p class="note">The static figures of this run (learning curves, Σw², '
                                     'histograms) are written as files by <code>l2reg train --figures png</code> '
@@ -257,6 +258,7 @@ def _with_command(text: str) -> str:
 
 def sweep_report_html(result) -> str:
     """The sweep's self-contained report: summary, table, the λ explorer and the figures."""
+    drawing = Drawing(result, sweep_figures(result))  # first: a helper process draws while the rest is written
     c = result.config
     headers, cells, dims = _sweep_rows_text(result)
     row_classes = ["chosen" if r["chosen"] else "" for r in result.rows]
@@ -291,7 +293,7 @@ def sweep_report_html(result) -> str:
                                   f"The grid, one row per (η, {sym})", table),
                 (f"Explore {sym}" + (f" at the chosen η = {result.chosen_eta:g}" if len(result.etas) > 1 else ""),
                  explorer_section(explorer.sweep_data(result)))]
-    sections += figure_sections(sweep_figures(result))
+    sections += drawing.sections()
     return html_page(sweep_heading(result), sections)
 
 
@@ -330,6 +332,7 @@ def explain_table(result) -> Table:
 
 def explain_report_html(result) -> str:
     """The explain report: answer, derivation, the λ explorer, table and figures, self-contained."""
+    drawing = Drawing(result, explain_figures(result))  # first: a helper process draws while the rest is written
     c = result.config
     s = result.epoch_summary()
     settings = (
@@ -364,7 +367,7 @@ def explain_report_html(result) -> str:
         ["λ", "layer", "g away from 0", "|w| grew", "mean |d|", "mean |g|"], layer_rows)
         + '<p class="note">Means over the recorded steps of the last epoch. d = −(ηλ/n)·w is the decay term, '
           'g = −(η/m)·Σ_x ∂C0_x/∂w the data term; "away from 0" is sign(g) = sign(w).</p>'))
-    sections += figure_sections(explain_figures(result))
+    sections += drawing.sections()
     return html_page(f"l2reg explain: {c['dataset']}", sections)
 
 
