@@ -151,3 +151,13 @@ def test_a_killed_command_takes_its_helper_with_it(tmp_path):
     while any(os.path.exists(f"/proc/{p}") for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{p}") for p in helpers)
+
+
+def test_what_cannot_be_pickled_runs_here(forced):
+    local = lambda: os.getpid()  # noqa: E731  (a lambda cannot be pickled)
+    with helper.started(("sklearn.model_selection",)):
+        assert helper.call(_call, local) == os.getpid()
+
+
+def _call(f):
+    return f()

@@ -26,6 +26,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -158,6 +159,10 @@ def submit(fn: Callable, *args) -> Pending:
     """``fn(*args)`` in the helper (returns at once) or, without one, here (returns when done).
     ``fn`` must be a module-level function; arguments and result are pickled."""
     if _executor is None:
+        return Pending(fn, args, None)
+    try:
+        pickle.dumps((fn, args))  # what cannot travel (a model's closure, say) runs here
+    except Exception:  # noqa: BLE001  (pickle raises whatever the object's reduction raises)
         return Pending(fn, args, None)
     try:
         return Pending(fn, args, _executor.submit(fn, *args))
