@@ -629,6 +629,21 @@ def _resume(plan: Plan, checkpoint: Checkpointing, state: LoopState, params, opt
     return jax.tree.map(to_device, saved["params"]), jax.tree.map(to_device, saved["opt_state"])
 
 
+def compile_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[np.ndarray],
+                  group_seeds: Sequence[int], members: Members, eval_sets: dict | None = None,
+                  monitor: Sequence[str] = MONITORS) -> bool:
+    """Compile what :func:`fit_stack` with these arguments would (its epoch and monitoring) into JAX's
+    persistent compilation cache, training nothing, so that fit_stack then loads them; another thread may
+    run this while this one trains another stack. Returns False (and does nothing) with the cache off."""
+    if compile_cache.configure() is None:
+        return False
+    plan = make_plan(spec, X, Y, opts, groups=groups, group_seeds=group_seeds, members=members,
+                     eval_sets=eval_sets, monitor=monitor)
+    params, opt_state = initial_state(plan, group_seeds)
+    compile_plan(plan, params, opt_state, monitor=monitor)
+    return True
+
+
 def fit_stack(spec: NetworkSpec, X, Y, opts: TrainOptions, *, groups: Sequence[np.ndarray],
               group_seeds: Sequence[int], members: Members, eval_sets: dict | None = None,
               monitor: Sequence[str] = MONITORS, on_epoch: Callable | None = None,

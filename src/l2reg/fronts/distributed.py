@@ -352,8 +352,9 @@ class RayExecutor:
 
     # ------------------------------------------------------------ the two stages
 
-    def cv(self, fn: Callable, task, on_epoch=None):
-        """Every pair on every fold, one task per block; the blocks assembled into one :class:`~l2reg.fronts.cv.CVRun`."""
+    def cv(self, fn: Callable, task, on_epoch=None, beside=None):
+        """Every pair on every fold, one task per block; the blocks assembled into one :class:`~l2reg.fronts.cv.CVRun`.
+        ``beside`` is not run: the workers compile their own blocks."""
         t0 = time.perf_counter()
         connect(self.address)
         self._connect_seconds = time.perf_counter() - t0

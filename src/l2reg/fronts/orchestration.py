@@ -21,6 +21,8 @@ whole grid as one block, a checkpoint per stage), or
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +32,49 @@ from ..base.checkpoint import Checkpointing
 from .cv import (CHECKPOINT_CV, CHECKPOINT_REFIT, Block, BlockResult, CVRun, RefitBlock, SweepResult, _summary_rows,
                  assemble, choose)
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Blocks:
-    """A front's two block functions (module-level, so that a cluster can pickle them)."""
+    """A front's two block functions (module-level, so that a cluster can pickle them), and optionally
+    ``compile_refit(task)``, which compiles the refit's programs ahead (in a thread, while the CV trains)."""
 
     cv: Callable[..., BlockResult]
     refit: Callable[..., BlockResult]
+    compile_refit: Callable | None = None
+
+
+class _Beside:
+    """``fn(task)`` in a thread from a stage's first trained epoch (its own compiling, which keeps both cores
+    busy, is over by then) to the stage's end. Its failure costs only the head start: the refit then
+    compiles when it starts, as without it."""
+
+    def __init__(self, fn: Callable | None, task):
+        self.fn, self.task, self.thread = fn, task, None
+
+    def hook(self, on_epoch):
+        if self.fn is None:
+            return on_epoch
+
+        def hooked(epoch, metrics):
+            if epoch is not None and self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="l2reg-beside", daemon=True)
+                self.thread.start()
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+
+        return hooked
+
+    def _run(self) -> None:
+        try:
+            self.fn(self.task)
+        except Exception:  # noqa: BLE001  (an optimization only)
+            log.debug("compiling the refit ahead failed; it compiles when it starts", exc_info=True)
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 class LocalExecutor:
@@ -58,10 +96,15 @@ class LocalExecutor:
         path = self.run_dir / name
         return Checkpointing(path, config, bool(self.resume and path.exists()))
 
-    def cv(self, fn: Callable, task, on_epoch=None) -> CVRun:
-        """Every pair on every fold, as one stack."""
+    def cv(self, fn: Callable, task, on_epoch=None, beside: Callable | None = None) -> CVRun:
+        """Every pair on every fold, as one stack; ``beside(task)`` in a thread once it trains (:class:`Blocks`)."""
         block = Block(tuple(range(len(task.folds))), tuple(range(len(task.pair_lmbda))))
-        result = fn(task, block, on_epoch=on_epoch, checkpoint=self._checkpoint(CHECKPOINT_CV, self.config))
+        ahead = _Beside(beside, task)
+        try:
+            result = fn(task, block, on_epoch=ahead.hook(on_epoch),
+                        checkpoint=self._checkpoint(CHECKPOINT_CV, self.config))
+        finally:
+            ahead.join()
         return assemble(task, [block], [result])
 
     def refit(self, fn: Callable, task, grid: list, eta: float, on_epoch=None) -> BlockResult:
@@ -94,7 +137,7 @@ def run_sweep(task, blocks: Blocks, executor, *, select: str, regression: bool, 
     (``epochs`` in ``config`` apart); ``options``: what a resume compares with.
     """
     etas = sorted(set(map(float, task.pair_eta)))
-    cv = executor.cv(blocks.cv, task, on_epoch)
+    cv = executor.cv(blocks.cv, task, on_epoch, beside=blocks.compile_refit)
     score = cv.final["validation_cost" if regression else "validation_accuracy"]
     choice = choose(score, cv.diverged, E=len(etas), rule=select, higher_is_better=not regression)
     refit_eta = cv.etas[choice.index]

@@ -30,7 +30,7 @@ import numpy as np
 from ..base import interrupts
 from ..core import network
 from ..core.device import to_device
-from ..core.engine import ONCE, Members, fit_stack, streams_of
+from ..core.engine import ONCE, Members, compile_stack, fit_stack, streams_of
 from ..core.network import NetworkSpec
 from ..core.terms import final_terms
 from ..data import Dataset
@@ -130,8 +130,7 @@ def refit_block(task: CVTask, block: RefitBlock, *, on_epoch=None, checkpoint=No
     t, opts = task, task.opts
     n, R = len(t.X), len(block.lmbdas)
     members = Members.of(opts, lmbda=list(block.lmbdas), eta=block.eta)
-    r = fit_stack(t.spec, t.X, t.y, opts, groups=[np.arange(n)], group_seeds=list(opts.seed), members=members,
-                  eval_sets={"test": (t.X_test, t.y_test, None)}, monitor=_monitor(MONITORS, "test"), on_epoch=on_epoch,
+    r = fit_stack(t.spec, t.X, t.y, opts, members=members, **_refit_stack(task), on_epoch=on_epoch,
                   checkpoint=checkpoint)
     pen = _penalty_history(r.history, members.lmbda, np.full(R, n))  # (epochs, R)
     final = _final_metrics(t.spec, r.params, r.history, pen[-1], {"training": (t.X, t.y, None),
@@ -143,8 +142,23 @@ def refit_block(task: CVTask, block: RefitBlock, *, on_epoch=None, checkpoint=No
                        terms=terms)
 
 
+def _refit_stack(task: CVTask) -> dict:
+    """The refit's stack, whatever its η and λs: every training row, the options' seed, the test set."""
+    return dict(groups=[np.arange(len(task.X))], group_seeds=list(task.opts.seed),
+                eval_sets={"test": (task.X_test, task.y_test, None)}, monitor=_monitor(MONITORS, "test"))
+
+
+def compile_refit(task: CVTask) -> None:
+    """Compile the refit's programs (:func:`l2reg.core.engine.compile_stack`) while the CV trains: the
+    refit's shapes are known before the choice (one λ path of the grid, every η traced alike)."""
+    eta = float(task.pair_eta[0])
+    lmbdas = [float(v) for v, e in zip(task.pair_lmbda, task.pair_eta) if e == eta]
+    compile_stack(task.spec, task.X, task.y, task.opts, members=Members.of(task.opts, lmbda=lmbdas, eta=eta),
+                  **_refit_stack(task))
+
+
 #: The JAX MLP's block functions, for the orchestration and a cluster.
-MLP_BLOCKS = Blocks(cv=_cv_block, refit=refit_block)
+MLP_BLOCKS = Blocks(cv=_cv_block, refit=refit_block, compile_refit=compile_refit)
 
 
 def cross_validate(spec: NetworkSpec, X, y, opts: TrainOptions, folds, *, pair_lmbda, pair_eta, group_seeds,
