@@ -428,8 +428,9 @@ def sweep_reference():
 
 def _stop_mid_cv(out, proc, sig, at_least):
     """Send ``sig`` once the CV checkpoint holds epoch ``at_least``; check what is left; its epoch and stderr."""
-    from l2reg.base import checkpoint
     from test_reliability import _wait_for_epoch
+
+    from l2reg.base import checkpoint
 
     _wait_for_epoch(out / CV.CHECKPOINT_CV, proc, at_least=at_least)
     proc.send_signal(sig)
