@@ -28,7 +28,8 @@ SLOW = {
     "test_fullbatch.py": {"test_float32_by_default_and_hidden_layers", "test_ridge_equals_sklearn",
                           "test_logistic_regression_equals_sklearn", "test_logistic_regression_equals_sklearn_on_blobs",
                           "test_vectorized_equals_a_loop_of_single_runs"},
-    "test_interrupts.py": {"test_ctrl_c_exits_130_with_one_line_and_a_resume_that_works"},  # killed and resumed
+    "test_interrupts.py": {"test_ctrl_c_before_anything_is_saved_exits_130_and_leaves_the_folder_empty",  # subprocesses
+                           "test_ctrl_c_at_every_saving_phase_resumes_to_the_uninterrupted_result"},  # stopped, resumed
     "test_jax_cli.py": {"test_jax_sweep_chooses_lmbda_and_writes_the_folder", "test_jax_audit_lists_every_leaf",
                         "test_jax_sweep_under_adamw_chooses_the_weight_decay"},
     "test_model_resume.py": {  # subprocess sweeps stopped and resumed, against the module's reference runs

@@ -9,7 +9,10 @@ nothing on stdout, and exactly one stderr line besides the marker and the
 acknowledgement that Ctrl-C printed at once, starting ``interrupted: ``. It names what is saved and the resume command, and running
 that exact command finishes the run to the uninterrupted result (train:
 ``params.npz`` bit for bit; sweep: the same rows and chosen λ), or it says
-nothing was saved and the working folder is still empty.
+nothing was saved and the working folder is still empty. The phases that
+save something are taken in one run per command, as tests/test_model_resume.py's
+torch chain: stopped at the first, its resume command (which must say where it
+goes on from) stopped at the next, and so on; the last resume finishes it.
 
 The uninterrupted references run in this process and fill a compilation
 cache that the subprocesses share (so they load, rather than compile, the
@@ -20,7 +23,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,30 +46,37 @@ ARGV = {"train": TRAIN, "sweep": SWEEP, "explain": EXPLAIN}
 SAVED = re.compile(r"Saved in (?P<folder>\S+): (?P<files>.+)\. Resume with: (?P<command>l2reg .+)$")
 TIMEOUT = 180  # a subprocess on a loaded machine; a pause alone gives up after 60 s
 
-# (command, phase, what the line says first, the files it says are saved): the phase is where L2REG_PAUSE_AT
-# stops the process (src: interrupts.phase, pause_point). "sweep-refit" is a sweep stopped at 'refit' and
-# resumed: its first epoch is the refit's (the resumed cross-validation has none left), which a fresh sweep
-# cannot pause at.
-AFTER_EPOCH = "stopped after epoch 1 of 3."
-TRAIN_SAVED, CV_SAVED = ("checkpoint.npz",), ("checkpoint-cv.npz",)
-CASES = [
-    ("train", "import", "stopped while starting; nothing was saved.", ()),
-    ("train", "options", "stopped at 'options'.", ()),
-    ("train", "data", "stopped at 'data'.", ()),
-    ("train", "compile", "stopped at 'compile'.", ()),
-    ("train", "epoch", AFTER_EPOCH, TRAIN_SAVED),  # after the epoch's numbers: its checkpoint is still written
-    ("train", "checkpoint", AFTER_EPOCH, TRAIN_SAVED),  # just before the checkpoint write, which completes
-    ("sweep", "data", "stopped at 'data'.", ()),
-    ("sweep", "compile", "stopped at 'compile'.", ()),  # the cross-validation stack, the first to compile
-    ("sweep", "epoch", AFTER_EPOCH, CV_SAVED),  # an epoch of the cross-validation
-    ("sweep", "refit", "stopped at 'refit'.", CV_SAVED),  # between the two stages
-    ("sweep-refit", "epoch", AFTER_EPOCH, CV_SAVED + ("checkpoint-refit.npz",)),  # an epoch of the refit
-    # writing the folder: the report is not drawn, nor the JSON written; the checkpoints stay for --resume
-    ("train", "report", "stopped at 'report'.", TRAIN_SAVED),
-    ("sweep", "results", "stopped at 'results'.", CV_SAVED + ("checkpoint-refit.npz",)),
-    ("explain", "compile", "stopped at 'compile'.", ()),
-    ("explain", "epoch", AFTER_EPOCH, ()),  # explain keeps no checkpoint
+# (command, phase, what the line says first): a fresh run stopped at the phase (src: interrupts.phase,
+# pause_point) saves nothing, and the working folder stays empty.
+NOTHING_SAVED = [
+    ("train", "import", "stopped while starting; nothing was saved."),
+    ("train", "options", "stopped at 'options'."),
+    ("train", "data", "stopped at 'data'."),
+    ("train", "compile", "stopped at 'compile'."),
+    ("sweep", "data", "stopped at 'data'."),
+    ("sweep", "compile", "stopped at 'compile'."),  # the cross-validation stack, the first to compile
+    ("explain", "compile", "stopped at 'compile'."),
+    ("explain", "epoch", "stopped after epoch 1 of 3."),  # explain keeps no checkpoint
 ]
+# command: [(phase, what the line says first, the files it says are saved)], in the order one run meets them:
+# the fresh run stopped at the first, each resume stopped at the next (3 epochs: the train run's epoch 1 and its
+# resume's epoch 2; the sweep's first CV epoch, then the refit's first epoch).
+TRAIN_SAVED, CV_SAVED = ("checkpoint.npz",), ("checkpoint-cv.npz",)
+REFIT_SAVED = CV_SAVED + ("checkpoint-refit.npz",)
+CHAINS = {
+    "train": [
+        ("epoch", "stopped after epoch 1 of 3.", TRAIN_SAVED),  # after the epoch's numbers: its checkpoint too
+        ("checkpoint", "stopped after epoch 2 of 3.", TRAIN_SAVED),  # just before the checkpoint write, which completes
+        # writing the folder: the report is not drawn, nor the JSON written; the checkpoints stay for --resume
+        ("report", "stopped at 'report'.", TRAIN_SAVED),
+    ],
+    "sweep": [
+        ("epoch", "stopped after epoch 1 of 3.", CV_SAVED),  # an epoch of the cross-validation
+        ("refit", "stopped at 'refit'.", CV_SAVED),  # between the two stages
+        ("epoch", "stopped after epoch 1 of 3.", REFIT_SAVED),  # an epoch of the refit
+        ("results", "stopped at 'results'.", REFIT_SAVED),
+    ],
+}
 
 
 def _env(pause: str | None = None) -> dict:
@@ -79,8 +88,9 @@ def _env(pause: str | None = None) -> dict:
     return env
 
 
-def _interrupt(argv: list, phase: str, cwd: Path) -> str:
-    """Run ``l2reg argv`` in ``cwd``, SIGINT it at ``phase``; check the common contract, return its one line."""
+def _interrupt(argv: list, phase: str, cwd: Path, after: str | None = None) -> str:
+    """Run ``l2reg argv`` in ``cwd``, SIGINT it at ``phase``; check the common contract, return its one line.
+    ``after``: the line that stopped the run this resumes; its note must say it goes on from there."""
     proc = subprocess.Popen(L2REG + argv, cwd=cwd, env=_env(phase), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     before = []
@@ -106,12 +116,36 @@ def _interrupt(argv: list, phase: str, cwd: Path) -> str:
     lines = [line for line in err.splitlines() if line.strip() and line != interrupts.ACKNOWLEDGED and not (
         "--resume" in argv and line.startswith("Resuming "))]
     assert len(lines) == 1 and lines[0].startswith("interrupted: "), err
+    if after is not None:
+        _goes_on_from(after, err)
     return lines[0]
+
+
+def _goes_on_from(line: str, err: str) -> None:
+    """A resume of the run that ``line`` stopped says so first, and where it continues from: "... from [the refit ]
+    epoch 1 of 3." after "stopped after epoch 1 of 3."."""
+    folder = SAVED.search(line)["folder"]
+    assert f"Resuming {folder} from " in err, err
+    stopped = re.search(r"after epoch (\d+ of \d+)\.", line)
+    if stopped:
+        assert re.search(rf"from (\w[\w-]* )*epoch {stopped[1]}\.", err), (line, err)
 
 
 def _resume(line: str, cwd: Path, command_name: str, saved: tuple, command_words: int = 1) -> Path:
     """Check that ``line`` names the ``saved`` files, which are all there is, and run its resume command as
     given (``l2reg`` and ``command_words`` words, ``l2reg torch sweep``: 2); returns the run's folder."""
+    folder, argv = _saved(line, cwd, command_name, saved, command_words)
+    done = subprocess.run(L2REG + argv, cwd=cwd, env=_env(), check=False, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    _goes_on_from(line, done.stderr)
+    assert not list(folder.glob("checkpoint*.npz"))  # a finished run keeps none by default
+    return folder
+
+
+def _saved(line: str, cwd: Path, command_name: str, saved: tuple, command_words: int = 1) -> tuple[Path, list]:
+    """Check that ``line`` names the ``saved`` files, which are all there is, and its resume command; returns the
+    run's folder and that command's words after ``l2reg``."""
     m = SAVED.search(line)
     assert m and m["files"].split(", ") == list(saved), line
     folder = cwd / m["folder"]
@@ -120,15 +154,7 @@ def _resume(line: str, cwd: Path, command_name: str, saved: tuple, command_words
     command = shlex.split(m["command"])
     assert command[:1] == ["l2reg"] and command[1] == command_name and command[-2] == "--resume", line
     assert len(command) == 3 + command_words, line
-    done = subprocess.run(L2REG + command[1:], cwd=cwd, env=_env(), check=False, capture_output=True, text=True,
-                          timeout=TIMEOUT)
-    assert done.returncode == 0, done.stderr
-    assert f"Resuming {m['folder']} from " in done.stderr, done.stderr
-    stopped = re.search(r"after epoch (\d+ of \d+)\.", line)
-    if stopped:  # it continues where it stopped: "... from [the refit ]epoch 1 of 3."
-        assert re.search(rf"from (\w[\w-]* )*epoch {stopped[1]}\.", done.stderr), (line, done.stderr)
-    assert not list(folder.glob("checkpoint*.npz"))  # a finished run keeps none by default
-    return folder
+    return folder, command[1:]
 
 
 def _params(path: Path) -> dict:
@@ -154,51 +180,42 @@ def _same_sweep(folder: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def references(tmp_path_factory, compilation_cache):  # noqa: F811
-    """The uninterrupted runs, in this process (filling the shared compilation cache)."""
+def reference(tmp_path_factory, compilation_cache):  # noqa: F811
+    """The uninterrupted run of a command, in this process at its first use (filling the shared compilation
+    cache that the subprocesses then load from): its folder."""
     root = tmp_path_factory.mktemp("reference")
-    for command in ("train", "sweep"):
-        assert main(ARGV[command] + ["--out", str(root / command)]) == 0
-    return root
+
+    def run(command: str) -> Path:
+        if not (root / command).exists():
+            assert main(ARGV[command] + ["--out", str(root / command)]) == 0
+        return root / command
+
+    return run
 
 
-@pytest.fixture(scope="module")
-def sweep_at_refit(tmp_path_factory, references):
-    """A sweep interrupted between its stages: (working folder, its one line)."""
-    cwd = tmp_path_factory.mktemp("at-refit")
-    return cwd, _interrupt(SWEEP, "refit", cwd)
-
-
-def _stop(request, cwd: Path, command: str, phase: str) -> str:
-    """Interrupt case (command, phase) in ``cwd`` (created here); its one line."""
-    if command == "sweep" and phase == "refit":  # the module's one, copied
-        at_refit, line = request.getfixturevalue("sweep_at_refit")
-        shutil.copytree(at_refit, cwd)
-        return line
-    if command == "sweep-refit":
-        shutil.copytree(request.getfixturevalue("sweep_at_refit")[0], cwd)
-        folder = next((cwd / "runs").iterdir())
-        return _interrupt(["sweep", "--resume", str(folder.relative_to(cwd)), "-q"], phase, cwd)
-    cwd.mkdir()
-    return _interrupt(ARGV[command], phase, cwd)
-
-
-@pytest.mark.parametrize("command,phase,says,saved", CASES, ids=[f"{c}-{p}" for c, p, *_ in CASES])
-def test_ctrl_c_exits_130_with_one_line_and_a_resume_that_works(request, tmp_path, references, command, phase,
-                                                               says, saved):
-    cwd = tmp_path / "work"
-    line = _stop(request, cwd, command, phase)
+@pytest.mark.parametrize("command,phase,says", NOTHING_SAVED, ids=[f"{c}-{p}" for c, p, _ in NOTHING_SAVED])
+def test_ctrl_c_before_anything_is_saved_exits_130_and_leaves_the_folder_empty(tmp_path, command, phase, says):
+    """Stopped before anything is saved: the line says so, and the working folder is still empty."""
+    line = _interrupt(ARGV[command], phase, tmp_path)
     assert line.startswith(f"interrupted: {says}"), line
-    if not saved:
-        assert "nothing was saved" in line.lower(), line
-        assert not any(cwd.iterdir()), sorted(cwd.rglob("*"))
-        return
-    assert "nothing was saved" not in line.lower(), line
-    folder = _resume(line, cwd, command.split("-")[0], saved)
-    if command == "train":
-        _same_train(folder, references / "train")
-    else:
-        _same_sweep(folder, references / "sweep")
+    assert "nothing was saved" in line.lower(), line
+    assert not any(tmp_path.iterdir()), sorted(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("command", CHAINS)
+def test_ctrl_c_at_every_saving_phase_resumes_to_the_uninterrupted_result(tmp_path, reference, command):
+    """One run stopped at each phase that saves something in turn (see CHAINS), each stop by its resume command;
+    every stop keeps the contract, and the last resume gives the uninterrupted run's result."""
+    want = reference(command)
+    argv, after = ARGV[command], None
+    for phase, says, saved in CHAINS[command]:
+        line = _interrupt(argv, phase, tmp_path, after)
+        assert line.startswith(f"interrupted: {says}"), (phase, line)
+        assert "nothing was saved" not in line.lower(), line
+        _, argv = _saved(line, tmp_path, command, saved)
+        argv, after = argv + ["-q"], line
+    folder = _resume(line, tmp_path, command, saved)
+    (_same_train if command == "train" else _same_sweep)(folder, want)
 
 
 # A stand-in for a long step that does not look at the flag (XLA compiling, say): Ctrl-C only sets the

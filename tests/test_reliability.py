@@ -54,22 +54,32 @@ def reference(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)], ids=["SIGKILL", "SIGINT"])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, reference, sig, code):
-    out = tmp_path / "run"
-    proc = subprocess.Popen(_cli(*RUN, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_epoch(out / checkpoint.FILENAME, proc)
+def _stop_at(out, proc, sig, at_least):
+    """Send ``sig`` once the checkpoint holds epoch ``at_least``; check what is left; return its epoch and stderr."""
+    _wait_for_epoch(out / checkpoint.FILENAME, proc, at_least=at_least)
     proc.send_signal(sig)
     proc.wait(timeout=60)
     err = proc.stderr.read()
-    assert proc.returncode == code, err
+    assert proc.returncode == {signal.SIGKILL: -9, signal.SIGINT: 130}[sig], err
     done = checkpoint.read_meta(out / checkpoint.FILENAME)["epoch"]
-    assert 3 <= done < 150
-    if sig == signal.SIGINT:
-        assert f"l2reg train --resume {out}" in err and "Traceback" not in err
+    assert at_least <= done < 150
     assert not (out / "metrics.json").exists()
     # Only the checkpoint (and, after SIGKILL, maybe the temporary file of a write it cut short).
     assert [p.name for p in out.iterdir() if not p.name.endswith(".tmp")] == [checkpoint.FILENAME]
+    return done, err
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, reference):
+    """One run killed twice: SIGKILL mid-run, then its resume stopped by SIGINT (exit 130 and the resume
+    command) at least 3 epochs later, then resumed to the end: the uninterrupted result, bit for bit."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cli(*RUN, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed, _ = _stop_at(out, proc, signal.SIGKILL, 3)
+    proc = subprocess.Popen(_cli("train", "--resume", str(out), "-q"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _, err = _stop_at(out, proc, signal.SIGINT, killed + 3)
+    assert f"from epoch {killed} of 150." in err, err  # it went on from the killed run's checkpoint
+    assert f"l2reg train --resume {out}" in err and "Traceback" not in err
     subprocess.run(_cli("train", "--resume", str(out), "-q"), check=True, capture_output=True)
     assert not list(out.glob(".*.tmp"))
     got, want = _params(out / "params.npz"), _params(reference / "params.npz")

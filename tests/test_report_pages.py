@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax_cache import compilation_cache  # noqa: F401  (a fixture)
+from once import once
 
 import l2reg
 from l2reg.present import explorer, plots_sweep, report
@@ -124,35 +125,47 @@ KINDS = ("train", "train-regression", "sweep", "sweep-regression", "sweep-no-zer
 DERIVED = {"sweep-zero-chosen": zero_chosen, "sweep-partial-refit": partial_refit}  # from the "sweep" run
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("runs")
+def runs_and_pages(folder: Path) -> tuple[dict, dict]:
+    """Every kind's result, and its pages: kind -> (report.html, the run's JSON file as the library writes it:
+    metrics, sweep or explain.json)."""
+    folder.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
         import importlib
 
         mp.setattr(importlib.import_module("l2reg.fronts.sweeping"), "NEIGHBOURS", 1000, raising=False)  # refit every λ
-        out = {kind: with_stand_ins(make_run(kind, folder)) for kind in KINDS if kind not in DERIVED}
-    out.update({kind: derive(out["sweep"]) for kind, derive in DERIVED.items()})
-    return out
-
-
-@pytest.fixture(scope="module")
-def pages(runs, tmp_path_factory):
-    """kind -> (report.html, the run's JSON file as the library writes it: metrics, sweep or explain.json)."""
-    out = {}
+        runs = {kind: with_stand_ins(make_run(kind, folder)) for kind in KINDS if kind not in DERIVED}
+    runs.update({kind: derive(runs["sweep"]) for kind, derive in DERIVED.items()})
+    pages = {}
     for kind, result in runs.items():
-        folder = tmp_path_factory.mktemp(kind)
-        save(result, folder)
+        (folder / kind).mkdir()
+        save(result, folder / kind)
         if kind.startswith("train"):
-            (folder / "report.html").write_text(report.train_report_html(result, figures=True), encoding="utf-8")
+            (folder / kind / "report.html").write_text(report.train_report_html(result, figures=True), encoding="utf-8")
             name = "metrics.json"
         elif kind.startswith("sweep"):
             name = "sweep.json"  # save() wrote report.html too
         else:
-            (folder / "report.html").write_text(report.explain_report_html(result), encoding="utf-8")
+            (folder / kind / "report.html").write_text(report.explain_report_html(result), encoding="utf-8")
             name = "explain.json"
-        out[kind] = (folder / "report.html", json.loads((folder / name).read_text()))
-    return out
+        pages[kind] = (folder / kind / "report.html", json.loads((folder / kind / name).read_text()))
+    return runs, pages
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The runs and their pages, made once for the session whichever xdist worker asks first (tests/once.py)."""
+    return once(tmp_path_factory, "report-pages", runs_and_pages)
+
+
+@pytest.fixture(scope="module")
+def runs(built):
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def pages(built):
+    """kind -> (report.html, the run's JSON file as the library writes it)."""
+    return built[1]
 
 
 # ---------------------------------------------------------------- what the page must show for each λ

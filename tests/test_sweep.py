@@ -4,6 +4,7 @@ import importlib
 import json
 import math
 import os
+import re
 import signal
 
 import jax
@@ -425,28 +426,41 @@ def sweep_reference():
     return S.sweep(**SWEEP_RUN).to_json()
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)], ids=["SIGKILL", "SIGINT"])
-def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep_reference, sig, code):
-    import subprocess
+def _stop_mid_cv(out, proc, sig, at_least):
+    """Send ``sig`` once the CV checkpoint holds epoch ``at_least``; check what is left; its epoch and stderr."""
+    from test_reliability import _wait_for_epoch
 
     from l2reg.base import checkpoint
-    from test_reliability import _cli, _wait_for_epoch
+
+    _wait_for_epoch(out / CV.CHECKPOINT_CV, proc, at_least=at_least)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    err = proc.stderr.read()
+    assert proc.returncode == {signal.SIGKILL: -9, signal.SIGINT: 130}[sig], err
+    done = checkpoint.read_meta(out / CV.CHECKPOINT_CV)["epoch"]
+    assert at_least <= done < 200  # it stopped mid-CV
+    assert not (out / CV.CHECKPOINT_REFIT).exists() and not (out / "sweep.json").exists()
+    return done, err
+
+
+def test_sweep_killed_mid_cv_resumes_to_the_uninterrupted_result(tmp_path, sweep_reference):
+    """One sweep stopped twice mid-CV: SIGKILL, then its resume by SIGINT (exit 130 and the resume command)
+    at least 3 epochs later; resumed to the end, it has the uninterrupted sweep's rows, bit for bit."""
+    import subprocess
+
+    from test_reliability import _cli
 
     out = tmp_path / "sweep"
     # The subprocesses share this module's compilation cache: the resume then compiles nothing new.
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-    proc = subprocess.Popen(_cli(*SWEEP_ARGV, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    _wait_for_epoch(out / CV.CHECKPOINT_CV, proc)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
-    err = proc.stderr.read()
-    assert proc.returncode == code, err
-    assert 3 <= checkpoint.read_meta(out / CV.CHECKPOINT_CV)["epoch"] < 200  # it stopped mid-CV
-    assert not (out / CV.CHECKPOINT_REFIT).exists() and not (out / "sweep.json").exists()
-    if code == 130:
-        assert f"l2reg sweep --resume {out}" in err and "Traceback" not in err
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(_cli(*SWEEP_ARGV, "--out", str(out)), **pipes)
+    killed, _ = _stop_mid_cv(out, proc, signal.SIGKILL, 3)
+    proc = subprocess.Popen(_cli("sweep", "--resume", str(out), "-q"), **pipes)
+    _, err = _stop_mid_cv(out, proc, signal.SIGINT, killed + 3)
+    assert re.search(rf"from (\w[\w-]* )*epoch {killed} of 200\.", err), err  # on from the killed sweep's epoch
+    assert f"l2reg sweep --resume {out}" in err and "Traceback" not in err
     done = subprocess.run(_cli("sweep", "--resume", str(out), "-q"), capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     got = json.loads((out / "sweep.json").read_text())
