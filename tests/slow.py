@@ -20,6 +20,7 @@ SLOW = {
         "test_a_killed_driver_resumes_without_rerunning_finished_blocks",
         "test_cli_runs_on_a_cluster_started_with_ray_start", "test_jax_model_sweep_on_ray_equals_the_in_process_sweep",
         "test_torch_model_sweep_on_ray_equals_the_in_process_sweep"},
+    "test_compile_ahead.py": {"test_the_refit_loads_what_was_compiled_while_the_cv_trained"},
     "test_engine_init.py": {"test_init_stack_equals_init_params_of_each_seed_bit_for_bit"},
     "test_explain.py": {"test_explain_run_reproduces_momentum_and_adamw_runs",
                         "test_vectorized_lambdas_equal_separate_runs_and_training",
@@ -28,6 +29,9 @@ SLOW = {
     "test_fullbatch.py": {"test_float32_by_default_and_hidden_layers", "test_ridge_equals_sklearn",
                           "test_logistic_regression_equals_sklearn", "test_logistic_regression_equals_sklearn_on_blobs",
                           "test_vectorized_equals_a_loop_of_single_runs"},
+    "test_helper.py": {  # commands in subprocesses, and a helper spawned in this one
+        "test_ctrl_c_to_the_whole_group_stops_the_command_and_its_helper", "test_a_killed_command_takes_its_helper_with_it",
+        "test_folds_and_figures_from_the_helper_equal_those_made_here"},
     "test_interrupts.py": {"test_ctrl_c_before_anything_is_saved_exits_130_and_leaves_the_folder_empty",  # subprocesses
                            "test_ctrl_c_at_every_saving_phase_resumes_to_the_uninterrupted_result"},  # stopped, resumed
     "test_jax_cli.py": {"test_jax_sweep_chooses_lmbda_and_writes_the_folder", "test_jax_audit_lists_every_leaf",
