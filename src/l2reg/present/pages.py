@@ -244,8 +244,9 @@ def draw_pngs(result, ids: Sequence[str]) -> list[bytes | None]:
     return out
 
 
-#: The share of a report's figures drawn in this process while the helper process draws the rest (this
-#: process imports matplotlib first: a third balances the two on the main job, bench/bench_startup.py).
+#: The share of a report's figures drawn in this process while the helper process draws the rest (fewer
+#: here: this process imports matplotlib first). Not tuned: in one timeline of the main job this process
+#: then waited 0.6 s for the helper's four figures (docs/benchmarks.md, round three).
 HERE = 1 / 3
 
 
