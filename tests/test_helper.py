@@ -84,6 +84,7 @@ def test_a_helper_that_dies_is_replaced_by_work_here(forced):
     ({}, ("not_a_module_l2reg",), True),
     ({"L2REG_HELPER": "0"}, ("not_a_module_l2reg",), False),
     ({}, ("numpy",), False),  # imported already: nothing to gain
+    ({}, (), False),  # nothing to import: nothing to gain
 ])
 def test_wanted_only_where_it_gains(monkeypatch, env, modules, expected):
     monkeypatch.delenv("L2REG_HELPER", raising=False)

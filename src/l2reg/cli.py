@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -394,7 +394,7 @@ def _run(ctx, command: str, cls, flat: dict, run, *, marker: str, stages: int = 
         opts = resume_options(resume, flat, _explicit(ctx), cls=cls, command=command)
         err_console.print(resume_note(resume), soft_wrap=True)
     folder = _run_folder(command, flat["out"], resume, flat["overwrite"], marker)
-    with helper.started(*(HELPER_SWEEP if stages == 2 else ((), ()))):
+    with helper.started(*HELPER_SWEEP) if stages == 2 else nullcontext():  # train: no folds, no figures
         result = _run_and_save(command, opts, flat, run, folder, resume=resume, stages=stages, models=models)
     if not flat["keep_checkpoints"]:
         from .base.checkpoint import remove_all

@@ -48,8 +48,9 @@ def _cores() -> int:
 
 
 def wanted(modules: Sequence[str]) -> bool:
-    """Whether a helper would gain: it is not turned off, there are two cores, and none of ``modules`` is imported."""
-    if os.environ.get(ENV, "1").strip().lower() in _OFF or _cores() < 2:
+    """Whether a helper would gain: it is not turned off, there are two cores, and ``modules`` are some to
+    import, none of them imported yet."""
+    if not modules or os.environ.get(ENV, "1").strip().lower() in _OFF or _cores() < 2:
         return False
     return not any(name in sys.modules for name in modules)
 
